@@ -1,0 +1,45 @@
+"""The Flask application: web pages and the JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application. ``config`` overrides settings read from the environment."""
+    from portal import config as settings
+    from portal.embedded import fill as fill_embedded
+    from portal.instance import fill_dev_secrets
+
+    cfg = settings.load(config)
+    app = Flask(__name__, instance_path=cfg["INSTANCE_PATH"], instance_relative_config=False)
+    if not cfg["PRODUCTION"]:
+        fill_dev_secrets(cfg)
+        fill_embedded(cfg)
+    app.config.update(cfg)
+    app.config["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
+    app.config["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
+
+    from portal import access, cli, errors, extensions, i18n, security, views
+    from portal import account, api, auth, clients, provider
+    from workers import init_app as init_workers
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(settings.ROOT / "migrations"))
+    extensions.csrf.init_app(app)
+    extensions.limiter.init_app(app)
+    i18n.init_app(app)
+    auth.init_app(app)
+    access.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    views.init_app(app)
+    account.init_app(app)
+    clients.init_app(app)
+    provider.init_app(app)
+    api.init_app(app)
+    init_workers(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,304 @@
+"""Identity rules: sign-in, second factor, invites, resets, passwords, sign-out.
+
+Services take the acting user explicitly, own their transaction (they commit)
+and never read ``request`` except for the caller's IP, passed in by the views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from flask import current_app
+from flask_login import login_user, logout_user
+from sqlalchemy import func, select
+
+from portal.auth import mfa, passwords, sessions
+from portal.extensions import db
+from tenants import audit
+from tenants.context import Scope, bound
+from tenants.models import Membership, Tenant, User, UserToken, utcnow
+from tenants.policy import Role
+
+
+class AuthError(ValueError):
+    """A refusal the user may read: says what was wrong and what to do."""
+
+
+LINK_INVALID = "This link has expired or was already used. Ask for a new one."
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def user_by_email(email: str) -> User | None:
+    return db.session.scalars(select(User).where(func.lower(User.email) == normalise_email(email))).first()
+
+
+def authenticate(email: str, password: str, ip: str | None) -> User | None:
+    """The user if ``password`` is right and the account active; None otherwise.
+
+    Takes the same time whether or not the account exists, and records the
+    attempt in the platform audit log.
+    """
+    user = user_by_email(email)
+    ok = passwords.verify_password(user.password_hash if user else None, password)
+    if ok and user is not None and user.is_active:
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash_password(password)
+        return user
+    audit.record("auth.signin_failed", audit.Actor.of(user) if user else audit.SYSTEM, ip=ip,
+                 data={"email": normalise_email(email)[:254]})
+    db.session.commit()
+    return None
+
+
+def mfa_required(user: User) -> bool:
+    """Second factor is mandatory for provider roles, client admins, and tenants that enforce it."""
+    if user.provider_role:
+        return True
+    rows = db.session.execute(
+        select(Membership.role, Tenant.enforce_mfa).join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.user_id == user.id).execution_options(rls_only=True)
+    ).all()
+    return any(role == Role.CLIENT_ADMIN or enforce for role, enforce in rows)
+
+
+def finish_sign_in(user: User, ip: str | None, method: str) -> None:
+    """Start a fresh server-side session for ``user`` and record the sign-in."""
+    sessions.start(user)
+    user.last_login_at = utcnow()
+    audit.record("auth.signin", audit.Actor.of(user), ip=ip, data={"method": method})
+    db.session.commit()
+    login_user(user)
+
+
+def sign_out(user: User | None, ip: str | None) -> None:
+    """End this browser's session on the server."""
+    sessions.end_current()
+    if user is not None:
+        audit.record("auth.signout", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+    logout_user()
+
+
+def sign_out_everywhere(user: User, ip: str | None) -> int:
+    """End every session of ``user``, this one included."""
+    count = sessions.end_all(user.id)
+    audit.record("auth.signout_everywhere", audit.Actor.of(user), ip=ip, data={"sessions": count})
+    db.session.commit()
+    logout_user()
+    return count
+
+
+def change_password(user: User, current: str, new: str, ip: str | None) -> None:
+    """Change ``user``'s password; every other session of theirs ends."""
+    if not passwords.verify_password(user.password_hash, current):
+        raise AuthError("Your current password is not right.")
+    problem = passwords.weakness(new, user.email)
+    if problem:
+        raise AuthError(problem)
+    user.password_hash = passwords.hash_password(new)
+    sessions.end_all(user.id, keep_current=True)
+    audit.record("auth.password_changed", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+
+
+# --- second factor -----------------------------------------------------------------
+
+def verify_second_factor(user: User, code: str, ip: str | None) -> str | None:
+    """'totp' or 'recovery' when ``code`` is a valid, unused code; None otherwise."""
+    if mfa.check_totp(user, code):
+        return "totp"
+    if mfa.use_recovery_code(user, code):
+        audit.record("auth.recovery_code_used", audit.Actor.of(user), ip=ip,
+                     data={"remaining": mfa.remaining_recovery_codes(user)})
+        return "recovery"
+    audit.record("auth.mfa_failed", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+    return None
+
+
+def confirm_enrolment(user: User, code: str, ip: str | None) -> list[str]:
+    """Confirm a pending TOTP secret with a first code; returns fresh recovery codes."""
+    if not mfa.confirm_pending(user, code):
+        raise AuthError("That code did not match. Check your phone's clock and enter the newest code.")
+    user.mfa_enrolled_at = utcnow()
+    codes = mfa.new_recovery_codes(user)
+    audit.record("auth.mfa_enrolled", audit.Actor.of(user), ip=ip)
+    return codes
+
+
+def regenerate_recovery_codes(user: User, ip: str | None) -> list[str]:
+    codes = mfa.new_recovery_codes(user)
+    audit.record("auth.recovery_codes_regenerated", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+    return codes
+
+
+# --- single-use links: invites and password resets ------------------------------------
+
+def _token_hash(raw: str) -> bytes:
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def issue_link(user: User, purpose: str, ttl: timedelta, created_by: User | None = None) -> str:
+    """Create a single-use link token; older unused tokens of the same purpose stop working."""
+    for old in db.session.scalars(select(UserToken).where(
+            UserToken.user_id == user.id, UserToken.purpose == purpose, UserToken.used_at.is_(None))):
+        old.used_at = utcnow()
+    raw = secrets.token_urlsafe(32)
+    db.session.add(UserToken(user_id=user.id, purpose=purpose, token_hash=_token_hash(raw),
+                             expires_at=utcnow() + ttl, created_by_id=created_by.id if created_by else None))
+    return raw
+
+
+def peek_link(raw: str, purpose: str) -> UserToken | None:
+    """The valid, unused token behind ``raw`` (without consuming it), or None."""
+    token = db.session.scalars(select(UserToken).where(
+        UserToken.token_hash == _token_hash(raw or ""), UserToken.purpose == purpose)).first()
+    if token is None or token.used_at is not None or token.expires_at < utcnow():
+        return None
+    return token
+
+
+def _consume_link(raw: str, purpose: str) -> UserToken:
+    token = db.session.scalars(select(UserToken).where(
+        UserToken.token_hash == _token_hash(raw or ""), UserToken.purpose == purpose).with_for_update()).first()
+    if token is None or token.used_at is not None or token.expires_at < utcnow():
+        raise AuthError(LINK_INVALID)
+    token.used_at = utcnow()
+    return token
+
+
+def link_url(purpose: str, raw: str) -> str:
+    base = current_app.config["BASE_URL"].rstrip("/")
+    return f"{base}/auth/{'invite' if purpose == 'invite' else 'reset'}/{raw}"
+
+
+def invite(actor: User, email: str, name: str, *, role: Role, tenant: Tenant | None, ip: str | None) -> User:
+    """Invite a person: to a tenant with a client role, or to the provider with a provider role.
+
+    Creates the user if new (no password until they accept), the membership for a
+    client role, and e-mails a single-use, expiring link. The caller must have
+    checked the authorisation table and bound ``tenant`` for client roles.
+    """
+    email = normalise_email(email)
+    if "@" not in email or len(email) > 254:
+        raise AuthError("Enter a valid e-mail address.")
+    user = user_by_email(email)
+    if user is None:
+        user = User(email=email, name=name.strip() or email, locale=tenant.locale if tenant else "en")
+        db.session.add(user)
+        db.session.flush()
+    if tenant is not None:
+        if user.provider_role:
+            raise AuthError("This address belongs to provider staff; use another address for client access.")
+        existing = db.session.scalars(select(Membership).where(Membership.user_id == user.id)).first()
+        if existing is not None:
+            raise AuthError("This person is already a user of this workspace.")
+        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role, invited_by_id=actor.id))
+    else:
+        if user.provider_role:
+            raise AuthError("This person is already on the provider's staff.")
+        if user.password_hash:
+            raise AuthError("This address already has a client account; use another address for staff.")
+        user.provider_role = role
+    mail_link = user.password_hash is None
+    if mail_link:
+        raw = issue_link(user, "invite", current_app.config["INVITE_TTL"], actor)
+    audit.record("user.invited", audit.Actor.of(actor), tenant_id=tenant.id if tenant else None, ip=ip,
+                 object_type="user", object_id=user.id, data={"email": email, "role": str(role)})
+    from portal.mail import send
+
+    where = tenant.name if tenant else "the provider's team"
+    if mail_link:
+        send(email, f"You are invited to {where}",
+             f"{actor.name} invited you to {where} on the back-office portal.\n\n"
+             f"Set your password here (the link works once and expires in "
+             f"{current_app.config['INVITE_TTL'].days} days):\n{link_url('invite', raw)}\n")
+    else:
+        send(email, f"You now have access to {where}",
+             f"{actor.name} gave you access to {where}. Sign in as usual: {current_app.config['BASE_URL']}\n")
+    db.session.commit()
+    return user
+
+
+def accept_invite(raw: str, name: str, password: str, ip: str | None) -> User:
+    """Set the password of an invited user through their single-use link."""
+    token = _consume_link(raw, "invite")
+    user = token.user
+    problem = passwords.weakness(password, user.email)
+    if problem:
+        db.session.rollback()
+        raise AuthError(problem)
+    if name.strip():
+        user.name = name.strip()[:200]
+    user.password_hash = passwords.hash_password(password)
+    audit.record("auth.invite_accepted", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+    return user
+
+
+def request_reset(email: str, ip: str | None) -> None:
+    """E-mail a reset link if the account exists; says nothing either way (no enumeration)."""
+    user = user_by_email(email)
+    if user is None or not user.is_active or not user.password_hash:
+        passwords.verify_password(None, "x")  # same work either way
+        return
+    raw = issue_link(user, "reset", current_app.config["RESET_TTL"])
+    from portal.mail import send
+
+    send(user.email, "Reset your password",
+         "Someone asked to reset the password of your back-office portal account.\n"
+         f"If it was you, use this link within an hour (it works once):\n{link_url('reset', raw)}\n"
+         "If it was not you, ignore this e-mail; your password has not changed.\n")
+    audit.record("auth.reset_requested", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+
+
+def reset_password(raw: str, password: str, ip: str | None) -> User:
+    """Set a new password through a reset link; every session of the user ends."""
+    token = _consume_link(raw, "reset")
+    user = token.user
+    problem = passwords.weakness(password, user.email)
+    if problem:
+        db.session.rollback()
+        raise AuthError(problem)
+    user.password_hash = passwords.hash_password(password)
+    sessions.end_all(user.id)
+    audit.record("auth.password_reset", audit.Actor.of(user), ip=ip)
+    db.session.commit()
+    return user
+
+
+def set_active(actor: User, user: User, active: bool, ip: str | None) -> None:
+    """Disable or re-enable an account; disabling ends all its sessions at once."""
+    user.is_active = active
+    if not active:
+        sessions.end_all(user.id)
+    audit.record("user.enabled" if active else "user.disabled", audit.Actor.of(actor), ip=ip,
+                 object_type="user", object_id=user.id)
+    db.session.commit()
+
+
+def visible_tenants(user: User) -> list[Tenant]:
+    """Tenants ``user`` may open: memberships, every tenant for provider admins, assignments otherwise."""
+    from tenants.models import Assignment
+    from tenants.policy import SEES_ALL_TENANTS
+
+    if user.provider_role in SEES_ALL_TENANTS:
+        q = select(Tenant)
+    elif user.provider_role:
+        q = select(Tenant).join(Assignment, Assignment.tenant_id == Tenant.id).where(Assignment.user_id == user.id)
+    else:
+        q = select(Tenant).join(Membership, Membership.tenant_id == Tenant.id).where(Membership.user_id == user.id)
+    return list(db.session.scalars(q.order_by(Tenant.name).execution_options(rls_only=True)).unique())
+
+
+def with_tenant(user_id: uuid.UUID | None, tenant: Tenant) -> bound:
+    """Bind ``tenant`` for a block (CLI and provider console writes into one tenant)."""
+    return bound(Scope(user_id=user_id, tenant_ids=frozenset({tenant.id})))

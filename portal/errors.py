@@ -1,0 +1,87 @@
+"""One error responder: ``application/problem+json`` for the API, a page otherwise.
+
+No stack trace ever reaches a user; unexpected errors are logged with an id the
+user can quote.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+
+from tenants.isolation import CrossTenantWrite
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "The request could not be understood",
+    401: "Sign-in required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Too large",
+    422: "Some fields need attention",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+}
+
+
+def wants_json() -> bool:
+    """True for API calls and clients that prefer JSON over HTML."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def problem(status: int, detail: str | None = None, **extra: object) -> Response:
+    """An RFC 9457 problem document."""
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def _detail(exc: HTTPException) -> str | None:
+    # Werkzeug's stock descriptions are generic; ours (abort(..., description=)) are specific.
+    default = type(exc).description
+    return exc.description if exc.description and exc.description != default else None
+
+
+def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
+    status = exc.code or 500
+    detail = _detail(exc)
+    if wants_json():
+        extra = {}
+        errors = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+        if errors:
+            extra["errors"] = errors
+        response = problem(status, detail, **extra)
+    else:
+        response = render_template("error.html", status=status,
+                                   title=_(TITLES.get(status, "Error")), detail=detail), status
+    if status == 401 and wants_json():
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def handle_unexpected(exc: Exception) -> Response | tuple[str, int]:
+    ref = secrets.token_hex(4)
+    log.exception("unhandled error %s on %s %s", ref, request.method, request.path)
+    err = InternalServerError(description=_("Please try again. If it keeps happening, quote reference %(ref)s.", ref=ref))
+    return handle_http(err)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(CrossTenantWrite, lambda e: handle_http(NotFound()))
+    app.register_error_handler(Exception, handle_unexpected)

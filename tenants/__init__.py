@@ -1,0 +1,1 @@
+"""Tenant lifecycle, memberships and roles, isolation, the authorisation table and audit."""

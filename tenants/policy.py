@@ -1,0 +1,71 @@
+"""The authorisation table: which role may do which action to which kind of object.
+
+Read it as a table. Every route names one action (``portal.access.requires``);
+one ``before_request`` hook checks it, and the services check it again for jobs
+and the API. Tenant isolation (which tenant's rows) is decided elsewhere, once,
+by ``tenants.isolation``; this table decides what a role may do *inside* a tenant
+it can see, and what provider roles may do on the provider side.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PROVIDER_ADMIN = "provider_admin"
+    MANAGER = "manager"
+    STAFF = "staff"
+    CLIENT_ADMIN = "client_admin"
+    CLIENT_APPROVER = "client_approver"
+    CLIENT_MEMBER = "client_member"
+
+
+PROVIDER_ROLES = (Role.PROVIDER_ADMIN, Role.MANAGER, Role.STAFF)
+CLIENT_ROLES = (Role.CLIENT_ADMIN, Role.CLIENT_APPROVER, Role.CLIENT_MEMBER)
+ALL_ROLES = PROVIDER_ROLES + CLIENT_ROLES
+
+PA, MG, ST = Role.PROVIDER_ADMIN, Role.MANAGER, Role.STAFF
+CA, CP, CM = Role.CLIENT_ADMIN, Role.CLIENT_APPROVER, Role.CLIENT_MEMBER
+
+# Actions inside one tenant ("tenant:<object>.<verb>"): the role is the caller's
+# role in that tenant (client membership, or provider role with an assignment).
+# Actions on the provider side ("provider:<object>.<verb>"): the caller's provider role.
+# Actions of any signed-in user on their own account ("account:<verb>").
+TABLE: dict[str, frozenset[Role]] = {
+    # action                          who may
+    "tenant:home.view":               frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:users.view":              frozenset({PA, MG, ST, CA}),
+    "tenant:users.manage":            frozenset({PA, CA}),
+    "tenant:settings.manage":         frozenset({PA, CA}),
+    "tenant:audit.view":              frozenset({PA, MG, CA}),
+    "tenant:tokens.manage":           frozenset({PA, MG, ST, CA, CP, CM}),
+    "provider:console.view":          frozenset({PA, MG, ST}),
+    "provider:tenants.view":          frozenset({PA, MG}),
+    "provider:tenants.manage":        frozenset({PA}),
+    "provider:staff.view":            frozenset({PA, MG}),
+    "provider:staff.manage":          frozenset({PA}),
+    "provider:assignments.manage":    frozenset({PA, MG}),
+    "provider:audit.view":            frozenset({PA}),
+    "account:manage":                 frozenset(ALL_ROLES),
+}
+
+# Provider roles that see every tenant without an assignment.
+SEES_ALL_TENANTS = frozenset({PA})
+
+
+def allowed(role: Role | str | None, action: str) -> bool:
+    """True when ``role`` may perform ``action``; unknown actions are refused."""
+    if role is None:
+        return False
+    return Role(role) in TABLE.get(action, frozenset())
+
+
+def scope_of(action: str) -> str:
+    """'tenant', 'provider' or 'account': where the role for ``action`` comes from."""
+    return action.split(":", 1)[0]
+
+
+def is_client(role: Role | str | None) -> bool:
+    """True for client-side roles (they never see provider-internal content)."""
+    return role is not None and Role(role) in CLIENT_ROLES

@@ -1,0 +1,125 @@
+"""rq queues, enqueue-after-commit through the outbox, and the relay.
+
+``enqueue(name, *ids, tenant_id=...)`` writes an ``OutboxJob`` row in the
+caller's transaction: a rolled-back transaction enqueues nothing, and if Redis
+is down at commit time the row waits for the relay. After a commit that wrote
+jobs, the relay pushes them to rq at once; the worker's relay loop retries what
+could not be pushed and re-queues jobs whose worker died (the reaper).
+rq uses its JSON serializer (never pickle) and receives only ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from portal.extensions import db
+from tenants.models import utcnow
+from workers.models import OutboxJob
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT = 300
+RETRY = Retry(max=3, interval=[10, 60, 300])
+REAP_AFTER = timedelta(seconds=JOB_TIMEOUT * 2)
+MAX_ATTEMPTS = 5
+
+
+def redis_connection() -> Redis:
+    """The Redis connection for this app (one per process)."""
+    ext = current_app.extensions
+    if "portal_redis" not in ext:
+        ext["portal_redis"] = Redis.from_url(current_app.config["REDIS_URL"])
+    return ext["portal_redis"]
+
+
+def queue(name: str = "default") -> Queue:
+    return Queue(name, connection=redis_connection(), serializer=JSONSerializer)
+
+
+def enqueue(name: str, *ids: object, tenant_id: uuid.UUID | None = None, queue_name: str = "default") -> None:
+    """Schedule job ``name`` to run with ``ids`` once the current transaction commits."""
+    db.session.add(OutboxJob(queue=queue_name, name=name, scope_tenant=str(tenant_id) if tenant_id else None,
+                             args=[str(i) for i in ids]))
+    db.session.info["outbox_dirty"] = True
+
+
+def _push(job: OutboxJob) -> None:
+    queue(job.queue).enqueue(
+        "workers.jobs.run", job.id, job_id=f"outbox-{job.id}-{job.attempts}",
+        job_timeout=JOB_TIMEOUT, retry=RETRY, meta={"tenant_id": job.scope_tenant, "name": job.name},
+    )
+
+
+def relay(limit: int = 200) -> int:
+    """Push pending outbox rows to rq; returns how many. Safe to run in several processes."""
+    pushed = 0
+    with Session(db.engine) as session, session.begin():
+        rows = session.scalars(
+            select(OutboxJob).where(OutboxJob.enqueued_at.is_(None), OutboxJob.finished_at.is_(None))
+            .order_by(OutboxJob.id).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+        for job in rows:
+            try:
+                _push(job)
+            except Exception as exc:  # Redis down: the row stays pending for the next relay
+                log.warning("relay could not enqueue outbox job %s: %s", job.id, exc)
+                break
+            job.enqueued_at = utcnow()
+            job.attempts += 1
+            pushed += 1
+    return pushed
+
+
+def reap() -> int:
+    """Re-queue jobs that were enqueued long ago, never finished, and are no longer in rq."""
+    revived = 0
+    cutoff = utcnow() - REAP_AFTER
+    with Session(db.engine) as session, session.begin():
+        rows = session.scalars(
+            select(OutboxJob).where(OutboxJob.finished_at.is_(None), OutboxJob.enqueued_at < cutoff)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in rows:
+            rq_job = Job.fetch_many([f"outbox-{job.id}-{job.attempts - 1}"], connection=redis_connection(),
+                                    serializer=JSONSerializer)[0]
+            status = rq_job.get_status(refresh=False) if rq_job else None
+            if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+                continue
+            if job.attempts >= MAX_ATTEMPTS:
+                job.finished_at = utcnow()
+                job.last_error = (job.last_error or "") + "\ngave up after repeated failures"
+                log.error("outbox job %s (%s) given up", job.id, job.name)
+                continue
+            job.enqueued_at = None  # the relay pushes it again
+            revived += 1
+    return revived
+
+
+def mark_finished(job_id: int, error: str | None = None) -> None:
+    """Record that an outbox job ran (or why it failed)."""
+    values = {"last_error": error} if error else {"finished_at": utcnow(), "last_error": None}
+    with db.engine.begin() as conn:
+        conn.execute(update(OutboxJob).where(OutboxJob.id == job_id).values(**values))
+
+
+@event.listens_for(Session, "after_commit")
+def _relay_after_commit(session: Session) -> None:
+    if session.info.pop("outbox_dirty", False):
+        try:
+            relay()
+        except Exception:  # the worker's relay loop will pick the rows up
+            log.exception("immediate relay failed")
+
+
+def init_app(app: Flask) -> None:
+    import workers.jobs  # noqa: F401  (registers the jobs)
