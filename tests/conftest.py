@@ -1,0 +1,94 @@
+"""Fixtures: one migrated database and real Redis and SMTP for the whole run.
+
+Tests provision their own tenants and users with unique names (``factories``),
+the way production does, so they never depend on each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests import factories
+from tests.services import SmtpSink, postgres_superuser_url, redis_url
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def db_urls():
+    from portal.dbsetup import bootstrap
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return bootstrap(postgres_superuser_url(), f"portal_test_{worker}", recreate=True)
+
+
+@pytest.fixture(scope="session")
+def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
+    from flask_migrate import upgrade
+    from redis import Redis
+
+    from portal import create_app
+
+    url = redis_url(9)
+    Redis.from_url(url).flushdb()
+    app = create_app({
+        "TESTING": True,
+        "DATABASE_URL": db_urls.app,
+        "MIGRATION_DATABASE_URL": db_urls.owner,
+        "REDIS_URL": url,
+        "SMTP_URL": smtp.url,
+        "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "LOGIN_LIMIT_IP": "1000 per minute",
+        "LOGIN_LIMIT_ACCOUNT": "1000 per minute",
+        "BASE_URL": "http://localhost",
+    })
+    with app.app_context():
+        upgrade()
+    yield app
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    """An application context for calling services directly."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def world(app: Flask) -> factories.World:
+    """Two tenants with a user for every role, plus provider staff (assigned to tenant A only)."""
+    with app.app_context():
+        return factories.make_world()
+
+
+@pytest.fixture
+def run_jobs(app: Flask):
+    """Run every queued rq job with a real worker (burst mode, JSON serializer)."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from workers import redis_connection, relay
+
+    def run() -> None:
+        with app.app_context():
+            relay()
+            queues = app.config["RQ_QUEUES"]
+            SimpleWorker(queues, connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+
+    return run

@@ -1,0 +1,139 @@
+"""Small factories that provision tenants and people the way production does."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import pyotp
+from flask.testing import FlaskClient
+
+from portal.auth.passwords import hash_password
+from portal.extensions import db
+from tenants.context import Scope, bound
+from tenants.fields import seal
+from tenants.lifecycle import assign, create_tenant
+from tenants.models import Membership, Tenant, User, utcnow
+from tenants.policy import CLIENT_ROLES, PROVIDER_ROLES, Role
+
+PASSWORD = "correct horse battery staple"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Person:
+    """A test user and the secrets a real person would hold."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    password: str = PASSWORD
+    totp_secret: str | None = None
+    tenant_slug: str | None = None
+    used_steps: set[int] = field(default_factory=set)
+
+    def next_code(self) -> str:
+        """A TOTP code for a time step not used yet (each code is accepted once)."""
+        totp = pyotp.TOTP(self.totp_secret)
+        while True:
+            now = int(time.time()) // totp.interval
+            for step in (now - 1, now, now + 1):
+                if step not in self.used_steps and (not self.used_steps or step > max(self.used_steps)):
+                    self.used_steps.add(step)
+                    return totp.at(step * totp.interval)
+            time.sleep(1)
+
+
+def make_tenant(name: str | None = None, **kw) -> Tenant:
+    slug = unique("co")
+    return create_tenant(None, name=name or f"Company {slug}", slug=slug, **kw)
+
+
+def make_person(role: Role, tenant: Tenant | None = None, *, mfa: bool | None = None) -> Person:
+    """A user with ``role``; a member of ``tenant`` for client roles. MFA enrolled by default
+    where the portal requires it."""
+    email = f"{unique(role.value)}@example.test"
+    secret = pyotp.random_base32()
+    needs = mfa if mfa is not None else (role in PROVIDER_ROLES or role == Role.CLIENT_ADMIN)
+    user = User(email=email, name=email.split("@")[0], password_hash=hash_password(PASSWORD),
+                provider_role=role.value if role in PROVIDER_ROLES else None)
+    if needs:
+        user.totp_secret_enc = seal(secret)
+        user.mfa_enrolled_at = utcnow()
+    db.session.add(user)
+    db.session.flush()
+    if role in CLIENT_ROLES:
+        with bound(Scope(tenant_ids=frozenset({tenant.id}))):
+            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role.value))
+            db.session.commit()
+    db.session.commit()
+    return Person(user.id, email, role, totp_secret=secret if needs else None,
+                  tenant_slug=tenant.slug if tenant else None)
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """A tenant's public facts, usable outside an application context."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantRef:
+        return cls(tenant.id, tenant.slug, tenant.name)
+
+
+@dataclass
+class World:
+    """Tenant A and tenant B, a person for every client role in each, provider staff."""
+
+    a: TenantRef
+    b: TenantRef
+    people: dict[str, Person]
+
+    def __getitem__(self, key: str) -> Person:
+        return self.people[key]
+
+
+def make_world() -> World:
+    a, b = make_tenant("Alpha Co"), make_tenant("Beta Co")
+    people: dict[str, Person] = {}
+    for role in CLIENT_ROLES:
+        people[f"a_{role.value}"] = make_person(role, a)
+        people[f"b_{role.value}"] = make_person(role, b)
+    for role in PROVIDER_ROLES:
+        people[role.value] = make_person(role)
+    people["unassigned_staff"] = make_person(Role.STAFF)
+    admin = db.session.get(User, people["provider_admin"].id)
+    for key in ("manager", "staff"):
+        assign(admin, a, db.session.get(User, people[key].id))
+    return World(TenantRef.of(a), TenantRef.of(b), people)
+
+
+CSRF = re.compile(rb'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, url: str = "/auth/login") -> str:
+    """The CSRF token of the client's session, read from a rendered form like a browser would."""
+    html = client.get(url).data
+    match = CSRF.search(html)
+    assert match, f"no CSRF token on {url}"
+    return match.group(1).decode()
+
+
+def login(client: FlaskClient, person: Person) -> None:
+    """Sign in through the real pages: password, then the second factor when enrolled."""
+    token = csrf_token(client)
+    r = client.post("/auth/login", data={"email": person.email, "password": person.password,
+                                         "csrf_token": token})
+    assert r.status_code == 302, r.data[:500]
+    if r.headers["Location"].startswith("/auth/mfa"):
+        token = csrf_token(client, "/auth/mfa")
+        r = client.post("/auth/mfa", data={"code": person.next_code(), "csrf_token": token})
+        assert r.status_code == 302 and not r.headers["Location"].startswith("/auth"), r.data[:500]
