@@ -162,7 +162,7 @@ def _app() -> Flask:
 
 
 def _clear(_exc: BaseException | None) -> None:
-    set_scope(EMPTY)
+    set_scope(EMPTY, push=False)
 
 
 def init_app(app: Flask) -> None:

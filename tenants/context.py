@@ -48,10 +48,14 @@ def current_tenant_id() -> uuid.UUID | None:
     return _scope.get().tenant_id
 
 
-def set_scope(scope: Scope) -> object:
-    """Bind ``scope`` and push it to the open transaction; returns a token for ``reset_scope``."""
+def set_scope(scope: Scope, *, push: bool = True) -> object:
+    """Bind ``scope`` and push it to the open transaction; returns a token for ``reset_scope``.
+
+    ``push=False`` only rebinds (at the end of a request, when the session is discarded).
+    """
     token = _scope.set(scope)
-    _on_change(scope)
+    if push:
+        _on_change(scope)
     return token
 
 

@@ -6,6 +6,7 @@ the way production does, so they never depend on each other's rows.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Iterator
 
@@ -15,6 +16,18 @@ from flask.testing import FlaskClient
 
 from tests import factories
 from tests.services import SmtpSink, postgres_superuser_url, redis_url
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in a fresh ``contextvars`` context.
+
+    Without this, a request made while a test holds an application context would
+    share that context's ``g`` and database session with the test: production
+    never does, and it hides bugs (CSRF tokens cached in ``g``, a bound scope).
+    """
+
+    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +66,7 @@ def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
         "LOGIN_LIMIT_ACCOUNT": "1000 per minute",
         "BASE_URL": "http://localhost",
     })
+    app.test_client_class = IsolatedClient
     with app.app_context():
         upgrade()
     yield app

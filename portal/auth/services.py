@@ -167,7 +167,8 @@ def peek_link(raw: str, purpose: str) -> UserToken | None:
 
 def _consume_link(raw: str, purpose: str) -> UserToken:
     token = db.session.scalars(select(UserToken).where(
-        UserToken.token_hash == _token_hash(raw or ""), UserToken.purpose == purpose).with_for_update()).first()
+        UserToken.token_hash == _token_hash(raw or ""), UserToken.purpose == purpose)
+        .with_for_update(of=UserToken)).first()
     if token is None or token.used_at is not None or token.expires_at < utcnow():
         raise AuthError(LINK_INVALID)
     token.used_at = utcnow()
