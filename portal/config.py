@@ -70,6 +70,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "RESET_TTL": timedelta(hours=1),
         # Throttling of sign-in, per IP and per account (Flask-Limiter on Redis).
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,  # keep throttling if Redis is down
         "LOGIN_LIMIT_IP": env.get("LOGIN_LIMIT_IP", "30 per minute"),
         "LOGIN_LIMIT_ACCOUNT": env.get("LOGIN_LIMIT_ACCOUNT", "5 per minute"),
         "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST", "2")),

@@ -102,7 +102,7 @@ class World:
 
 
 def make_world() -> World:
-    a, b = make_tenant("Alpha Co"), make_tenant("Beta Co")
+    a, b = make_tenant(unique("Alpha Co")), make_tenant(unique("Beta Co"))
     people: dict[str, Person] = {}
     for role in CLIENT_ROLES:
         people[f"a_{role.value}"] = make_person(role, a)

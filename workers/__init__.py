@@ -16,6 +16,8 @@ from datetime import timedelta
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -34,11 +36,17 @@ REAP_AFTER = timedelta(seconds=JOB_TIMEOUT * 2)
 MAX_ATTEMPTS = 5
 
 
+def make_redis(url: str) -> Redis:
+    """A Redis client that fails fast: a commit must not hang on a Redis outage (the outbox
+    keeps the job and the relay loop retries it)."""
+    return Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5, retry=RedisRetry(NoBackoff(), 1))
+
+
 def redis_connection() -> Redis:
     """The Redis connection for this app (one per process)."""
     ext = current_app.extensions
     if "portal_redis" not in ext:
-        ext["portal_redis"] = Redis.from_url(current_app.config["REDIS_URL"])
+        ext["portal_redis"] = make_redis(current_app.config["REDIS_URL"])
     return ext["portal_redis"]
 
 
