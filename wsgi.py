@@ -1,5 +1,11 @@
 """WSGI entry point: ``gunicorn wsgi:app``."""
 
-from portal import create_app
+import sys
 
-app = create_app()
+from portal import create_app
+from portal.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as err:  # one line naming the variable, not a traceback
+    sys.exit(f"portal: {err}")

