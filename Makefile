@@ -14,6 +14,7 @@ run: install translations ## set up and start the portal on http://127.0.0.1:500
 	$(BIN)/portal dev
 
 test: install system-deps translations ## set up and run the whole test suite against real services
+	$(BIN)/ruff check --quiet .
 	$(BIN)/pytest -p no:cacheprovider
 
 lint: install

@@ -23,8 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # limits spells a Unix-socket Redis (the embedded default) "redis+unix://".
     app.config["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"].replace("unix://", "redis+unix://", 1)
 
-    from portal import access, cli, errors, extensions, i18n, security, views
-    from portal import account, api, auth, clients, provider
+    from portal import access, account, api, auth, cli, clients, errors, extensions, i18n, provider, security, views
     from workers import init_app as init_workers
 
     extensions.db.init_app(app)

@@ -22,7 +22,8 @@ class Urls:
 
 
 def _with(url: str, *, user: str, database: str) -> str:
-    return make_url(url).set(username=user, password=None, database=database, drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    url = make_url(url).set(username=user, password=None, database=database, drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
 
 
 def bootstrap(superuser_url: str, database: str, *, owner: str = "portal_owner",

@@ -12,7 +12,7 @@ from tenants.context import Scope, bound
 from tenants.lifecycle import assign, create_tenant, tenant_by_slug
 from tenants.models import Membership, User
 
-DEMO_PASSWORD = "demo-Portal-2026"
+DEMO_PASSWORD = "demo-Portal-2026"  # noqa: S105 - printed for the local demo only
 
 PROVIDER = [
     ("admin@saigonbo.example", "Nguyễn Thị Lan", "provider_admin"),
@@ -84,7 +84,7 @@ def load() -> list[tuple[str, str, str]]:
 
 def print_logins(logins: list[tuple[str, str, str]]) -> None:
     """Print every demo login, and how the second factor works."""
-    click.echo("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+    click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
     for role, where, email in logins:
         click.echo(f"  {role:16} {where:18} {email}")
     click.echo("\nProvider roles and client admins must use a second factor: at their first sign-in the\n"

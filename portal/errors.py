@@ -77,7 +77,8 @@ def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
 def handle_unexpected(exc: Exception) -> Response | tuple[str, int]:
     ref = secrets.token_hex(4)
     log.exception("unhandled error %s on %s %s", ref, request.method, request.path)
-    err = InternalServerError(description=_("Please try again. If it keeps happening, quote reference %(ref)s.", ref=ref))
+    err = InternalServerError(
+        description=_("Please try again. If it keeps happening, quote reference %(ref)s.", ref=ref))
     return handle_http(err)
 
 

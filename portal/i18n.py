@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, g, request, session
-from flask_login import current_user
-
 from flask_babel import get_locale
+from flask_login import current_user
 
 from portal.extensions import babel
 

@@ -19,7 +19,8 @@ def test_empty_database_to_head_with_no_drift(app, tmp_path):
         upgrade()
         check()  # raises if the models and the migrations disagree
         engine = create_engine(urls.owner)
-        assert {"tenants", "users", "memberships", "audit_events", "outbox_jobs"} <= set(inspect(engine).get_table_names())
+        tables = set(inspect(engine).get_table_names())
+        assert {"tenants", "users", "memberships", "audit_events", "outbox_jobs"} <= tables
         downgrade(revision="base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         upgrade()

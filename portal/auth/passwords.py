@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import cache
 
 from argon2 import PasswordHasher
@@ -35,10 +36,8 @@ def verify_password(stored: str | None, password: str) -> bool:
     """Check ``password``; with no stored hash, spend the same time and answer False."""
     h = hasher()
     if not stored:
-        try:
+        with suppress(VerificationError):
             h.verify(_dummy_hash(h.time_cost, h.memory_cost), password + "x")
-        except VerificationError:
-            pass
         return False
     try:
         return h.verify(stored, password)

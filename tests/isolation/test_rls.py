@@ -25,7 +25,7 @@ def app_engine(app):
 
 
 def count(conn, table: str, tenant_id: uuid.UUID) -> int:
-    return conn.execute(text(f"select count(*) from {table} where tenant_id = :t"), {"t": tenant_id}).scalar()
+    return conn.execute(text(f"select count(*) from {table} where tenant_id = :t"), {"t": tenant_id}).scalar()  # noqa: S608
 
 
 def test_no_tenant_bound_sees_nothing(app_engine, world):

@@ -12,10 +12,10 @@ from portal.extensions import db
 from portal.mail import send
 from tenants.context import current_scope
 from tenants.models import utcnow
+from tests.services import free_port
 from workers import enqueue, make_redis, queue, reap, relay
 from workers.jobs import REGISTRY
 from workers.models import OutboxJob
-from tests.services import free_port
 
 
 def _pending(name: str) -> list[OutboxJob]:
