@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := chromium libmagic1 fonts-dejavu-core tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie \
                    poppler-utils libpango-1.0-0 libpangoft2-1.0-0 wrk
 
-.PHONY: run test lint bench install system-deps translations clean
+.PHONY: run test lint bench install system-deps translations messages clean
 
 run: install translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
 	$(BIN)/portal dev
@@ -46,3 +46,9 @@ translations: install ## compile the .po catalogues (English and Vietnamese)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+messages: install ## extract strings and update the catalogues (then translate portal/translations/vi)
+	$(BIN)/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o portal/translations/messages.pot .
+	@if [ -f portal/translations/vi/LC_MESSAGES/messages.po ]; then \
+	  $(BIN)/pybabel update -q -N -i portal/translations/messages.pot -d portal/translations; \
+	else $(BIN)/pybabel init -i portal/translations/messages.pot -d portal/translations -l vi; fi

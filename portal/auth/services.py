@@ -21,6 +21,7 @@ from tenants import audit
 from tenants.context import Scope, bound
 from tenants.models import Membership, Tenant, User, UserToken, utcnow
 from tenants.policy import Role
+from tenants.reach import visible_tenants  # noqa: F401 - re-exported for the views
 
 
 class AuthError(ValueError):
@@ -284,20 +285,6 @@ def set_active(actor: User, user: User, active: bool, ip: str | None) -> None:
     audit.record("user.enabled" if active else "user.disabled", audit.Actor.of(actor), ip=ip,
                  object_type="user", object_id=user.id)
     db.session.commit()
-
-
-def visible_tenants(user: User) -> list[Tenant]:
-    """Tenants ``user`` may open: memberships, every tenant for provider admins, assignments otherwise."""
-    from tenants.models import Assignment
-    from tenants.policy import SEES_ALL_TENANTS
-
-    if user.provider_role in SEES_ALL_TENANTS:
-        q = select(Tenant)
-    elif user.provider_role:
-        q = select(Tenant).join(Assignment, Assignment.tenant_id == Tenant.id).where(Assignment.user_id == user.id)
-    else:
-        q = select(Tenant).join(Membership, Membership.tenant_id == Tenant.id).where(Membership.user_id == user.id)
-    return list(db.session.scalars(q.order_by(Tenant.name).execution_options(rls_only=True)).unique())
 
 
 def with_tenant(user_id: uuid.UUID | None, tenant: Tenant) -> bound:

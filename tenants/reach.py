@@ -1,0 +1,49 @@
+"""Which tenants a person can reach, and the one explicit path for reading several at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from tenants import audit
+from tenants.context import Scope, bound, current_scope
+from tenants.models import Assignment, Membership, Tenant, User
+from tenants.policy import SEES_ALL_TENANTS
+
+
+def visible_tenants(user: User) -> list[Tenant]:
+    """Tenants ``user`` may open: memberships, every tenant for provider admins, assignments otherwise.
+
+    Memberships and assignments are read through row-level security's "own rows" clause,
+    for which the user is bound while reading.
+    """
+    if user.provider_role in SEES_ALL_TENANTS:
+        q = select(Tenant)
+    elif user.provider_role:
+        q = select(Tenant).join(Assignment, Assignment.tenant_id == Tenant.id).where(Assignment.user_id == user.id)
+    else:
+        q = select(Tenant).join(Membership, Membership.tenant_id == Tenant.id).where(Membership.user_id == user.id)
+    scope = current_scope()
+    with bound(Scope(user_id=user.id, tenant_ids=scope.tenant_ids, role=scope.role)):
+        return list(db.session.scalars(q.order_by(Tenant.name).execution_options(rls_only=True)).unique())
+
+
+@contextmanager
+def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = None,
+                   ip: str | None = None) -> Iterator[frozenset[uuid.UUID]]:
+    """Bind every tenant ``user`` can reach (narrowed to ``only``) for one cross-tenant read.
+
+    The single path for views over several tenants (a manager's overview, a staff
+    member's work across assigned tenants). Never more than the user's own reach,
+    whatever ``only`` asks for; the read is recorded once in the platform log.
+    """
+    reach = {t.id for t in visible_tenants(user)}
+    ids = frozenset(reach if only is None else reach & set(only))
+    audit.record("cross_tenant.read", audit.Actor.of(user), ip=ip,
+                 data={"reason": reason, "tenants": sorted(str(t) for t in ids)})
+    with bound(Scope(user_id=user.id, tenant_ids=ids)):
+        yield ids
