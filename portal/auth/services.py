@@ -61,10 +61,11 @@ def mfa_required(user: User) -> bool:
     """Second factor is mandatory for provider roles, client admins, and tenants that enforce it."""
     if user.provider_role:
         return True
-    rows = db.session.execute(
-        select(Membership.role, Tenant.enforce_mfa).join(Tenant, Tenant.id == Membership.tenant_id)
-        .where(Membership.user_id == user.id).execution_options(rls_only=True)
-    ).all()
+    with bound(Scope(user_id=user.id)):  # RLS shows a user their own memberships
+        rows = db.session.execute(
+            select(Membership.role, Tenant.enforce_mfa).join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Membership.user_id == user.id).execution_options(rls_only=True)
+        ).all()
     return any(role == Role.CLIENT_ADMIN or enforce for role, enforce in rows)
 
 

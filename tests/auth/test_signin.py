@@ -78,6 +78,20 @@ def test_staff_must_enrol_a_second_factor_before_anything(client, ctx):
     assert client.get("/provider/").status_code == 200
 
 
+@pytest.mark.parametrize("role", [Role.CLIENT_ADMIN, Role.CLIENT_MEMBER])
+def test_client_admins_and_enforcing_tenants_require_a_second_factor(client, ctx, role):
+    tenant = make_tenant()
+    if role == Role.CLIENT_MEMBER:
+        from tenants.lifecycle import tenant_by_slug
+
+        tenant_by_slug(tenant.slug).enforce_mfa = True
+        db.session.commit()
+    person = make_person(role, tenant, mfa=False)
+    r = post_login(client, person.email, PASSWORD)
+    assert r.headers["Location"] == "/auth/mfa/enrol"
+    assert client.get(f"/t/{tenant.slug}/").status_code == 302
+
+
 def test_client_member_without_enforcement_signs_in_with_password(client, ctx):
     person = make_person(Role.CLIENT_MEMBER, make_tenant())
     r = post_login(client, person.email, PASSWORD)
