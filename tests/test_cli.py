@@ -1,0 +1,57 @@
+"""The `portal` command: tenants, users, demo data."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from tenants.lifecycle import tenant_by_slug
+from tenants.models import Membership, User
+from tests.factories import unique
+
+
+def run(app, *args):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_tenants_create_list_suspend(app, ctx):
+    slug = unique("cli")
+    result = run(app, "tenants", "create", slug, "--name", "Công ty CLI", "--currency", "USD")
+    assert result.exit_code == 0, result.output
+    assert slug in run(app, "tenants", "list").output
+    bad = run(app, "tenants", "create", slug, "--name", "Again")
+    assert bad.exit_code != 0 and "taken" in bad.output
+    assert run(app, "tenants", "suspend", slug).exit_code == 0
+    db.session.expire_all()
+    assert tenant_by_slug(slug).status == "suspended"
+    assert run(app, "tenants", "suspend", slug, "--undo").exit_code == 0
+    assert "no tenant" in run(app, "tenants", "suspend", "missing-tenant").output
+
+
+def test_create_admin_then_invite_a_client_admin(app, ctx, smtp, run_jobs):
+    admin_email = f"{unique('root')}@example.test"
+    result = run(app, "users", "create-admin", admin_email, "--name", "Root", "--password", "a long admin password")
+    assert result.exit_code == 0, result.output
+    slug = unique("cli")
+    run(app, "tenants", "create", slug, "--name", "Invited Co")
+    invitee = f"{unique('boss')}@example.test"
+    result = run(app, "users", "invite", invitee, "--role", "client_admin", "--tenant", slug, "--by", admin_email)
+    assert result.exit_code == 0, result.output
+    run_jobs()
+    [mail] = smtp.to(invitee)
+    assert "/auth/invite/" in mail.get_content() and "Invited Co" in mail["Subject"]
+    user = db.session.scalars(select(User).where(User.email == invitee)).one()
+    assert db.session.scalars(select(Membership).where(Membership.user_id == user.id)
+                              .execution_options(rls_only=True)).all() == []  # nothing bound: RLS hides it
+    refused = run(app, "users", "invite", f"{unique('x')}@example.test", "--role", "client_member",
+                  "--by", admin_email)
+    assert refused.exit_code != 0 and "--tenant" in refused.output
+
+
+def test_demo_is_idempotent_and_prints_every_login(app, ctx):
+    first = run(app, "demo")
+    second = run(app, "demo")
+    assert first.exit_code == second.exit_code == 0
+    for email in ("admin@saigonbo.example", "giamdoc@hoasen.example", "office@northwind.example"):
+        assert email in second.output
+    assert db.session.scalars(select(User).where(User.email == "admin@saigonbo.example")).one()
