@@ -12,7 +12,7 @@ import smtplib
 import uuid
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -54,6 +54,7 @@ def _compose(msg: MailMessage) -> EmailMessage:
     email["To"] = msg.to_addr
     email["Subject"] = msg.subject
     email["Message-ID"] = make_msgid(idstring=str(msg.id))
+    email["Date"] = format_datetime(msg.created_at)
     email.set_content(unseal(msg.body_enc))
     return email
 
@@ -87,7 +88,7 @@ def _smtp(url: str, email: EmailMessage) -> None:
 
 def _folder(folder: Path, msg: MailMessage, email: EmailMessage) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / f"{msg.created_at:%Y%m%dT%H%M%S}-{msg.id}.eml"
+    path = folder / f"{msg.created_at:%Y%m%dT%H%M%S%f}-{msg.id}.eml"  # sorts newest last
     path.write_bytes(bytes(email))
     path.chmod(0o600)
 

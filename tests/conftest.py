@@ -41,8 +41,15 @@ def smtp() -> Iterator[SmtpSink]:
 def db_urls():
     from portal.dbsetup import bootstrap
 
+    # One database per run, so that runs side by side (several engineers, xdist) never meet.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return bootstrap(postgres_superuser_url(), f"portal_test_{worker}", recreate=True)
+    name = f"portal_test_{worker}_{os.getpid()}"
+    superuser = postgres_superuser_url()
+    yield bootstrap(superuser, name, recreate=True)
+    import psycopg
+
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +59,7 @@ def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
 
     from portal import create_app
 
-    url = redis_url(9)
+    url = redis_url(1 + os.getpid() % 15)  # a Redis database of this run's own
     Redis.from_url(url).flushdb()
     app = create_app({
         "TESTING": True,

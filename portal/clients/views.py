@@ -1,14 +1,233 @@
-"""Client tenant pages under /t/<tenant_slug>/."""
+"""Client tenant pages under /t/<tenant_slug>/: home, users, access log, API tokens.
+
+Views are thin: the gate (``portal.access``) has resolved ``g.tenant`` and
+``g.role`` and checked the declared action; each view parses its input, calls
+one service of ``portal.clients.services`` and renders.
+"""
 
 from __future__ import annotations
 
-from flask import g, render_template
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
 from portal.access import requires
-from portal.clients import bp
+from portal.auth.forms import ConfirmForm
+from portal.clients import bp, services
+from portal.clients.forms import InviteForm, MfaForm, RoleForm, TokenForm
+from tenants.audit import AuditEvent
+from tenants.models import User
+from tenants.policy import allowed
 
+ROLE_LABELS = {
+    "client_admin": _l("Client admin"),
+    "client_approver": _l("Approver"),
+    "client_member": _l("Member"),
+}
+
+# The access log in plain words; an action missing here is shown as recorded.
+ACTION_LABELS = {
+    "tenant.created": _l("opened this workspace"),
+    "tenant.suspended": _l("suspended this workspace"),
+    "tenant.activated": _l("re-activated this workspace"),
+    "assignment.added": _l("gave a provider staff member access"),
+    "assignment.removed": _l("removed a provider staff member's access"),
+    "user.invited": _l("invited a user"),
+    "user.role_changed": _l("changed a user's role"),
+    "user.removed": _l("removed a user"),
+    "settings.mfa_required": _l("required a second factor for everyone"),
+    "settings.mfa_optional": _l("made the second factor optional"),
+    "token.created": _l("created an API token"),
+    "token.revoked": _l("revoked an API token"),
+}
+
+SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}
+
+
+def _actor() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+def _ip() -> str | None:
+    return request.remote_addr
+
+
+def describe_object(event: AuditEvent) -> str:
+    """A short, readable name for what an event was about (an e-mail, a name, a type)."""
+    data = event.data or {}
+    for key in ("email", "name", "slug"):
+        if data.get(key):
+            return str(data[key])
+    return event.object_type or ""
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    return {
+        "may": lambda action: allowed(g.get("role"), action),
+        "role_label": lambda role: ROLE_LABELS.get(role, role),
+        "format_datetime": format_datetime,  # in the tenant's time zone (portal.i18n)
+    }
+
+
+# --- home -------------------------------------------------------------------------------------
 
 @bp.route("/t/<tenant_slug>/")
 @requires("tenant:home.view")
 def home(tenant_slug: str):
-    return render_template("clients/home.html", tenant=g.tenant)
+    """The workspace's start page: what exists now, and what to do next."""
+    role = g.role
+    count = services.member_count() if allowed(role, "tenant:users.view") else None
+    recent = (services.audit_events(side="provider", limit=5).events
+              if allowed(role, "tenant:audit.view") else None)
+    return render_template("clients/home.html", tenant=g.tenant, member_count=count,
+                           recent=recent, action_labels=ACTION_LABELS, describe=describe_object)
+
+
+# --- users ---------------------------------------------------------------------------------
+
+def _users_page(*, invite_form: InviteForm | None = None, error: str | None = None, status: int = 200):
+    return render_template(
+        "clients/users.html", tenant=g.tenant, members=services.members(),
+        invite_form=invite_form or InviteForm(formdata=None), role_form=RoleForm,
+        mfa_form=MfaForm(formdata=None, enforce=g.tenant.enforce_mfa), error=error,
+    ), status
+
+
+@bp.route("/t/<tenant_slug>/users")
+@requires("tenant:users.view")
+def users(tenant_slug: str):
+    """The workspace's people: role, whether they finished signing up, second factor."""
+    return _users_page()
+
+
+@bp.route("/t/<tenant_slug>/users/invite", methods=["POST"])
+@requires("tenant:users.manage")
+def invite(tenant_slug: str):
+    """Invite a colleague; they get a single-use link by e-mail."""
+    form = InviteForm()
+    if not form.validate_on_submit():
+        return _users_page(invite_form=form, status=422)
+    try:
+        membership = services.invite_member(_actor(), g.tenant, form.email.data, form.name.data,
+                                            form.role.data, _ip())
+    except services.ClientError as err:
+        return _users_page(invite_form=form, error=str(err), status=err.status)
+    flash(_("Invitation sent to %(email)s. They appear as pending until they set a password.",
+            email=membership.user.email), "success")
+    return redirect(url_for("clients.users", tenant_slug=tenant_slug))
+
+
+@bp.route("/t/<tenant_slug>/users/<membership_id>/role", methods=["POST"])
+@requires("tenant:users.manage")
+def change_role(tenant_slug: str, membership_id: str):
+    """Give a member another role (never leaving the workspace without a client admin)."""
+    membership = services.access_membership(membership_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        return _users_page(error=_("Choose one of the roles in the list."), status=422)
+    try:
+        services.change_role(_actor(), g.tenant, membership.id, form.role.data, _ip())
+    except services.ClientError as err:
+        return _users_page(error=str(err), status=err.status)
+    flash(_("%(name)s is now: %(role)s.", name=membership.user.name,
+            role=ROLE_LABELS[form.role.data]), "success")
+    if membership.user_id == _actor().id and not allowed(form.role.data, "tenant:users.view"):
+        return redirect(url_for("clients.home", tenant_slug=tenant_slug))  # they stepped down
+    return redirect(url_for("clients.users", tenant_slug=tenant_slug))
+
+
+@bp.route("/t/<tenant_slug>/users/<membership_id>/remove", methods=["POST"])
+@requires("tenant:users.manage")
+def remove(tenant_slug: str, membership_id: str):
+    """Take a person out of the workspace (their account stays for other workspaces)."""
+    membership = services.access_membership(membership_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    name, itself = membership.user.name, membership.user_id == _actor().id
+    try:
+        services.remove_member(_actor(), g.tenant, membership.id, _ip())
+    except services.ClientError as err:
+        return _users_page(error=str(err), status=err.status)
+    flash(_("%(name)s no longer has access to this workspace.", name=name), "success")
+    if itself:
+        return redirect(url_for("main.index"))  # they left: this workspace is closed to them now
+    return redirect(url_for("clients.users", tenant_slug=tenant_slug))
+
+
+@bp.route("/t/<tenant_slug>/settings/mfa", methods=["POST"])
+@requires("tenant:settings.manage")
+def set_mfa(tenant_slug: str):
+    """Require a second factor for everyone in the workspace, or stop requiring it."""
+    form = MfaForm()
+    if not form.validate_on_submit():
+        abort(400)
+    services.set_enforce_mfa(_actor(), g.tenant, bool(form.enforce.data), _ip())
+    if form.enforce.data:
+        flash(_("Everyone now needs a second factor; people without one set it up at their next "
+                "sign-in."), "success")
+    else:
+        flash(_("A second factor is now optional for members and approvers."), "success")
+    return redirect(url_for("clients.users", tenant_slug=tenant_slug))
+
+
+# --- access log ------------------------------------------------------------------------------
+
+@bp.route("/t/<tenant_slug>/access-log")
+@requires("tenant:audit.view")
+def access_log(tenant_slug: str):
+    """Who did what in this workspace, newest first; ``?side=provider`` keeps the provider's people."""
+    before = request.args.get("before")
+    side = request.args.get("side") or None
+    if before is not None and not (before.isdigit() and int(before) > 0):
+        abort(400, description=_("The page link is not valid; start again from the first page."))
+    try:
+        page = services.audit_events(before=int(before) if before else None, side=side)
+    except services.ClientError as err:
+        abort(400, description=str(err))
+    return render_template("clients/access_log.html", tenant=g.tenant, page=page, side=side,
+                           action_labels=ACTION_LABELS, side_labels=SIDE_LABELS,
+                           describe=describe_object)
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+def _tokens_page(*, form: TokenForm | None = None, new_token: str | None = None,
+                 error: str | None = None, status: int = 200):
+    return render_template("clients/tokens.html", tenant=g.tenant, tokens=services.my_tokens(_actor()),
+                           form=form or TokenForm(formdata=None), new_token=new_token,
+                           error=error), status
+
+
+@bp.route("/t/<tenant_slug>/tokens")
+@requires("tenant:tokens.manage")
+def tokens(tenant_slug: str):
+    """The caller's own API tokens in this workspace."""
+    return _tokens_page()
+
+
+@bp.route("/t/<tenant_slug>/tokens", methods=["POST"])
+@requires("tenant:tokens.manage")
+def create_token(tenant_slug: str):
+    """Create a token; the secret is in this response only (it is stored as a hash)."""
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return _tokens_page(form=form, status=422)
+    try:
+        raw = services.create_api_token(_actor(), g.tenant, form.name.data, form.scope.data, _ip())
+    except services.ClientError as err:
+        return _tokens_page(form=form, error=str(err), status=err.status)
+    return _tokens_page(new_token=raw)
+
+
+@bp.route("/t/<tenant_slug>/tokens/<token_id>/revoke", methods=["POST"])
+@requires("tenant:tokens.manage")
+def revoke_token(tenant_slug: str, token_id: str):
+    """Revoke one of the caller's tokens; it stops working at once."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    token = services.revoke_api_token(_actor(), g.tenant, token_id, _ip())
+    flash(_("The token %(name)s is revoked.", name=token.name), "success")
+    return redirect(url_for("clients.tokens", tenant_slug=tenant_slug))

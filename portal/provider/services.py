@@ -1,0 +1,165 @@
+"""Provider console rules: onboarding a client, the provider's people, the platform log, the outbox.
+
+Services take the acting user explicitly, own their transaction (commit, or
+roll back everything on a refusal) and never read ``request``; views pass the
+caller's IP. Tenant rules live in ``tenants.lifecycle``, identity rules in
+``portal.auth.services``; this module composes them for the console.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.auth.services import AuthError, invite, set_active, with_tenant
+from portal.extensions import db
+from tenants.audit import PlatformAuditEvent
+from tenants.lifecycle import TenantError, new_tenant
+from tenants.models import Tenant, User
+from tenants.policy import PROVIDER_ROLES, Role
+
+AUDIT_PAGE_SIZE = 50
+
+
+class OnboardingError(ValueError):
+    """Creating a tenant or inviting its client admin was refused; nothing was created.
+
+    ``field`` names the form input the message is about, when there is one.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def onboard_tenant(actor: User, *, name: str, slug: str, currency: str, timezone: str, locale: str,
+                   admin_email: str, admin_name: str, ip: str | None) -> Tenant:
+    """Create a client tenant and invite its client admin, in one transaction.
+
+    ``actor`` is a provider admin (``provider:tenants.manage``). Either both the
+    tenant and the invite (user, membership, link, e-mail, audit events) commit,
+    or nothing does: a refusal of either rolls the whole transaction back and
+    raises ``OnboardingError`` with the reason.
+    """
+    try:
+        tenant = new_tenant(actor, name=name, slug=slug, currency=currency, timezone=timezone,
+                            locale=locale, ip=ip)
+        # The membership and the tenant's audit event need the new tenant bound; invite() commits
+        # the tenant together with everything it writes.
+        with with_tenant(actor.id, tenant):
+            invite(actor, admin_email, admin_name, role=Role.CLIENT_ADMIN, tenant=tenant, ip=ip)
+    except TenantError as err:
+        db.session.rollback()
+        raise OnboardingError(str(err), err.field) from err
+    except AuthError as err:
+        db.session.rollback()
+        raise OnboardingError(str(err), "admin_email") from err
+    except BaseException:
+        db.session.rollback()
+        raise
+    return tenant
+
+
+# --- the provider's people -------------------------------------------------------------
+
+def provider_people() -> list[User]:
+    """Everyone with a provider role, active or not, by name."""
+    return list(db.session.scalars(
+        select(User).where(User.provider_role.is_not(None)).order_by(User.name, User.email)))
+
+
+def provider_person(user_id: str) -> User | None:
+    """The provider person with public id ``user_id``; None for a client user, a bad or unknown id."""
+    try:
+        uid = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    user = db.session.get(User, uid)
+    return user if user is not None and user.provider_role else None
+
+
+def invite_staff(actor: User, email: str, name: str, role: str, ip: str | None) -> User:
+    """Invite a provider admin, manager or staff member (``provider:staff.manage``).
+
+    Raises ``AuthError`` (nothing written) when the address cannot be invited.
+    """
+    if role not in {r.value for r in PROVIDER_ROLES}:
+        raise AuthError("Choose provider admin, manager or staff.")
+    try:
+        return invite(actor, email, name, role=Role(role), tenant=None, ip=ip)
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def set_staff_active(actor: User, person: User, active: bool, ip: str | None) -> None:
+    """Disable (ending all their sessions at once) or re-enable a provider person.
+
+    ``actor`` is a provider admin (``provider:staff.manage``); nobody can
+    disable their own account, so the provider always keeps an admin who can
+    sign in. Raises ``AuthError`` on refusal.
+    """
+    if not person.provider_role:
+        raise AuthError("Only provider people are managed here.")
+    if person.id == actor.id and not active:
+        raise AuthError("You cannot disable your own account; ask another provider admin.")
+    set_active(actor, person, active, ip)
+
+
+# --- the platform audit log ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the platform log, newest first; ``older`` is the cursor of the next page."""
+
+    events: list[PlatformAuditEvent]
+    older: int | None
+
+
+def platform_events(before: int | None = None, limit: int = AUDIT_PAGE_SIZE) -> AuditPage:
+    """Platform audit events with ``seq < before`` (all when None), newest first.
+
+    Cursor pagination on the chain's sequence number: stable while new events
+    arrive, and cheap on the unique index. For ``provider:audit.view``.
+    """
+    query = select(PlatformAuditEvent).order_by(PlatformAuditEvent.seq.desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(PlatformAuditEvent.seq < before)
+    rows = list(db.session.scalars(query))
+    older = rows[limit - 1].seq if len(rows) > limit else None
+    return AuditPage(rows[:limit], older)
+
+
+# --- the e-mail outbox (embedded default) ----------------------------------------------
+
+@dataclass(frozen=True)
+class OutboxMail:
+    """An e-mail written to the outbox folder, as shown in the console."""
+
+    subject: str
+    to: str
+    date: str | None
+    body: str
+
+
+def _text_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def smtp_configured() -> bool:
+    """True when e-mail goes out through SMTP (then there is no outbox folder to show)."""
+    return bool(current_app.config.get("SMTP_URL"))
+
+
+def outbox(limit: int = 50) -> list[OutboxMail]:
+    """The newest e-mails of the outbox folder (``provider:audit.view``; they hold invite links)."""
+    from portal.mail import outbox_messages
+
+    return [OutboxMail(str(m["Subject"] or ""), str(m["To"] or ""),
+                       str(m["Date"]) if m["Date"] else None, _text_body(m))
+            for m in outbox_messages(limit)]

@@ -1,0 +1,72 @@
+"""The OpenAPI document, and the rule that every endpoint declares its action."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from portal.access import PUBLIC, action_of
+from tenants.policy import TABLE
+
+
+def test_every_endpoint_declares_an_action_known_to_the_table(app):
+    for rule in app.url_map.iter_rules():
+        action = action_of(app, rule.endpoint)
+        assert action is not None, f"{rule.rule} declares no action"
+        assert action == PUBLIC or action in TABLE, f"{rule.rule}: unknown action {action}"
+
+
+def test_api_endpoints_keep_their_declared_actions(app):
+    expected = {
+        "api_v1.me": "account:manage",
+        "api_v1.tenants": "account:manage",
+        "api_v1.list_users": "tenant:users.view",
+        "api_v1.invite_user": "tenant:users.manage",
+        "api_v1.audit_events": "tenant:audit.view",
+        "api-docs.openapi_json": PUBLIC,
+    }
+    assert {e: action_of(app, e) for e in expected} == expected
+    api_endpoints = {r.endpoint for r in app.url_map.iter_rules() if r.rule.startswith("/api/")}
+    assert api_endpoints == set(expected)
+
+
+def test_openapi_document_is_public_and_lists_every_path(app, client):
+    r = client.get("/api/v1/openapi.json")  # no token, no cookie
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    spec = json.loads(r.data)
+    assert spec["openapi"].startswith("3.")
+    assert spec["info"]["title"] and spec["info"]["version"] == "v1"
+
+    documented = {path: set(ops) - {"parameters"} for path, ops in spec["paths"].items()}
+    served = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api_v1."):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            served.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    assert documented == served
+    assert set(served) == {"/api/v1/me", "/api/v1/tenants", "/api/v1/tenants/{tenant_slug}/users",
+                           "/api/v1/tenants/{tenant_slug}/audit-events"}
+
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        **spec["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
+    assert spec["security"] == [{"bearerAuth": []}]
+    users = spec["paths"]["/api/v1/tenants/{tenant_slug}/users"]
+    assert "201" in users["post"]["responses"] and "requestBody" in users["post"]
+    assert {p["name"] for p in users["get"]["parameters"] if p["in"] == "query"} == {"cursor", "limit"}
+    schemas = spec["components"]["schemas"]
+    assert {"Me", "Member", "MemberPage", "AuditEvent", "Problem"} <= set(schemas)
+    assert set(schemas["Problem"]["properties"]) == {"type", "title", "status", "detail", "errors"}
+    problem_ref = spec["components"]["responses"]["UNPROCESSABLE_CONTENT"
+                                                  if "UNPROCESSABLE_CONTENT" in spec["components"]["responses"]
+                                                  else "UNPROCESSABLE_ENTITY"]
+    assert "application/problem+json" in problem_ref["content"]
+
+
+def test_refusals_are_documented_as_problems(client):
+    spec = client.get("/api/v1/openapi.json").json
+    users = spec["paths"]["/api/v1/tenants/{tenant_slug}/users"]
+    assert {"400", "401", "403", "404", "422"} <= set(users["get"]["responses"])
+    assert {"401", "403", "404", "409", "422"} <= set(users["post"]["responses"])
+    for name in ("UNAUTHORIZED", "NOT_FOUND", "CONFLICT", "DEFAULT_ERROR"):
+        content = spec["components"]["responses"][name]["content"]
+        assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
