@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -12,6 +12,8 @@ from portal.extensions import babel
 def select_locale() -> str:
     """The signed-in user's choice, else this browser's choice, else Accept-Language."""
     languages = list(current_app.config["LANGUAGES"])
+    if not has_request_context():  # CLI and jobs: the default language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
     if session.get("locale") in languages:

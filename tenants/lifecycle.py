@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import available_timezones
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -91,19 +92,19 @@ def new_tenant(actor: User | None, *, name: str, slug: str, currency: str = "VND
     _require(actor, "provider:tenants.manage")
     name, slug, currency = (name or "").strip(), (slug or "").strip().lower(), (currency or "").strip().upper()
     if not name:
-        raise TenantError("Give the company's name.", "name")
+        raise TenantError(_("Give the company's name."), "name")
     if len(name) > 200:
-        raise TenantError("The company's name can be at most 200 characters.", "name")
+        raise TenantError(_("The company's name can be at most 200 characters."), "name")
     if not SLUG.match(slug):
-        raise TenantError("The short name must be 3-63 lowercase letters, digits or dashes, "
-                          "starting and ending with a letter or digit.", "slug")
+        raise TenantError(_("The short name must be 3-63 lowercase letters, digits or dashes, "
+                            "starting and ending with a letter or digit."), "slug")
     if currency not in CURRENCIES:
-        raise TenantError(f"Currency must be one of {', '.join(sorted(CURRENCIES))}.", "currency")
+        raise TenantError(_("Currency must be one of %(list)s.", list=", ".join(sorted(CURRENCIES))), "currency")
     if timezone not in available_timezones():
-        raise TenantError("Unknown time zone; use a name like Asia/Ho_Chi_Minh.", "timezone")
+        raise TenantError(_("Unknown time zone; use a name like Asia/Ho_Chi_Minh."), "timezone")
     if locale not in LOCALES:
-        raise TenantError("Language must be en or vi.", "locale")
-    taken = TenantError(f"The short name {slug!r} is taken; choose another.", "slug")
+        raise TenantError(_("Language must be en or vi."), "locale")
+    taken = TenantError(_("The short name %(slug)s is taken; choose another.", slug=slug), "slug")
     if tenant_by_slug(slug):
         raise taken
     tenant = Tenant(name=name, slug=slug, currency=currency, timezone=timezone, locale=locale)
@@ -134,7 +135,7 @@ def set_status(actor: User | None, tenant: Tenant, status: str, ip: str | None =
     """Suspend or re-activate a tenant (a suspended tenant's client users get 403)."""
     _require(actor, "provider:tenants.manage")
     if status not in STATUSES:
-        raise TenantError(f"Status must be one of {', '.join(STATUSES)}.", "status")
+        raise TenantError(_("Status must be one of %(list)s.", list=", ".join(STATUSES)), "status")
     if tenant.status == status:
         return
     tenant.status = status
@@ -162,9 +163,9 @@ def assign(actor: User, tenant: Tenant, staff: User, ip: str | None = None) -> A
     """
     _check_manages(actor, tenant)
     if staff.provider_role not in ASSIGNABLE:
-        raise TenantError("Only managers and staff are assigned; provider admins see every tenant.")
+        raise TenantError(_("Only managers and staff are assigned; provider admins see every tenant."))
     if not staff.is_active:
-        raise TenantError(f"{staff.name}'s account is disabled; enable it before assigning them.")
+        raise TenantError(_("%(name)s's account is disabled; enable it before assigning them.", name=staff.name))
     with _in(tenant.id, actor):
         existing = db.session.scalars(select(Assignment).where(Assignment.user_id == staff.id)).first()
         if existing:

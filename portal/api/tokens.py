@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import g, request
+from flask_babel import gettext as _
 from sqlalchemy import select, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import NotFound
@@ -49,9 +50,9 @@ def create_token(user: User, tenant: Tenant, name: str, scope: str, *, ip: str |
     """
     name = (name or "").strip()
     if not name or len(name) > 100:
-        raise TokenError("Give the token a name of 1 to 100 characters, e.g. the tool that will use it.")
+        raise TokenError(_("Give the token a name of 1 to 100 characters, e.g. the tool that will use it."))
     if scope not in SCOPES:
-        raise TokenError("The scope must be read or write.")
+        raise TokenError(_("The scope must be read or write."))
     raw = TOKEN_PREFIX + secrets.token_urlsafe(30)
     row = ApiToken(tenant_id=tenant.id, user_id=user.id, name=name, prefix=raw[:PREFIX_SHOWN],
                    token_hash=token_hash(raw), scope=scope)

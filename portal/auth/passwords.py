@@ -8,6 +8,7 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext as _
 
 MIN_LENGTH = 12
 
@@ -52,9 +53,9 @@ def needs_rehash(stored: str) -> bool:
 def weakness(password: str, email: str = "") -> str | None:
     """A reason why ``password`` is too weak, or None."""
     if len(password) < MIN_LENGTH:
-        return f"Use at least {MIN_LENGTH} characters."
+        return _("Use at least %(n)d characters.", n=MIN_LENGTH)
     if email and email.split("@")[0].lower() in password.lower():
-        return "Do not use your email address in your password."
+        return _("Do not use your email address in your password.")
     if len(set(password)) < 5:
-        return "Use a less repetitive password."
+        return _("Use a less repetitive password.")
     return None

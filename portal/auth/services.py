@@ -12,6 +12,8 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
 
@@ -28,7 +30,7 @@ class AuthError(ValueError):
     """A refusal the user may read: says what was wrong and what to do."""
 
 
-LINK_INVALID = "This link has expired or was already used. Ask for a new one."
+LINK_INVALID = _l("This link has expired or was already used. Ask for a new one.")
 
 
 def normalise_email(email: str) -> str:
@@ -99,7 +101,7 @@ def sign_out_everywhere(user: User, ip: str | None) -> int:
 def change_password(user: User, current: str, new: str, ip: str | None) -> None:
     """Change ``user``'s password; every other session of theirs ends."""
     if not passwords.verify_password(user.password_hash, current):
-        raise AuthError("Your current password is not right.")
+        raise AuthError(_("Your current password is not right."))
     problem = passwords.weakness(new, user.email)
     if problem:
         raise AuthError(problem)
@@ -127,7 +129,7 @@ def verify_second_factor(user: User, code: str, ip: str | None) -> str | None:
 def confirm_enrolment(user: User, code: str, ip: str | None) -> list[str]:
     """Confirm a pending TOTP secret with a first code; returns fresh recovery codes."""
     if not mfa.confirm_pending(user, code):
-        raise AuthError("That code did not match. Check your phone's clock and enter the newest code.")
+        raise AuthError(_("That code did not match. Check your phone's clock and enter the newest code."))
     user.mfa_enrolled_at = utcnow()
     codes = mfa.new_recovery_codes(user)
     audit.record("auth.mfa_enrolled", audit.Actor.of(user), ip=ip)
@@ -172,7 +174,7 @@ def _consume_link(raw: str, purpose: str) -> UserToken:
         UserToken.token_hash == _token_hash(raw or ""), UserToken.purpose == purpose)
         .with_for_update(of=UserToken)).first()
     if token is None or token.used_at is not None or token.expires_at < utcnow():
-        raise AuthError(LINK_INVALID)
+        raise AuthError(str(LINK_INVALID))
     token.used_at = utcnow()
     return token
 
@@ -191,7 +193,7 @@ def invite(actor: User, email: str, name: str, *, role: Role, tenant: Tenant | N
     """
     email = normalise_email(email)
     if "@" not in email or len(email) > 254:
-        raise AuthError("Enter a valid e-mail address.")
+        raise AuthError(_("Enter a valid e-mail address."))
     user = user_by_email(email)
     if user is None:
         user = User(email=email, name=name.strip() or email, locale=tenant.locale if tenant else "en")
@@ -199,16 +201,16 @@ def invite(actor: User, email: str, name: str, *, role: Role, tenant: Tenant | N
         db.session.flush()
     if tenant is not None:
         if user.provider_role:
-            raise AuthError("This address belongs to provider staff; use another address for client access.")
+            raise AuthError(_("This address belongs to provider staff; use another address for client access."))
         existing = db.session.scalars(select(Membership).where(Membership.user_id == user.id)).first()
         if existing is not None:
-            raise AuthError("This person is already a user of this workspace.")
+            raise AuthError(_("This person is already a user of this workspace."))
         db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role, invited_by_id=actor.id))
     else:
         if user.provider_role:
-            raise AuthError("This person is already on the provider's staff.")
+            raise AuthError(_("This person is already on the provider's staff."))
         if user.password_hash:
-            raise AuthError("This address already has a client account; use another address for staff.")
+            raise AuthError(_("This address already has a client account; use another address for staff."))
         user.provider_role = role
     mail_link = user.password_hash is None
     if mail_link:

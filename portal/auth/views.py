@@ -17,7 +17,8 @@ from portal.extensions import db, limiter
 from tenants.models import User
 
 PENDING_SECONDS = 300
-TOO_MANY = "Too many attempts. Wait a minute, then try again."
+def TOO_MANY() -> str:  # noqa: N802 - Flask-Limiter calls it when it refuses
+    return _("Too many attempts. Wait a minute, then try again.")
 
 
 def _account_key() -> str:

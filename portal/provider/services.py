@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.auth.services import AuthError, invite, set_active, with_tenant
@@ -88,7 +89,7 @@ def invite_staff(actor: User, email: str, name: str, role: str, ip: str | None) 
     Raises ``AuthError`` (nothing written) when the address cannot be invited.
     """
     if role not in {r.value for r in PROVIDER_ROLES}:
-        raise AuthError("Choose provider admin, manager or staff.")
+        raise AuthError(_("Choose provider admin, manager or staff."))
     try:
         return invite(actor, email, name, role=Role(role), tenant=None, ip=ip)
     except BaseException:
@@ -104,9 +105,9 @@ def set_staff_active(actor: User, person: User, active: bool, ip: str | None) ->
     sign in. Raises ``AuthError`` on refusal.
     """
     if not person.provider_role:
-        raise AuthError("Only provider people are managed here.")
+        raise AuthError(_("Only provider people are managed here."))
     if person.id == actor.id and not active:
-        raise AuthError("You cannot disable your own account; ask another provider admin.")
+        raise AuthError(_("You cannot disable your own account; ask another provider admin."))
     set_active(actor, person, active, ip)
 
 
