@@ -42,13 +42,13 @@ system-deps: ## install missing Debian packages (needs root, as on CI)
 
 translations: install ## compile the .po catalogues (English and Vietnamese)
 	@if ls portal/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
-	  $(BIN)/pybabel compile -q -d portal/translations; fi
+	  $(BIN)/pybabel -q compile -d portal/translations; fi
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
 
 messages: install ## extract strings and update the catalogues (then translate portal/translations/vi)
-	$(BIN)/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o portal/translations/messages.pot .
+	$(BIN)/pybabel -q extract -F babel.cfg --ignore-dirs=".venv tests instance bench" -k _l -k lazy_gettext -k N_ -o portal/translations/messages.pot .
 	@if [ -f portal/translations/vi/LC_MESSAGES/messages.po ]; then \
-	  $(BIN)/pybabel update -q -N -i portal/translations/messages.pot -d portal/translations; \
+	  $(BIN)/pybabel -q update --no-fuzzy-matching -i portal/translations/messages.pot -d portal/translations; \
 	else $(BIN)/pybabel init -i portal/translations/messages.pot -d portal/translations -l vi; fi

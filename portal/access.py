@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from flask import Flask, abort, g, redirect, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import and_, select
 
@@ -124,7 +125,8 @@ def _gate() -> object | None:
     user = _principal()
     if user is None:
         if request.blueprint and request.blueprint.startswith("api"):
-            abort(401)
+            abort(401, description=_("Send a valid personal access token as 'Authorization: Bearer <token>'. "
+                                     "Create one on a workspace's API tokens page."))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     set_scope(Scope(user_id=user.id))
 

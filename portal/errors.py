@@ -17,17 +17,22 @@ from tenants.isolation import CrossTenantWrite
 
 log = logging.getLogger(__name__)
 
+def N_(message: str) -> str:  # noqa: N802 - marks a string for extraction; translated where shown
+    return message
+
+
+# Titles stay English in problem documents (API clients match on them); pages translate them.
 TITLES = {
-    400: "The request could not be understood",
-    401: "Sign-in required",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Too large",
-    422: "Some fields need attention",
-    429: "Too many requests",
-    500: "Something went wrong on our side",
+    400: N_("The request could not be understood"),
+    401: N_("Sign-in required"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    409: N_("Conflict"),
+    413: N_("Too large"),
+    422: N_("Some fields need attention"),
+    429: N_("Too many requests"),
+    500: N_("Something went wrong on our side"),
 }
 
 

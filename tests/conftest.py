@@ -52,6 +52,17 @@ def db_urls():
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+def _compile_translations() -> None:
+    # As `make translations` does, so that a bare `pytest` tests the current catalogues.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    translations = Path(__file__).resolve().parent.parent / "portal" / "translations"
+    pybabel = Path(sys.executable).with_name("pybabel")
+    subprocess.run([str(pybabel), "-q", "compile", "-d", str(translations)], check=True)
+
+
 @pytest.fixture(scope="session")
 def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
     from flask_migrate import upgrade
@@ -59,6 +70,7 @@ def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
 
     from portal import create_app
 
+    _compile_translations()
     url = redis_url(1 + os.getpid() % 15)  # a Redis database of this run's own
     Redis.from_url(url).flushdb()
     app = create_app({
