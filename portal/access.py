@@ -20,7 +20,7 @@ from typing import TypeVar
 from flask import Flask, abort, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from portal.extensions import db
 from tenants import audit
@@ -63,6 +63,16 @@ class TenantAccess:
     role: Role
 
 
+# Built once: this runs on every tenant request, and building a statement costs as much as running it.
+_TENANT_ROLE = (
+    select(Tenant, Membership.role, Assignment.id)
+    .outerjoin(Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == bindparam("user_id")))
+    .outerjoin(Assignment, and_(Assignment.tenant_id == Tenant.id, Assignment.user_id == bindparam("user_id")))
+    .where(Tenant.slug == bindparam("slug"))
+    .execution_options(rls_only=True)
+)
+
+
 def tenant_role(user: User, slug: str) -> TenantAccess | None:
     """The caller's role in the tenant ``slug``, or None if they may not see it.
 
@@ -71,13 +81,7 @@ def tenant_role(user: User, slug: str) -> TenantAccess | None:
     assignments are read through row-level security's "own rows" clause, so the
     query needs no tenant bound yet (only the user).
     """
-    row = db.session.execute(
-        select(Tenant, Membership.role, Assignment.id)
-        .outerjoin(Membership, and_(Membership.tenant_id == Tenant.id, Membership.user_id == user.id))
-        .outerjoin(Assignment, and_(Assignment.tenant_id == Tenant.id, Assignment.user_id == user.id))
-        .where(Tenant.slug == slug)
-        .execution_options(rls_only=True)
-    ).first()
+    row = db.session.execute(_TENANT_ROLE, {"user_id": user.id, "slug": slug}).first()
     if row is None:
         return None
     tenant, membership_role, assignment_id = row
@@ -164,7 +168,7 @@ def _app() -> Flask:
 
 
 def _clear(_exc: BaseException | None) -> None:
-    set_scope(EMPTY, push=False)
+    set_scope(EMPTY)
 
 
 def init_app(app: Flask) -> None:

@@ -55,12 +55,18 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "MAIL_FROM": env.get("MAIL_FROM", "Back-office portal <no-reply@portal.invalid>"),
         "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),
         "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000"),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10},
+        # No pre-ping (a round trip per request): a dropped connection is invalidated on its
+        # first error and replaced; connections are recycled before servers time them out.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 1800, "pool_size": 10,
+                                      "max_overflow": 10},
         # Sessions: server-side rows behind a signed cookie (see portal/auth/sessions.py).
         "SESSION_COOKIE_NAME": "portal_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
+        # The cookie holds only a session token checked server side on every request;
+        # re-signing it on every response buys nothing.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=int(env.get("SESSION_IDLE_MINUTES", "30"))),
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=int(env.get("SESSION_ABSOLUTE_HOURS", "12"))),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(env.get("SESSION_ABSOLUTE_HOURS", "12"))),

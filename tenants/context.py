@@ -48,21 +48,17 @@ def current_tenant_id() -> uuid.UUID | None:
     return _scope.get().tenant_id
 
 
-def set_scope(scope: Scope, *, push: bool = True) -> object:
-    """Bind ``scope`` and push it to the open transaction; returns a token for ``reset_scope``.
+def set_scope(scope: Scope) -> object:
+    """Bind ``scope``; returns a token for ``reset_scope``.
 
-    ``push=False`` only rebinds (at the end of a request, when the session is discarded).
+    The database sees it from the next statement on (``tenants.isolation._sync``).
     """
-    token = _scope.set(scope)
-    if push:
-        _on_change(scope)
-    return token
+    return _scope.set(scope)
 
 
 def reset_scope(token: object) -> None:
     """Undo a ``set_scope``."""
     _scope.reset(token)  # type: ignore[arg-type]
-    _on_change(_scope.get())
 
 
 @contextmanager
@@ -73,10 +69,3 @@ def bound(scope: Scope) -> Iterator[Scope]:
         yield scope
     finally:
         reset_scope(token)
-
-
-def _on_change(scope: Scope) -> None:
-    # Late import: isolation imports the db, which must not be a dependency of this module.
-    from tenants.isolation import apply_scope_to_open_transaction
-
-    apply_scope_to_open_transaction(scope)

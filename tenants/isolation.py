@@ -8,8 +8,9 @@
    memberships). A ``before_flush`` listener stamps ``tenant_id`` on new rows and
    refuses rows of, or moves into, another tenant.
 2. PostgreSQL: every tenant-owned table has FORCE'd row-level security on
-   ``app.tenant_ids``; ``after_begin`` sets it with ``set_config(..., true)``
-   (transaction-local, so a pooled connection never carries it over).
+   ``app.tenant_ids``, which ``_sync`` sets with ``set_config(..., true)`` before
+   any statement of the session runs (transaction-local, so a pooled connection
+   never carries it over).
 """
 
 from __future__ import annotations
@@ -59,22 +60,33 @@ def _scope_params(scope: Scope) -> dict[str, str]:
     }
 
 
+# What a transaction starts with: settings made with set_config(..., true) end with the
+# transaction, so a new one reads them as unset, which every policy treats as "nothing".
+_UNSET = {"tenants": "", "user": ""}
+
+
 @event.listens_for(Session, "after_begin")
-def _set_rls_settings(session: Session, transaction, connection) -> None:  # noqa: ANN001
-    connection.execute(_SET_SCOPE, _scope_params(current_scope()))
+def _new_transaction(session: Session, transaction, connection) -> None:  # noqa: ANN001
+    session.info["rls_params"] = _UNSET
 
 
-def apply_scope_to_open_transaction(scope: Scope) -> None:
-    """Push a newly bound scope into the transaction already open on this app's session."""
-    from flask import has_app_context
+def _sync(session: Session) -> None:
+    """Make the transaction's RLS settings match the bound scope before a statement runs.
 
-    if not has_app_context():
-        return
-    from portal.extensions import db
+    The scope (``tenants.context``) is the one source of truth; it is copied into the
+    transaction lazily, right before the next statement or flush, and only when it
+    differs from what the transaction carries, so binding costs no round trip of its own.
+    """
+    params = _scope_params(current_scope())
+    carried = session.info.get("rls_params", _UNSET) if session.in_transaction() else _UNSET
+    if carried != params:
+        session.connection().execute(_SET_SCOPE, params)  # begins the transaction if needed
+        session.info["rls_params"] = params
 
-    session = db.session()
-    if session.in_transaction():
-        session.connection().execute(_SET_SCOPE, _scope_params(scope))
+
+def note_user_setting(session: Session, user_id: uuid.UUID) -> None:
+    """Record that a statement of the caller's already set ``app.user_id`` in this transaction."""
+    session.info["rls_params"] = {**session.info.get("rls_params", _UNSET), "user": str(user_id)}
 
 
 def _is_scoped(state: ORMExecuteState) -> bool:
@@ -83,11 +95,12 @@ def _is_scoped(state: ORMExecuteState) -> bool:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_queries(state: ORMExecuteState) -> None:
+    _sync(state.session)
     if state.is_column_load or state.is_relationship_load:
         return  # the criteria propagate from the parent query
-    if not (state.is_select or state.is_update or state.is_delete):
+    if not (state.is_select or state.is_update or state.is_delete) or state.execution_options.get("rls_only"):
         return
-    if not _is_scoped(state) or state.execution_options.get("rls_only"):
+    if not _is_scoped(state):
         return
     tenant_ids = list(current_scope().tenant_ids)
     if not tenant_ids:
@@ -103,6 +116,7 @@ def _scope_queries(state: ORMExecuteState) -> None:
 def _stamp_and_check(session: Session, flush_context, instances) -> None:  # noqa: ANN001
     from sqlalchemy import inspect
 
+    _sync(session)
     scope = current_scope()
     for obj in session.new:
         if not isinstance(obj, TenantScoped):

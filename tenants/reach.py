@@ -6,13 +6,22 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from tenants import audit
-from tenants.context import Scope, bound, current_scope
+from tenants.context import Scope, bound
 from tenants.models import Assignment, Membership, Tenant, User
 from tenants.policy import SEES_ALL_TENANTS
+
+# Built once: the header's workspace switcher runs one of these on every page.
+_ALL = select(Tenant).order_by(Tenant.name).execution_options(rls_only=True)
+_ASSIGNED = (select(Tenant).join(Assignment, Assignment.tenant_id == Tenant.id)
+             .where(Assignment.user_id == bindparam("user_id")).order_by(Tenant.name)
+             .execution_options(rls_only=True))
+_MEMBER_OF = (select(Tenant).join(Membership, Membership.tenant_id == Tenant.id)
+              .where(Membership.user_id == bindparam("user_id")).order_by(Tenant.name)
+              .execution_options(rls_only=True))
 
 
 def visible_tenants(user: User) -> list[Tenant]:
@@ -22,14 +31,13 @@ def visible_tenants(user: User) -> list[Tenant]:
     for which the user is bound while reading.
     """
     if user.provider_role in SEES_ALL_TENANTS:
-        q = select(Tenant)
+        q = _ALL
     elif user.provider_role:
-        q = select(Tenant).join(Assignment, Assignment.tenant_id == Tenant.id).where(Assignment.user_id == user.id)
+        q = _ASSIGNED
     else:
-        q = select(Tenant).join(Membership, Membership.tenant_id == Tenant.id).where(Membership.user_id == user.id)
-    scope = current_scope()
-    with bound(Scope(user_id=user.id, tenant_ids=scope.tenant_ids, role=scope.role)):
-        return list(db.session.scalars(q.order_by(Tenant.name).execution_options(rls_only=True)).unique())
+        q = _MEMBER_OF
+    with bound(Scope(user_id=user.id)):  # own rows need the user only, not a tenant
+        return list(db.session.scalars(q, {"user_id": user.id}).unique())
 
 
 @contextmanager

@@ -14,12 +14,17 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app, request, session
-from sqlalchemy import select, update
+from sqlalchemy import String, bindparam, cast, func, select, update
 
 from portal.extensions import db
+from tenants.isolation import note_user_setting
 from tenants.models import AuthSession, User, utcnow
 
 TOUCH_EVERY = timedelta(seconds=60)
+# Built once (it runs on every request). The same round trip tells row-level security who
+# the user is, so their own memberships, assignments and tokens are readable next.
+_BY_TOKEN = select(AuthSession, func.set_config("app.user_id", cast(AuthSession.user_id, String), True)).where(
+    AuthSession.token_hash == bindparam("token_hash"))
 
 
 def _hash(token: str) -> bytes:
@@ -46,7 +51,11 @@ def current() -> AuthSession | None:
     token = session.get("sid")
     if not token:
         return None
-    row = db.session.scalars(select(AuthSession).where(AuthSession.token_hash == _hash(token))).first()
+    # tenants.isolation is told app.user_id is set, so it need not set it again.
+    found = db.session.execute(_BY_TOKEN, {"token_hash": _hash(token)}).first()
+    row = found[0] if found else None
+    if row is not None:
+        note_user_setting(db.session(), row.user_id)
     if row is None or row.revoked_at is not None or not row.user.is_active:
         return None
     now = utcnow()
