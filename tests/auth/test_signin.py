@@ -176,7 +176,7 @@ def test_session_is_rotated_at_sign_in(client, ctx):
         assert "sid" in s and "csrf_token" not in s  # nothing of the anonymous session survives
 
 
-@pytest.mark.parametrize("ending", ["sign_out", "password_change", "disable", "everywhere", "idle"])
+@pytest.mark.parametrize("ending", ["sign_out", "password_change", "disable", "everywhere", "idle", "absolute"])
 def test_captured_cookie_is_refused_after_the_session_ends(app, client, ctx, ending):
     tenant = make_tenant()
     person = make_person(Role.CLIENT_MEMBER, tenant)
@@ -201,6 +201,10 @@ def test_captured_cookie_is_refused_after_the_session_ends(app, client, ctx, end
         set_active(db.session.get(User, person.id), db.session.get(User, person.id), False, None)
     elif ending == "everywhere":
         client.post("/account/sign-out-everywhere", data={"csrf_token": csrf_token(client, "/account/")})
+    elif ending == "absolute":  # active all along, but signed in too long ago
+        db.session.execute(update(AuthSession).where(AuthSession.user_id == person.id).values(
+            created_at=utcnow() - app.config["SESSION_ABSOLUTE_TIMEOUT"] - timedelta(seconds=1)))
+        db.session.commit()
     elif ending == "idle":
         db.session.execute(update(AuthSession).where(AuthSession.user_id == person.id)
                            .values(last_seen_at=utcnow() - app.config["SESSION_IDLE_TIMEOUT"] - timedelta(seconds=1)))
