@@ -69,3 +69,8 @@ def bound(scope: Scope) -> Iterator[Scope]:
         yield scope
     finally:
         reset_scope(token)
+
+
+def for_tenant(tenant_id: uuid.UUID, user_id: uuid.UUID | None = None):  # noqa: ANN201
+    """Bind one tenant (and the acting user) for a block: CLI, console writes, jobs."""
+    return bound(Scope(user_id=user_id, tenant_ids=frozenset({tenant_id})))

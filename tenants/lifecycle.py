@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from tenants import audit
-from tenants.context import Scope, bound
+from tenants.context import bound, for_tenant
 from tenants.models import Assignment, Membership, Tenant, User
 from tenants.policy import Role, allowed
 from tenants.reach import across_tenants, visible_tenants
@@ -66,7 +66,7 @@ def tenant_by_slug(slug: str) -> Tenant | None:
 
 
 def _in(tenant_id: uuid.UUID, actor: User | None) -> bound:
-    return bound(Scope(user_id=actor.id if actor else None, tenant_ids=frozenset({tenant_id})))
+    return for_tenant(tenant_id, actor.id if actor else None)
 
 
 def _require(actor: User | None, action: str) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from portal.auth import mfa, passwords, sessions
 from portal.extensions import db
 from tenants import audit
-from tenants.context import Scope, bound
+from tenants.context import Scope, bound, for_tenant
 from tenants.models import Membership, Tenant, User, UserToken, utcnow
 from tenants.policy import Role
 from tenants.reach import visible_tenants  # noqa: F401 - re-exported for the views
@@ -292,4 +292,4 @@ def set_active(actor: User, user: User, active: bool, ip: str | None) -> None:
 
 def with_tenant(user_id: uuid.UUID | None, tenant: Tenant) -> bound:
     """Bind ``tenant`` for a block (CLI and provider console writes into one tenant)."""
-    return bound(Scope(user_id=user_id, tenant_ids=frozenset({tenant.id})))
+    return for_tenant(tenant.id, user_id)
