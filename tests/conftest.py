@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests import factories
-from tests.services import SmtpSink, postgres_superuser_url, redis_url
+from tests.services import MotoServer, SmtpSink, postgres_superuser_url, redis_url
 
 
 class IsolatedClient(FlaskClient):
@@ -35,6 +35,14 @@ def smtp() -> Iterator[SmtpSink]:
     sink = SmtpSink()
     yield sink
     sink.stop()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """An S3 and KMS endpoint over HTTP on loopback (moto server), for the whole run."""
+    server = MotoServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -84,3 +84,53 @@ class SmtpSink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+class MotoServer:
+    """moto in server mode on loopback, as a child process: a real HTTP S3 and KMS endpoint.
+
+    Only the live AWS services cannot run here; the protocol (boto3's signed HTTP
+    requests, multipart uploads, KMS EncryptionContext checks) is the real one.
+    """
+
+    region = "eu-west-1"
+    access_key = "testing"
+    secret_key = "testing"  # noqa: S105 - moto accepts any credentials
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+        import time
+
+        self.port = free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        moto = Path(sys.executable).with_name("moto_server")
+        self._proc = subprocess.Popen(  # noqa: S603
+            [str(moto), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not _port_open("127.0.0.1", self.port):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("moto_server did not start on loopback")
+            time.sleep(0.1)
+
+    def client(self, service: str):  # noqa: ANN201 - a boto3 client
+        """A boto3 client for ``service`` ('s3', 'kms') pointed at this server."""
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region,
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+    def env(self) -> dict[str, str]:
+        """Settings for the portal's configuration (``AWS_*``/``S3_*`` names)."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.region,
+                "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - kill if it does not stop in time
+            self._proc.kill()

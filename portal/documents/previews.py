@@ -1,0 +1,238 @@
+"""Thumbnails we render ourselves, in a child process with resource limits.
+
+Uploaded bytes are attacker-controlled and image and PDF parsers are attack surface,
+so rendering never happens in the calling process: this file is also the child's
+program. The parent streams the plaintext into the child's standard input and reads
+a PNG from its standard output. The child sets its own limits before it reads a byte
+(address space, CPU time, no core dumps, no files written), gets an environment
+without the portal's secrets, and renders images with Pillow (a pixel cap; bomb
+warnings are errors) or execs ``pdftoppm`` (poppler-utils) for the first page of a PDF.
+
+The child is started as ``python -I <this file>`` rather than ``-m portal.documents.previews``
+so that it imports neither the ``portal`` package (and Flask) nor anything from the
+working directory or ``PYTHON*`` variables; it uses only the standard library and Pillow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import IO
+
+MAX_SIDE = 480
+MAX_PIXELS = 50_000_000           # Pillow refuses anything larger (a 50 Mpx photo is already unusual)
+MEMORY_LIMIT = 768 * 1024 * 1024  # address space of the child
+CPU_SECONDS = 20
+MAX_OUTPUT = 4 * 1024 * 1024      # a 480 px PNG is far smaller; anything bigger is not ours
+PREVIEW_KINDS = frozenset({"image", "pdf"})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PDFTOPPM_DIRS = "/usr/local/bin:/usr/bin:/bin"
+
+# The child's exit statuses, besides 0 (a PNG on standard output).
+_UNREADABLE, _TOO_MANY_PIXELS, _NO_PREVIEW, _OUT_OF_MEMORY, _UNAVAILABLE = 3, 4, 5, 6, 7
+
+TOO_LARGE = "This file is too large for a preview. It can still be downloaded."
+TIMED_OUT = "Making the preview took too long. The file can still be downloaded."
+TOO_MANY_PIXELS = "This image is too large for a preview. It can still be downloaded."
+OVER_LIMITS = "The preview needed more memory or time than allowed. The file can still be downloaded."
+UNREADABLE = "A preview could not be made; the file may be damaged. It can still be downloaded."
+UNAVAILABLE = "Previews of this kind of file are not available on this server. The file can still be downloaded."
+
+
+class PreviewFailed(Exception):
+    """No preview: the message is a plain sentence; ``reason`` is a short stable word for logs."""
+
+    def __init__(self, message: str = UNREADABLE, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def render_thumbnail(chunks: Iterable[bytes], kind: str, *, max_input: int = 64 * 1024 * 1024,
+                     timeout: float = 30.0) -> bytes | None:
+    """A PNG of at most 480x480 px for an image or a PDF's first page; None for kinds without previews.
+
+    ``chunks`` (the plaintext) are streamed into the sandboxed child, never joined here.
+    Raises ``PreviewFailed`` if the child crashes, runs past ``timeout`` seconds or its limits,
+    or the input is larger than ``max_input`` bytes (feeding stops and the child is killed).
+    """
+    if kind not in PREVIEW_KINDS:
+        return None
+    deadline = time.monotonic() + timeout
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and file, no shell
+        [sys.executable, "-I", "-B", os.path.abspath(__file__), kind],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": PDFTOPPM_DIRS, "LC_ALL": "C.UTF-8"}, cwd="/", close_fds=True, start_new_session=True,
+    )
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+
+    # The watchdog also unblocks a write to a child that stopped reading.
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    output: list[bytes] = []
+    readers = [threading.Thread(target=_collect, args=(child.stdout, MAX_OUTPUT + 1, output, child), daemon=True),
+               threading.Thread(target=_collect, args=(child.stderr, 0, [], child), daemon=True)]
+    too_large = False
+    try:
+        watchdog.start()
+        for reader in readers:
+            reader.start()
+        fed = 0
+        for chunk in chunks:
+            fed += len(chunk)
+            if fed > max_input:
+                too_large = True
+                break
+            if time.monotonic() > deadline:
+                expire()
+                break
+            try:
+                child.stdin.write(chunk)  # type: ignore[union-attr]
+            except (BrokenPipeError, OSError):
+                break  # the child is gone; its exit status says why
+        if too_large:
+            child.kill()
+        with contextlib.suppress(BrokenPipeError, OSError):
+            child.stdin.close()  # type: ignore[union-attr]
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()) + 1)
+        except subprocess.TimeoutExpired:
+            expire()
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        for reader in readers:
+            reader.join()
+        for stream in (child.stdin, child.stdout, child.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+    if too_large:
+        raise PreviewFailed(TOO_LARGE, "too_large")
+    if timed_out.is_set():
+        raise PreviewFailed(TIMED_OUT, "timeout")
+    return _result(child.returncode, b"".join(output))
+
+
+def _collect(stream: IO[bytes], keep: int, into: list[bytes], child: subprocess.Popen) -> None:
+    """Read ``stream`` to its end, keeping at most ``keep`` bytes; kill the child if it writes more."""
+    kept = 0
+    while piece := stream.read(65536):
+        if kept < keep:
+            into.append(piece)
+        kept += len(piece)
+        if keep and kept > keep:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+
+
+def _result(status: int, png: bytes) -> bytes | None:
+    if status == 0 and png.startswith(PNG_SIGNATURE) and len(png) <= MAX_OUTPUT:
+        return png  # checked but not parsed here: parsing it would bring the sandbox's risk back in
+    if status == _NO_PREVIEW:
+        return None
+    if status == _TOO_MANY_PIXELS:
+        raise PreviewFailed(TOO_MANY_PIXELS, "too_many_pixels")
+    if status == _UNAVAILABLE:
+        raise PreviewFailed(UNAVAILABLE, "unavailable")
+    if status in (_OUT_OF_MEMORY, -signal.SIGXCPU, -signal.SIGKILL):
+        raise PreviewFailed(OVER_LIMITS, "limits")
+    raise PreviewFailed(UNREADABLE, "unreadable")
+
+
+# --- the child ---------------------------------------------------------------------------------------
+
+
+def _limit() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 1))  # SIGXCPU, then SIGKILL
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # a core dump would hold the plaintext
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # write no files (SIGXFSZ stays ignored: EFBIG)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+
+def _pdf() -> int:
+    """Replace this process with pdftoppm: page 1 of the PDF on stdin, as a PNG on stdout."""
+    import shutil
+
+    program = shutil.which("pdftoppm", path=PDFTOPPM_DIRS)
+    if program is None:
+        return _UNAVAILABLE
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    arguments = ["-png", "-f", "1", "-l", "1", "-scale-to", str(MAX_SIDE), "-singlefile", "-"]  # "-" is stdin
+    os.execv(program, [program, *arguments])  # noqa: S606 - a fixed program and arguments, no shell
+    return _UNREADABLE  # not reached
+
+
+def _is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc"}
+
+
+def _image() -> int:
+    """Render the image on stdin: orientation applied, fit in 480x480, RGB(A) PNG without metadata."""
+    import io
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    data = sys.stdin.buffer.read()
+    try:
+        # Only the formats we accept: every other decoder stays out of reach.
+        image = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP", "TIFF"])
+        if image.format == "JPEG":
+            image.draft(None, (MAX_SIDE * 2, MAX_SIDE * 2))  # decode at a fraction of the size
+        image = ImageOps.exif_transpose(image)
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            image.mode == "P" and "transparency" in image.info)
+        mode = "RGBA" if alpha else "RGB"
+        if image.mode.startswith(("I", "F")):  # 16/32-bit greyscale: scale down to 8 bits first
+            image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        # A new image carries pixels only: no EXIF, XMP, ICC profile or text chunks.
+        clean = Image.new(mode, image.size)
+        clean.paste(image.convert(mode))
+        out = io.BytesIO()
+        clean.save(out, "PNG", optimize=True)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return _TOO_MANY_PIXELS
+    except MemoryError:
+        return _OUT_OF_MEMORY
+    except UnidentifiedImageError:
+        return _NO_PREVIEW if _is_heif(data) else _UNREADABLE  # Pillow has no HEIF decoder
+    except Exception:  # noqa: BLE001 - whatever the decoders raise, the answer is "unreadable"
+        return _UNREADABLE
+    sys.stdout.buffer.write(out.getvalue())
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """The child: render ``argv[0]`` ("image" or "pdf") from stdin to stdout within limits."""
+    _limit()
+    try:
+        if argv == ["pdf"]:
+            return _pdf()
+        if argv == ["image"]:
+            return _image()
+    except MemoryError:
+        return _OUT_OF_MEMORY
+    return _UNREADABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

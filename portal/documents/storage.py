@@ -1,0 +1,292 @@
+"""Object storage for sealed documents: a local folder or an S3 bucket.
+
+Only ciphertext is ever handed to this module, so it needs no access control of
+its own; what it must guarantee is that keys reveal nothing (random, sharded),
+that a key can never escape the store (no path traversal), that writes are
+streamed (never a whole object in memory) and atomic (a failed upload leaves no
+object, no temporary file and no open multipart upload behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+# "3f/a9/3fa9…" : 128 random bits in hex, sharded by the first two bytes so no folder gets huge.
+_KEY = re.compile(r"\A([0-9a-f]{2})/([0-9a-f]{2})/(\1\2[0-9a-f]{28})\Z")
+_COPY_CHUNK = 1024 * 1024
+
+
+class ObjectMissing(Exception):
+    """No object is stored under the key."""
+
+
+class SupportsRead(Protocol):
+    """A binary stream: ``read(n)`` returns at most ``n`` bytes, ``b""`` at the end."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Storage(Protocol):
+    """What the vault needs from an object store."""
+
+    def new_key(self) -> str:
+        """A fresh random key; it says nothing about the tenant, the document or its name."""
+        ...
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Store ``chunks`` under ``key`` atomically and return the number of bytes written."""
+        ...
+
+    def open(self, key: str) -> ContextManager[SupportsRead]:
+        """A stream of the object; raises ``ObjectMissing``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        ...
+
+
+def new_key() -> str:
+    """A random 128-bit key in hex, sharded like ``3f/a9/3fa9…``."""
+    token = secrets.token_hex(16)
+    return f"{token[:2]}/{token[2:4]}/{token}"
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it has the shape ``new_key()`` produces, else raise ``ValueError``."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ValueError("not a storage key")
+    return key
+
+
+def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut ``chunks`` into pieces of at most ``size`` bytes (a caller may hand over one huge chunk)."""
+    for chunk in chunks:
+        if len(chunk) <= size:
+            if chunk:
+                yield bytes(chunk)
+            continue
+        view = memoryview(chunk)
+        for start in range(0, len(view), size):
+            yield bytes(view[start:start + size])
+
+
+class LocalStorage:
+    """Objects as files under ``root``: files 0600, folders 0700, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    new_key = staticmethod(new_key)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write to a temporary file beside the target, fsync, then rename over it."""
+        path = self._path(key)
+        folder = path.parent
+        # One level at a time: mkdir(parents=True) would create the upper level with the default mode.
+        folder.parent.mkdir(mode=0o700, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")  # mkstemp creates it 0600
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        # The rename itself must survive a crash, not only the file's bytes.
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return written
+
+    def open(self, key: str) -> ContextManager[SupportsRead]:
+        """The file opened for reading; raises ``ObjectMissing``."""
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectMissing(key) from None
+        return os.fdopen(fd, "rb")
+
+    def delete(self, key: str) -> None:
+        """Remove the file if it is there."""
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        """Whether the file is there."""
+        return self._path(key).is_file()
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+class S3Storage:
+    """Objects in an S3 bucket; large objects go up as a multipart upload, one part in memory at a time.
+
+    Server-side encryption is not relied on: everything stored here is already sealed.
+    """
+
+    MIN_PART = 5 * 1024 * 1024  # S3 refuses smaller parts, except the last one
+
+    def __init__(self, client: Any, bucket: str, part_size: int = 8 * 1024 * 1024) -> None:
+        if part_size < self.MIN_PART:
+            raise ValueError(f"part_size must be at least {self.MIN_PART} bytes (an S3 limit)")
+        self.client, self.bucket, self.part_size = client, bucket, part_size
+
+    new_key = staticmethod(new_key)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (development and tests; production buckets are provisioned)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                raise
+        region = self.client.meta.region_name
+        options: dict[str, Any] = {}
+        if region and region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+            options["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        self.client.create_bucket(Bucket=self.bucket, **options)
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        """One put_object below one part, else a multipart upload that is aborted on any failure."""
+        check_key(key)
+        buffer = bytearray()
+        pieces = _pieces(chunks, self.part_size)
+        for piece in pieces:
+            buffer += piece
+            if len(buffer) > self.part_size:
+                break
+        else:  # the whole object fits in one part
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(buffer))
+            return len(buffer)
+
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        parts: list[dict[str, Any]] = []
+        written = 0
+        try:
+            def send(body: bytes) -> None:
+                nonlocal written
+                number = len(parts) + 1
+                answer = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                 PartNumber=number, Body=body)
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                written += len(body)
+
+            while True:
+                while len(buffer) >= self.part_size:
+                    send(bytes(buffer[:self.part_size]))
+                    del buffer[:self.part_size]
+                piece = next(pieces, None)
+                if piece is None:
+                    break
+                buffer += piece
+            if buffer or not parts:
+                send(bytes(buffer))
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException:
+            # Parts of an unfinished upload are kept (and billed) until aborted.
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+        return written
+
+    def open(self, key: str) -> ContextManager[SupportsRead]:
+        """The object's body as a stream; raises ``ObjectMissing``."""
+        from botocore.exceptions import ClientError
+
+        check_key(key)
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectMissing(key) from None
+            raise
+        return contextlib.closing(answer["Body"])
+
+    def delete(self, key: str) -> None:
+        """Remove the object (S3 answers the same whether or not it existed)."""
+        check_key(key)
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def exists(self, key: str) -> bool:
+        """Whether the object is there."""
+        from botocore.exceptions import ClientError
+
+        check_key(key)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+
+def storage_from_config(config: Mapping[str, Any]) -> Storage:
+    """The store the settings name: ``STORAGE_BACKEND`` "local" (default) or "s3".
+
+    local: ``STORAGE_DIR`` (default ``<INSTANCE_PATH>/objects``).
+    s3: ``S3_BUCKET`` (required), ``S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``); whatever is unset comes from
+    boto3's default chain.
+    """
+    backend = str(config.get("STORAGE_BACKEND") or "local").strip().lower()
+    if backend == "local":
+        folder = config.get("STORAGE_DIR")
+        if not folder:
+            instance = config.get("INSTANCE_PATH")
+            if not instance:
+                raise ValueError("STORAGE_DIR or INSTANCE_PATH must be set for STORAGE_BACKEND=local")
+            folder = Path(instance) / "objects"
+        return LocalStorage(Path(folder))
+    if backend != "s3":
+        raise ValueError(f"STORAGE_BACKEND must be 'local' or 's3', not {backend!r}")
+    bucket = config.get("S3_BUCKET")
+    if not bucket:
+        raise ValueError("S3_BUCKET must be set when STORAGE_BACKEND=s3")
+
+    import boto3
+    from botocore.config import Config
+
+    endpoint = config.get("S3_ENDPOINT_URL") or config.get("AWS_ENDPOINT_URL") or None
+    options: dict[str, Any] = {}
+    for setting, argument in (("AWS_REGION", "region_name"), ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+                              ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+                              ("AWS_SESSION_TOKEN", "aws_session_token")):
+        if config.get(setting):
+            options[argument] = config[setting]
+    # S3-compatible endpoints (MinIO, moto, on-premises) rarely resolve bucket sub-domains.
+    s3_options = {"addressing_style": "path"} if endpoint else {}
+    client = boto3.client("s3", endpoint_url=endpoint, config=Config(retries={"mode": "standard"}, s3=s3_options),
+                          **options)
+    return S3Storage(client, str(bucket))
