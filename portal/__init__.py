@@ -23,7 +23,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # limits spells a Unix-socket Redis (the embedded default) "redis+unix://".
     app.config["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"].replace("unix://", "redis+unix://", 1)
 
-    from portal import access, account, api, auth, cli, clients, errors, extensions, i18n, provider, security, views
+    from portal import (
+        access,
+        account,
+        api,
+        auth,
+        cli,
+        clients,
+        documents,
+        errors,
+        extensions,
+        i18n,
+        provider,
+        security,
+        views,
+    )
     from workers import init_app as init_workers
 
     extensions.db.init_app(app)
@@ -38,6 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     views.init_app(app)
     account.init_app(app)
     clients.init_app(app)
+    documents.init_app(app)
     provider.init_app(app)
     api.init_app(app)
     init_workers(app)

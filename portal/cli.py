@@ -84,6 +84,127 @@ def tenants_suspend(slug: str, undo: bool) -> None:
     click.echo(f"{slug} is now {tenant.status}")
 
 
+def _tenant(slug: str):  # noqa: ANN202
+    from tenants.lifecycle import tenant_by_slug
+
+    tenant = tenant_by_slug(slug)
+    if tenant is None:
+        raise click.ClickException(f"no tenant {slug!r}; see `portal tenants list`")
+    return tenant
+
+
+@tenants_cli.command("export")
+@click.argument("slug")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Where to write the ZIP (default: <slug>-export.zip).")
+@with_appcontext
+def tenants_export(slug: str, out: str | None) -> None:
+    """Write a ZIP of all the tenant's documents, decrypted, for handing back."""
+    from pathlib import Path
+
+    from portal.documents.custody import export_tenant
+
+    result = export_tenant(_tenant(slug), Path(out or f"{slug}-export.zip"))
+    click.echo(f"wrote {result.path}: {result.files} files, {result.size} bytes, with manifest.csv")
+
+
+@tenants_cli.command("offboard")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--certificate", "cert_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the deletion certificate to this file.")
+@with_appcontext
+def tenants_offboard(slug: str, yes: bool, cert_path: str | None) -> None:
+    """Destroy the tenant's keys and delete its documents (irreversible); certify it to the client."""
+    from pathlib import Path
+
+    from portal.documents.custody import offboard
+
+    tenant = _tenant(slug)
+    if tenant.status == "offboarded":
+        raise click.ClickException(f"{slug} was already offboarded")
+    if not yes:
+        click.echo(f"This destroys every document of {tenant.name} for good. Export first: "
+                   f"`portal tenants export {slug}`.")
+        typed = click.prompt(f"Type the tenant's short name ({slug}) to confirm", default="", show_default=False)
+        if typed.strip() != slug:
+            raise click.ClickException("not confirmed; nothing was changed")
+    certificate = offboard(tenant)
+    if cert_path:
+        Path(cert_path).write_text(certificate.text(), encoding="utf-8")
+    click.echo(certificate.text())
+
+
+# --- documents and keys ------------------------------------------------------------------
+
+@click.group("documents")
+def documents_cli() -> None:
+    """Bulk-import documents into a tenant's vault."""
+
+
+@documents_cli.command("upload")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--tenant", "slug", required=True)
+@click.option("--category", default="other", show_default=True)
+@click.option("--period", default=None, help="Month, YYYY-MM.")
+@click.option("--tags", default=None, help="Comma-separated.")
+@with_appcontext
+def documents_upload(files: tuple[str, ...], slug: str, category: str, period: str | None,
+                     tags: str | None) -> None:
+    """Upload files (streamed, sniffed, encrypted) as the system; prints one result per file."""
+    from pathlib import Path
+
+    from portal.documents import services
+    from tenants.context import Scope, bound
+    from tenants.policy import Role
+
+    tenant = _tenant(slug)
+    if not tenant.is_active:
+        raise click.ClickException(f"{slug} is {tenant.status}; documents can only go into an active tenant")
+    failed = 0
+    with bound(Scope(tenant_ids=frozenset({tenant.id}), role=Role.PROVIDER_ADMIN)):
+        try:
+            target = services.upload_target(None, category=category, period=period, tags=tags)
+        except services.DocumentError as err:
+            raise click.ClickException(str(err)) from err
+        for name in files:
+            path = Path(name)
+            with path.open("rb") as handle:
+                result = services.upload(None, tenant, iter(lambda h=handle: h.read(1 << 20), b""),
+                                         filename=path.name, target=target)
+            failed += not result.ok
+            click.echo(f"{result.status:9} {path}: {result.message}")
+    if failed:
+        raise SystemExit(1)
+
+
+@click.group("keys")
+def keys_cli() -> None:
+    """Rotate tenant keys and the master key."""
+
+
+@keys_cli.command("rotate")
+@click.option("--tenant", "slug", required=True)
+@with_appcontext
+def keys_rotate(slug: str) -> None:
+    """New tenant key version; re-wrap every data key (objects are not rewritten); retire the old."""
+    from portal.documents.custody import rotate_tenant_key
+
+    result = rotate_tenant_key(_tenant(slug))
+    click.echo(f"{slug}: now {result.new.key_id} v{result.new.version}; {result.rewrapped} data keys re-wrapped; "
+               f"retired versions: {', '.join(map(str, result.retired)) or 'none'}")
+
+
+@keys_cli.command("rotate-master")
+@click.option("--kms-key-id", default=None, help="With KMS: the new KMS key to wrap tenant keys under.")
+@with_appcontext
+def keys_rotate_master(kms_key_id: str | None) -> None:
+    """Re-wrap every tenant key under a new master key."""
+    from portal.documents.custody import rotate_master
+
+    click.echo(f"re-wrapped {rotate_master(kms_key_id)} tenant keys under the new master key")
+
+
 # --- users ---------------------------------------------------------------------------
 
 @click.group("users")
@@ -184,6 +305,7 @@ def worker(queues: str, burst: bool) -> None:
     from rq.serializers import JSONSerializer
 
     from workers import reap, redis_connection, relay
+    from workers.schedule import tick
 
     app = current_app._get_current_object()
     stop = threading.Event()
@@ -192,6 +314,7 @@ def worker(queues: str, burst: bool) -> None:
         while not stop.wait(5):
             with app.app_context():
                 try:
+                    tick()
                     relay()
                     reap()
                 except Exception:  # keep relaying; the error is logged
@@ -251,7 +374,7 @@ def dev(port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (tenants_cli, users_cli, audit_cli, worker, demo, dev):
+    for command in (tenants_cli, users_cli, audit_cli, documents_cli, keys_cli, worker, demo, dev):
         app.cli.add_command(command)
 
 

@@ -53,7 +53,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "REDIS_URL": env.get("REDIS_URL"),
         "SMTP_URL": env.get("SMTP_URL"),
         "MAIL_FROM": env.get("MAIL_FROM", "Back-office portal <no-reply@portal.invalid>"),
-        "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR", str(instance / "outbox")),
+        "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR"),
         "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000"),
         # No pre-ping (a round trip per request): a dropped connection is invalidated on its
         # first error and replaced; connections are recycled before servers time them out.
@@ -91,9 +91,30 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "OPENAPI_JSON_PATH": "openapi.json",
         "API_PAGE_SIZE": 50,
         "RQ_QUEUES": ["default", "mail"],
+        # The vault. Objects: a local folder by default, S3 when STORAGE_BACKEND=s3.
+        "STORAGE_BACKEND": env.get("STORAGE_BACKEND", "local"),
+        "STORAGE_DIR": env.get("STORAGE_DIR"),
+        "S3_BUCKET": env.get("S3_BUCKET"),
+        "S3_ENDPOINT_URL": env.get("S3_ENDPOINT_URL"),
+        "AWS_ENDPOINT_URL": env.get("AWS_ENDPOINT_URL"),
+        "KMS_ENDPOINT_URL": env.get("KMS_ENDPOINT_URL"),
+        "AWS_REGION": env.get("AWS_REGION", "eu-west-1"),
+        "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID"),
+        "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY"),
+        # Keys: tenant keys in a directory of their own (never in the database, so backups
+        # of the data never hold them); the master key is a file there, or AWS KMS.
+        "KEY_DIR": env.get("KEY_DIR"),
+        "KMS_KEY_ID": env.get("KMS_KEY_ID"),
+        "UPLOAD_MAX_BYTES": int(env.get("UPLOAD_MAX_MB", "200")) * 1024 * 1024,
+        "TENANT_QUOTA_BYTES": int(env.get("TENANT_QUOTA_GB", "20")) * 1024 ** 3,
+        "PREVIEW_MAX_BYTES": int(env.get("PREVIEW_MAX_MB", "64")) * 1024 * 1024,
+        "REMINDER_DAYS_BEFORE": int(env.get("REMINDER_DAYS_BEFORE", "3")),
     }
     if overrides:
         cfg.update(overrides)
+    # Folders default to the instance folder, wherever the overrides moved it.
+    for name, folder in (("MAIL_OUTBOX_DIR", "outbox"), ("STORAGE_DIR", "objects"), ("KEY_DIR", "keys")):
+        cfg[name] = cfg.get(name) or str(Path(cfg["INSTANCE_PATH"]) / folder)
 
     if production:
         for name in ("SECRET_KEY", "FIELD_KEY"):

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
+from datetime import timedelta
+
 import click
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from portal.auth.passwords import hash_password
 from portal.auth.services import user_by_email
+from portal.documents.models import Document
 from portal.extensions import db
 from tenants.context import Scope, bound
 from tenants.lifecycle import assign, create_tenant, tenant_by_slug
-from tenants.models import Membership, User
+from tenants.models import Membership, Tenant, User, utcnow
+from tenants.policy import Role
 
 DEMO_PASSWORD = "demo-Portal-2026"  # noqa: S105 - printed for the local demo only
 
@@ -79,7 +85,39 @@ def load() -> list[tuple[str, str, str]]:
                                               invited_by_id=admin.id))
                 logins.append((role, tenant.slug, email))
             db.session.commit()
+        _documents(tenant, staff[spec["staff"][-1]], user_by_email(spec["users"][-1][0]))
     return logins
+
+
+def _picture(lines: list[str], size: tuple[int, int] = (620, 820)) -> Image.Image:
+    page = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(page)
+    for i, line in enumerate(lines):
+        draw.text((40, 40 + 28 * i), line, fill=(20, 30, 50))
+    return page
+
+
+def _documents(tenant: Tenant, staff: User, member: User) -> None:
+    """A few documents and an open request, so the vault is not empty in the demo (once per tenant)."""
+    from portal.documents import requests, services
+
+    with bound(Scope(user_id=member.id, tenant_ids=frozenset({tenant.id}), role=Role.CLIENT_MEMBER)):
+        if db.session.scalar(select(Document.id).limit(1)):
+            return
+        invoice, receipt = io.BytesIO(), io.BytesIO()
+        _picture([tenant.name, "", "INVOICE 2026-0042", "Office supplies", "Total: 12,500,000"]).save(invoice, "PDF")
+        _picture(["Receipt", "Taxi airport - office", "Total: 350,000"], (360, 520)).save(receipt, "JPEG")
+        statement = "date,description,amount\n2026-03-01,Opening balance,150000000\n2026-03-04,Rent,-42000000\n"
+        for body, name, category in ((invoice.getvalue(), "Invoice 2026-0042.pdf", "invoice"),
+                                     (receipt.getvalue(), "Taxi receipt.jpg", "receipt"),
+                                     (statement.encode(), "Bank statement March.csv", "bank_statement")):
+            target = services.upload_target(member, category=category, period="2026-03")
+            services.upload(member, tenant, [body], filename=name, target=target)
+    with bound(Scope(user_id=staff.id, tenant_ids=frozenset({tenant.id}), role=Role.STAFF)):
+        soon = (utcnow() + timedelta(days=5)).date().isoformat()
+        requests.create_request(staff, tenant, title="Documents for the March close", note=None, items=[
+            requests.ItemInput("March bank statement, Vietcombank", "bank_statement", soon),
+            requests.ItemInput("Signed labour contracts of new hires", "contract", None)])
 
 
 def print_logins(logins: list[tuple[str, str, str]]) -> None:

@@ -136,6 +136,9 @@ def set_status(actor: User | None, tenant: Tenant, status: str, ip: str | None =
     _require(actor, "provider:tenants.manage")
     if status not in STATUSES:
         raise TenantError(_("Status must be one of %(list)s.", list=", ".join(STATUSES)), "status")
+    if tenant.status == "offboarded":
+        raise TenantError(_("This tenant was offboarded: its data is destroyed and it cannot be re-opened."),
+                          "status")
     if tenant.status == status:
         return
     tenant.status = status

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -57,6 +58,8 @@ class Tenant(Timestamped, db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh", nullable=False)
     locale: Mapped[str] = mapped_column(String(8), default="vi", nullable=False)
     enforce_mfa: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Bytes of documents this tenant may store; None means the provider's default (TENANT_QUOTA_BYTES).
+    storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def is_active(self) -> bool:

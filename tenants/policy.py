@@ -40,6 +40,14 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:settings.manage":         frozenset({PA, CA}),
     "tenant:audit.view":              frozenset({PA, MG, CA}),
     "tenant:tokens.manage":           frozenset({PA, MG, ST, CA, CP, CM}),
+    # Documents: members see their own uploads only (services narrow to them);
+    # everyone else who is in the tenant sees all of its documents.
+    "tenant:documents.view":          frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:documents.view_all":      frozenset({PA, MG, ST, CA, CP}),
+    "tenant:documents.upload":        frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:documents.refile":        frozenset({PA, MG, ST, CA}),
+    "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:requests.manage":         frozenset({PA, MG, ST}),
     "provider:console.view":          frozenset({PA, MG, ST}),
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),

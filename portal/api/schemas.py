@@ -95,3 +95,99 @@ def page_of(item: type[Schema], name: str) -> type[Schema]:
 TenantPageSchema = page_of(TenantSchema, "TenantPage")
 MemberPageSchema = page_of(MemberSchema, "MemberPage")
 AuditEventPageSchema = page_of(AuditEventSchema, "AuditEventPage")
+
+
+# --- documents ------------------------------------------------------------------------------
+
+CATEGORIES = ("invoice", "receipt", "bank_statement", "payroll_input", "contract", "other")
+
+
+class DocumentArgs(PageArgs):
+    category = fields.String(load_default=None, validate=validate.OneOf(CATEGORIES))
+    period = fields.String(load_default=None, metadata={"description": "Month, YYYY-MM."})
+    tag = fields.String(load_default=None)
+    q = fields.String(load_default=None, metadata={"description": "Part of the document's name."})
+
+
+class VersionSchema(Schema):
+    number = fields.Integer(required=True)
+    filename = fields.String(required=True, metadata={"description": "Sanitised name, for display only."})
+    size = fields.Integer(required=True, metadata={"description": "Bytes of the plaintext."})
+    mime = fields.String(required=True, metadata={"description": "Type decided from the content."})
+    sha256 = fields.String(required=True)
+    uploaded_at = fields.DateTime(required=True)
+    uploaded_by = fields.String(allow_none=True)
+
+
+class DocumentSchema(Schema):
+    id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    period = fields.String(allow_none=True, metadata={"description": "Month, YYYY-MM."})
+    tags = fields.List(fields.String(), required=True)
+    current_version = fields.Integer(required=True)
+    preview = fields.String(required=True, metadata={"description": "pending, ready, none or failed."})
+    created_at = fields.DateTime(required=True)
+    versions = fields.List(fields.Nested(VersionSchema), metadata={"description": "Newest first."})
+
+
+class RefileSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a tenant_id (or anything else) in the body is ignored
+
+    # A partial update: fields left out stay as they are.
+    category = fields.String(validate=validate.OneOf(CATEGORIES))
+    period = fields.String(allow_none=True, metadata={"description": "Month, YYYY-MM; null clears it."})
+    tags = fields.List(fields.String(validate=validate.Length(max=40)))
+
+
+class UploadResultSchema(Schema):
+    name = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "stored, version, duplicate or refused."})
+    message = fields.String(required=True)
+    code = fields.String(allow_none=True, metadata={"description": "Why a file was refused, e.g. type_not_allowed."})
+    document = fields.Nested(DocumentSchema, allow_none=True)
+
+
+class UploadAnswerSchema(Schema):
+    results = fields.List(fields.Nested(UploadResultSchema), required=True)
+
+
+class RequestItemSchema(Schema):
+    id = fields.UUID(required=True)
+    description = fields.String(required=True)
+    category = fields.String(required=True)
+    due_date = fields.Date(allow_none=True)
+    fulfilled_at = fields.DateTime(allow_none=True)
+    document_id = fields.UUID(allow_none=True)
+
+
+class DocumentRequestSchema(Schema):
+    id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    items = fields.List(fields.Nested(RequestItemSchema), required=True)
+
+
+class RequestItemInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    description = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    category = fields.String(load_default="other", validate=validate.OneOf(CATEGORIES))
+    due_date = fields.Date(load_default=None, allow_none=True)
+
+
+class DocumentRequestInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    items = fields.List(fields.Nested(RequestItemInput), required=True, validate=validate.Length(min=1, max=30))
+
+
+DocumentPageSchema = page_of(DocumentSchema, "DocumentPage")
+DocumentRequestListSchema = Schema.from_dict({"items": fields.List(fields.Nested(DocumentRequestSchema))},
+                                             name="DocumentRequestList")

@@ -17,6 +17,8 @@ from portal.access import requires
 from portal.auth.forms import ConfirmForm
 from portal.clients import bp, services
 from portal.clients.forms import InviteForm, MfaForm, RoleForm, TokenForm
+from portal.documents import requests as document_requests
+from portal.documents import services as documents
 from tenants.audit import AuditEvent
 from tenants.models import User
 from tenants.policy import allowed
@@ -41,6 +43,19 @@ ACTION_LABELS = {
     "settings.mfa_optional": _l("made the second factor optional"),
     "token.created": _l("created an API token"),
     "token.revoked": _l("revoked an API token"),
+    "document.uploaded": _l("uploaded a document"),
+    "document.version_added": _l("uploaded a new version"),
+    "document.duplicate_linked": _l("uploaded a document already here (linked)"),
+    "document.viewed": _l("opened a document"),
+    "document.previewed": _l("looked at a document's preview"),
+    "document.downloaded": _l("downloaded a document"),
+    "document.refiled": _l("re-filed a document"),
+    "request.created": _l("asked for documents"),
+    "request.item_fulfilled": _l("sent a requested document"),
+    "request.reminders_sent": _l("sent reminders for requested documents"),
+    "keys.rotated": _l("rotated this workspace's encryption key"),
+    "tenant.exported": _l("exported all documents"),
+    "tenant.offboarded": _l("destroyed this workspace's keys and documents"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}
@@ -83,7 +98,9 @@ def home(tenant_slug: str):
     recent = (services.audit_events(side="provider", limit=5).events
               if allowed(role, "tenant:audit.view") else None)
     return render_template("clients/home.html", tenant=g.tenant, member_count=count,
-                           recent=recent, action_labels=ACTION_LABELS, describe=describe_object)
+                           recent=recent, action_labels=ACTION_LABELS, describe=describe_object,
+                           documents=documents.list_documents(_actor(), limit=4).documents,
+                           outstanding=document_requests.outstanding_items()[:5])
 
 
 # --- users ---------------------------------------------------------------------------------

@@ -23,6 +23,14 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.list_users": "tenant:users.view",
         "api_v1.invite_user": "tenant:users.manage",
         "api_v1.audit_events": "tenant:audit.view",
+        "api_v1.list_documents": "tenant:documents.view",
+        "api_v1.upload_documents": "tenant:documents.upload",
+        "api_v1.get_document": "tenant:documents.view",
+        "api_v1.refile_document": "tenant:documents.refile",
+        "api_v1.download_document": "tenant:documents.view",
+        "api_v1.list_document_requests": "tenant:requests.view",
+        "api_v1.create_document_request": "tenant:requests.manage",
+        "api_v1.get_document_request": "tenant:requests.view",
         "api-docs.openapi_json": PUBLIC,
     }
     assert {e: action_of(app, e) for e in expected} == expected
@@ -45,7 +53,11 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
             served.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
     assert documented == served
     assert set(served) == {"/api/v1/me", "/api/v1/tenants", "/api/v1/tenants/{tenant_slug}/users",
-                           "/api/v1/tenants/{tenant_slug}/audit-events"}
+                           "/api/v1/tenants/{tenant_slug}/audit-events", "/api/v1/tenants/{tenant_slug}/documents",
+                           "/api/v1/tenants/{tenant_slug}/documents/{document_id}",
+                           "/api/v1/tenants/{tenant_slug}/documents/{document_id}/content",
+                           "/api/v1/tenants/{tenant_slug}/document-requests",
+                           "/api/v1/tenants/{tenant_slug}/document-requests/{request_id}"}
 
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         **spec["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}

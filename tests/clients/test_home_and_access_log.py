@@ -28,7 +28,8 @@ def test_home_greets_a_client_admin_and_says_what_to_do_next(client, world):
     assert r.status_code == 200
     page = r.get_data(as_text=True)
     assert f"Welcome to {world.a.name}" in page
-    assert "No documents yet. Uploading arrives soon; your provider will ask for what they need." in page
+    assert "No documents yet. Upload invoices, receipts and bank statements" in page
+    assert f'href="/t/{world.a.slug}/documents"' in page
     assert "Invite your colleagues" in page
     assert re.search(r'data-testid="users-card">.*?3 people have access', page, re.S)
     # The provider admin's assignments of staff are provider-side events, shown on the card.
@@ -36,7 +37,7 @@ def test_home_greets_a_client_admin_and_says_what_to_do_next(client, world):
     assert card.count("gave a provider staff member access") == 2
     assert world["provider_admin"].email in card
     links = nav(page)
-    for label in ("Home", "Users", "Access log", "API tokens"):
+    for label in ("Home", "Documents", "Requests", "Users", "Access log", "API tokens"):
         assert f">{label}</a>" in links
 
 

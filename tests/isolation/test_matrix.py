@@ -49,11 +49,34 @@ def mworld(app):
         with bound(Scope(tenant_ids=frozenset({world.b.id}))):
             b_ids = {m.user_id: m.id for m in db.session.scalars(select(Membership))}
         db.session.rollback()
+        document_id, request_id = _b_documents(world)
     world.b_ids = {  # ids of B's objects, by the URL parameter names that might carry them
         "membership_id": next(iter(b_ids.values())),
         "user_id": next(iter(b_ids)),
+        "document_id": document_id,
+        "request_id": request_id,
     }
     return world
+
+
+B_DOCUMENT = "beta-confidential-ledger.pdf"
+
+
+def _b_documents(world):
+    """A document and a document request of tenant B, made through the services."""
+    from portal.documents import requests, services
+    from tenants.models import Tenant, User
+    from tenants.policy import Role
+    from tests.documents import samples
+
+    tenant = db.session.get(Tenant, world.b.id)
+    admin = db.session.get(User, world["provider_admin"].id)
+    with bound(Scope(user_id=admin.id, tenant_ids=frozenset({tenant.id}), role=Role.PROVIDER_ADMIN)):
+        target = services.upload_target(admin, category="invoice")
+        doc = services.upload(admin, tenant, [samples.pdf(31337)], filename=B_DOCUMENT, target=target).document
+        req = requests.create_request(admin, tenant, title="Beta request",
+                                      items=[requests.ItemInput("Beta bank statement")], note=None)
+        return doc.id, req.id
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +132,22 @@ def _cases(app):
 def _assert_refused(response, world, what: str) -> None:
     assert response.status_code in (403, 404), f"{what}: got {response.status_code}"
     body = response.get_data(as_text=True)
-    for secret in (world.b.slug, world.b.name, str(world.b.id), str(world.b_ids["membership_id"])):
+    for secret in (world.b.slug, world.b.name, str(world.b.id), str(world.b_ids["membership_id"]), B_DOCUMENT,
+                   "Beta bank statement"):
         assert secret not in body, f"{what}: response mentions tenant B ({secret})"
+
+
+def _attack(app, world, clients, tokens, key: str, url: str, method: str, api: bool):  # noqa: ANN202
+    """One outsider's request (a page with their session and CSRF token, or the API with their token),
+    carrying tenant B's id in the body; None when this outsider has no API token."""
+    if api:
+        if key not in tokens:
+            return None
+        return app.test_client().open(url, method=method, json={"tenant_id": str(world.b.id)},
+                                      headers={"Authorization": f"Bearer {tokens[key]}"})
+    client, token = clients[key]
+    data = {"csrf_token": token, "tenant_id": str(world.b.id)} if method in WRITE_METHODS else None
+    return client.open(url, method=method, data=data)
 
 
 def test_outsiders_never_reach_another_tenant(app, mworld, clients, tokens):
@@ -121,18 +158,38 @@ def test_outsiders_never_reach_another_tenant(app, mworld, clients, tokens):
         url = _url(rule, mworld)
         api = rule.endpoint.startswith("api")
         for key in OUTSIDERS:
-            if api:
-                if key not in tokens:
-                    continue
-                r = app.test_client().open(url, method=method, json={"tenant_id": str(mworld.b.id)},
-                                           headers={"Authorization": f"Bearer {tokens[key]}"})
-            else:
-                client, token = clients[key]
-                data = {"csrf_token": token, "tenant_id": str(mworld.b.id)} if method in WRITE_METHODS else None
-                r = client.open(url, method=method, data=data)
+            r = _attack(app, mworld, clients, tokens, key, url, method, api)
+            if r is None:
+                continue
             _assert_refused(r, mworld, f"{key} {method} {url}")
             checked += 1
     assert checked >= len(cases) * 3
+
+
+def _own_slug_url(rule, world) -> str:
+    """Tenant A's slug with tenant B's object ids: the insider's attack on ids."""
+    url = _url(rule, world)
+    return url.replace(f"/{world.b.slug}/", f"/{world.a.slug}/", 1)
+
+
+def test_insiders_of_a_get_404_for_bs_ids_under_their_own_slug(app, mworld, clients, tokens):
+    """Every route with an object id, called in A's workspace with B's ids: not found, nothing shown."""
+    checked = 0
+    for rule, method in _cases(app):
+        ids = {a for a in rule.arguments if a.endswith("_id")} - TENANT_PARAMS
+        if not ids:
+            continue
+        url = _own_slug_url(rule, mworld)
+        api = rule.endpoint.startswith("api")
+        for key in OUTSIDERS:
+            r = _attack(app, mworld, clients, tokens, key, url, method, api)
+            if r is None:
+                continue
+            assert r.status_code in (403, 404), f"{key} {method} {url}: {r.status_code}"
+            body = r.get_data(as_text=True)
+            assert B_DOCUMENT not in body and "Beta bank statement" not in body, f"{key} {method} {url}"
+            checked += 1
+    assert checked >= 10
 
 
 def test_the_matrix_urls_work_for_the_tenants_own_people(app, mworld):

@@ -1,0 +1,190 @@
+"""The vault's API endpoints: documents (list, upload, read, re-file, download, preview) and requests.
+
+Same services as the pages (``portal.documents``); the gate has checked the token,
+its tenant and scope, and the action, before any of these run.
+"""
+
+from __future__ import annotations
+
+from flask import abort, g, request
+from flask_babel import gettext as _
+
+from portal.access import requires
+from portal.api import schemas
+from portal.api.pagination import decode_time_id_cursor, encode_cursor
+from portal.api.views import _caller, _refusals, blp
+from portal.documents import receive, requests, services
+from portal.documents.models import Document, DocumentRequest
+from portal.documents.requests import ItemInput
+from portal.documents.views import attachment
+
+
+def document_json(doc: Document, *, versions: bool = True) -> dict:
+    """A document as the API shows it (versions newest first)."""
+    out = {"id": doc.id, "title": doc.title, "category": doc.category,
+           "period": doc.period.strftime("%Y-%m") if doc.period else None, "tags": list(doc.tags),
+           "current_version": doc.current_version, "preview": doc.latest.object.preview,
+           "created_at": doc.created_at}
+    if versions:
+        out["versions"] = [{"number": v.number, "filename": v.filename, "size": v.object.size,
+                            "mime": v.object.mime, "sha256": v.object.sha256, "uploaded_at": v.created_at,
+                            "uploaded_by": v.uploaded_by.name if v.uploaded_by else None} for v in doc.versions]
+    return out
+
+
+def _request_json(req: DocumentRequest) -> dict:
+    return {"id": req.id, "title": req.title, "note": req.note, "created_at": req.created_at,
+            "items": [{"id": i.id, "description": i.description, "category": i.category, "due_date": i.due_date,
+                       "fulfilled_at": i.fulfilled_at, "document_id": i.document_id} for i in req.items]}
+
+
+def _client_error(err: services.DocumentError) -> None:
+    abort(err.status, description=str(err))
+
+
+@blp.route("/tenants/<tenant_slug>/documents")
+@blp.arguments(schemas.DocumentArgs, location="query", as_kwargs=True)
+@blp.response(200, schemas.DocumentPageSchema)
+@_refusals(400, 401, 403, 404)
+@requires("tenant:documents.view")
+def list_documents(tenant_slug: str, cursor: str | None, limit: int, category: str | None,
+                   period: str | None, tag: str | None, q: str | None) -> dict:
+    """The tenant's documents
+
+    Newest first. A client member's token sees only that member's own uploads.
+    """
+    try:
+        page = services.list_documents(_caller(), category=category, period=services.parse_period(period),
+                                       tag=tag, q=q, after=decode_time_id_cursor(cursor), limit=limit)
+    except services.DocumentError as err:
+        _client_error(err)
+    key = page.next_key
+    return {"items": [document_json(d, versions=False) for d in page.documents],
+            "next_cursor": encode_cursor([key[0].isoformat(), str(key[1])]) if key else None}
+
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "description": "Fields first, then one or more `file` parts; each file is streamed, sniffed, "
+                       "encrypted and stored on its own. Fields apply to the files after them.",
+        "properties": {
+            "category": {"type": "string", "enum": list(schemas.CATEGORIES)},
+            "period": {"type": "string", "description": "Month, YYYY-MM."},
+            "tags": {"type": "string", "description": "Comma-separated."},
+            "document": {"type": "string", "format": "uuid", "description": "Upload a new version of it."},
+            "item": {"type": "string", "format": "uuid", "description": "Fulfil this document request item."},
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        },
+        "required": ["file"],
+    }}},
+}
+
+
+@blp.route("/tenants/<tenant_slug>/documents", methods=["POST"])
+@blp.doc(requestBody=UPLOAD_BODY)
+@blp.response(201, schemas.UploadAnswerSchema)
+@_refusals(400, 401, 403, 404, 413, 422)
+@requires("tenant:documents.upload")
+def upload_documents(tenant_slug: str) -> tuple[dict, int]:
+    """Upload documents
+
+    Answers 201 when at least one file was stored (or linked to an identical one),
+    422 when every file was refused; each result says what happened and why.
+    """
+    try:
+        results = receive.receive(request, _caller(), g.tenant)
+    except services.DocumentError as err:
+        _client_error(err)
+    answer = {"results": [{"name": r.name, "status": r.status, "message": r.message, "code": r.code,
+                           "document": document_json(r.document) if r.document else None} for r in results]}
+    if not any(r.ok for r in results):
+        abort(422, description=_("No file was stored: %(why)s", why=results[0].message))
+    return answer, 201
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>")
+@blp.response(200, schemas.DocumentSchema)
+@_refusals(401, 403, 404)
+@requires("tenant:documents.view")
+def get_document(tenant_slug: str, document_id: str) -> dict:
+    """A document and its versions
+
+    Reading it is written to the tenant's access log.
+    """
+    return document_json(services.view_document(_caller(), g.tenant, document_id, request.remote_addr))
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>", methods=["PATCH"])
+@blp.arguments(schemas.RefileSchema)
+@blp.response(200, schemas.DocumentSchema)
+@_refusals(401, 403, 404, 422)
+@requires("tenant:documents.refile")
+def refile_document(body: dict, tenant_slug: str, document_id: str) -> dict:
+    """Re-file a document
+
+    Set its category, month or tags; fields left out stay as they are.
+    """
+    try:
+        doc = services.refile(_caller(), g.tenant, document_id, ip=request.remote_addr,
+                              **{k: body[k] for k in ("category", "period", "tags") if k in body})
+    except services.DocumentError as err:
+        _client_error(err)
+    return document_json(doc)
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>/content")
+@blp.doc(responses={"200": {"description": "The file, as an attachment.",
+                            "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                "format": "binary"}}}}})
+@_refusals(401, 403, 404)
+@requires("tenant:documents.view")
+def download_document(tenant_slug: str, document_id: str):  # noqa: ANN201
+    """Download a document
+
+    The latest version, or `?version=N`. Written to the tenant's access log.
+    """
+    return attachment(services.download(_caller(), g.tenant, document_id, version=request.args.get("version"),
+                                        ip=request.remote_addr))
+
+
+@blp.route("/tenants/<tenant_slug>/document-requests")
+@blp.response(200, schemas.DocumentRequestListSchema)
+@_refusals(401, 403, 404)
+@requires("tenant:requests.view")
+def list_document_requests(tenant_slug: str) -> dict:
+    """Document requests
+
+    Newest first, with their items and whether each was fulfilled.
+    """
+    return {"items": [_request_json(r) for r in requests.list_requests()]}
+
+
+@blp.route("/tenants/<tenant_slug>/document-requests", methods=["POST"])
+@blp.arguments(schemas.DocumentRequestInput)
+@blp.response(201, schemas.DocumentRequestSchema)
+@_refusals(401, 403, 404, 422)
+@requires("tenant:requests.manage")
+def create_document_request(body: dict, tenant_slug: str) -> dict:
+    """Ask the client for documents
+
+    The client's people get an e-mail with a link (no document names in it).
+    """
+    items = [ItemInput(i["description"], i["category"], i["due_date"].isoformat() if i.get("due_date") else None)
+             for i in body["items"]]
+    try:
+        created = requests.create_request(_caller(), g.tenant, title=body["title"], note=body.get("note"),
+                                          items=items, ip=request.remote_addr)
+    except services.DocumentError as err:
+        _client_error(err)
+    return _request_json(created)
+
+
+@blp.route("/tenants/<tenant_slug>/document-requests/<request_id>")
+@blp.response(200, schemas.DocumentRequestSchema)
+@_refusals(401, 403, 404)
+@requires("tenant:requests.view")
+def get_document_request(tenant_slug: str, request_id: str) -> dict:
+    """A document request"""
+    return _request_json(requests.get_request(request_id))

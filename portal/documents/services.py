@@ -1,0 +1,536 @@
+"""Rules of the vault: upload, versions, duplicates, preview, download, re-filing.
+
+Shared by the pages, the JSON API, the CLI and the jobs. The caller (the gate, for
+requests) has checked the authorisation table and bound the tenant; queries here
+are scoped by ``tenants.isolation``, never by hand, so another tenant's document
+is simply not found. Client members see only their own uploads (the table's
+``tenant:documents.view_all`` decides). Every view, preview and download is
+written to the tenant's audit log, which the client reads as its access log.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.exc import IntegrityError as UniqueViolation
+from werkzeug.exceptions import NotFound
+
+from portal.documents import content, vault
+from portal.documents.models import Document, DocumentVersion, RequestItem, StoredObject
+from portal.documents.storage import ObjectMissing, Storage, storage_from_config
+from portal.extensions import db
+from tenants import audit
+from tenants.context import current_scope
+from tenants.keyring import Keyring, KeyUnavailable, keyring_from_config
+from tenants.models import Tenant, User, utcnow
+from tenants.policy import allowed
+from tenants.sealed import IntegrityError as SealedIntegrityError
+from tenants.sealed import KeyRef
+
+PAGE = 50
+PREVIEW_KINDS = frozenset({"pdf", "image"})
+MAX_TAGS = 10
+_TAG = re.compile(r"[^\w\- ]+", re.UNICODE)
+
+
+class DocumentError(ValueError):
+    """A refusal the user can act on; ``status`` is the HTTP status to answer with."""
+
+    status = 422
+
+
+class Unreadable(DocumentError):
+    """The stored copy cannot be given out: damaged, missing, or its key destroyed. Nothing was sent."""
+
+    status = 502
+
+
+# --- the vault's parts, one per process ------------------------------------------------
+
+def vault_storage() -> Storage:
+    """The object storage configured for this app (built once per process)."""
+    ext = current_app.extensions.setdefault("vault", {})
+    if "storage" not in ext:
+        ext["storage"] = storage_from_config(current_app.config)
+    return ext["storage"]
+
+
+def vault_keyring() -> Keyring:
+    """The keyring configured for this app (built once per process)."""
+    ext = current_app.extensions.setdefault("vault", {})
+    if "keyring" not in ext:
+        ext["keyring"] = keyring_from_config(current_app.config)
+    return ext["keyring"]
+
+
+def read_object(obj: StoredObject) -> Iterator[bytes]:
+    """The plaintext of a stored object, chunk by chunk, each authenticated before it is given.
+
+    The header and the first chunk are checked before this returns, so a damaged or
+    transplanted object, a missing one or a destroyed key fails here, before an answer starts.
+    """
+    return vault.open_object(vault_storage(), vault_keyring(), obj.tenant_id, obj.id, obj.storage_key,
+                             KeyRef(obj.key_id, obj.key_version), obj.wrapped_dek)
+
+
+# --- parsing what users type -----------------------------------------------------------
+
+def parse_category(raw: str | None) -> str:
+    value = (raw or "other").strip()
+    if value not in content.CATEGORIES:
+        raise DocumentError(_("Choose a category: invoice, receipt, bank statement, payroll input, "
+                              "contract or other."))
+    return value
+
+
+def parse_period(raw: str | None) -> date | None:
+    """'2026-03' → 1 March 2026; empty → None."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d{4})-(\d{1,2})", value)
+    if not match or not 1 <= int(match[2]) <= 12 or not 2000 <= int(match[1]) <= 2100:
+        raise DocumentError(_("Give the month as YYYY-MM, for example 2026-03."))
+    return date(int(match[1]), int(match[2]), 1)
+
+
+def parse_tags(raw: str | Iterable[str] | None) -> list[str]:
+    """Free tags, comma-separated: trimmed, lower-cased, de-duplicated, at most ten."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw or [])
+    tags: list[str] = []
+    for item in items:
+        tag = _TAG.sub("", str(item)).strip().lower()[:40]
+        if tag and tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise DocumentError(_("Use at most %(n)d tags.", n=MAX_TAGS))
+    return tags
+
+
+def parse_id(raw: str | None) -> uuid.UUID:
+    """A public id from a URL or form; anything else is answered like a missing document."""
+    try:
+        return uuid.UUID(str(raw))
+    except (TypeError, ValueError):
+        raise NotFound() from None
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def _uid(actor: User | None) -> uuid.UUID | None:
+    return actor.id if actor is not None else None  # None: the system (CLI imports)
+
+
+def _sees_all() -> bool:
+    return allowed(current_scope().role, "tenant:documents.view_all")
+
+
+def _visible(actor: User | None):  # noqa: ANN202
+    query = select(Document)
+    if actor is not None and not _sees_all():
+        query = query.where(Document.uploaded_by_id == actor.id)
+    return query
+
+
+def get_document(actor: User, document_id: uuid.UUID | str) -> Document:
+    """A document the actor may see, or 404 (the same for another tenant's and a missing one)."""
+    doc = db.session.scalar(_visible(actor).where(Document.id == parse_id(str(document_id))))
+    if doc is None:
+        raise NotFound()
+    return doc
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[Document]
+    next_key: tuple[datetime, uuid.UUID] | None  # (created_at, id) of the last one when there is more
+
+
+def list_documents(actor: User, *, category: str | None = None, period: date | None = None,
+                   tag: str | None = None, q: str | None = None,
+                   after: tuple[datetime, uuid.UUID] | None = None, limit: int = PAGE) -> DocumentPage:
+    """Newest first, filtered; ``after`` continues after the (created_at, id) of a page's last one."""
+    query = _visible(actor).order_by(Document.created_at.desc(), Document.id.desc())
+    if category:
+        query = query.where(Document.category == parse_category(category))
+    if period:
+        query = query.where(Document.period == period)
+    if tag:
+        query = query.where(Document.tags.contains([tag.strip().lower()]))
+    if q:
+        query = query.where(Document.title.ilike(f"%{_like(q.strip()[:100])}%", escape="\\"))
+    if after:
+        query = query.where(tuple_(Document.created_at, Document.id) < tuple_(*after))
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    page = rows[:limit]
+    return DocumentPage(page, (page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def usage(tenant: Tenant) -> tuple[int, int]:
+    """(bytes stored, quota) for the bound tenant: content objects only, each counted once."""
+    used = db.session.scalar(select(func.coalesce(func.sum(StoredObject.size), 0))
+                             .where(StoredObject.purpose == "content")) or 0
+    quota = tenant.storage_quota_bytes or current_app.config["TENANT_QUOTA_BYTES"]
+    return int(used), int(quota)
+
+
+def view_document(actor: User, tenant: Tenant, document_id: str, ip: str | None) -> Document:
+    """Open a document's page; the view is written to the access log."""
+    doc = get_document(actor, document_id)
+    _record("document.viewed", actor, tenant, doc, ip)
+    db.session.commit()
+    return doc
+
+
+# --- upload ----------------------------------------------------------------------------
+
+@dataclass
+class UploadResult:
+    """What happened to one file: stored, linked to an identical one, or refused (and why)."""
+
+    name: str
+    status: str  # stored | version | duplicate | refused
+    message: str
+    document: Document | None = None
+    code: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "refused"
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where an upload goes: its category, month and tags, or a new version, or a request item."""
+
+    category: str = "other"
+    period: date | None = None
+    tags: tuple[str, ...] = ()
+    document: Document | None = None
+    item: RequestItem | None = None
+
+
+def upload_target(actor: User, *, category: str | None = None, period: str | None = None,
+                  tags: str | Iterable[str] | None = None, document_id: str | None = None,
+                  item_id: str | None = None) -> UploadTarget:
+    """Check the form fields of an upload before any byte of the file is read."""
+    document = get_document(actor, document_id) if document_id else None
+    item = None
+    if item_id:
+        item = db.session.get(RequestItem, parse_id(item_id))
+        if item is None:
+            raise NotFound()
+    default_category = (document.category if document else item.category if item else None)
+    return UploadTarget(
+        category=parse_category(category or default_category),
+        period=parse_period(period) if period else (document.period if document else None),
+        tags=tuple(parse_tags(tags)) if tags else tuple(document.tags if document else ()),
+        document=document, item=item,
+    )
+
+
+def upload_limit(tenant: Tenant) -> int:
+    """The most bytes the next file may have: the per-file limit or what is left of the quota."""
+    used, quota = usage(tenant)
+    return max(0, min(current_app.config["UPLOAD_MAX_BYTES"], quota - used))
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
+def refuse_early(tenant: Tenant, size: int | None) -> str | None:
+    """A message when a declared size is already over the limit, before reading the body."""
+    if size is None:
+        return None
+    used, quota = usage(tenant)
+    if size > current_app.config["UPLOAD_MAX_BYTES"]:
+        return _("This file is %(size)s; files may be at most %(limit)s. Split it or compress it, then upload "
+                 "again.", size=_mib(size), limit=_mib(current_app.config["UPLOAD_MAX_BYTES"]))
+    if used + size > quota:
+        return _("Your storage is full (%(used)s of %(quota)s used). Ask your provider for more space.",
+                 used=_mib(used), quota=_mib(quota))
+    return None
+
+
+class _Inspector:
+    """Looks at the plaintext as it streams to storage: type from the first bytes, size cap."""
+
+    def __init__(self, category: str, limit: int, tenant: Tenant) -> None:
+        self.category, self.limit, self.tenant = category, limit, tenant
+        self.head = bytearray()
+        self.sniffed: content.Sniffed | None = None
+        self.size = 0
+
+    def wrap(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.size += len(chunk)
+            if self.size > self.limit:
+                raise content.Refused("too_large", _too_large(self.tenant))
+            if self.sniffed is None:
+                self.head += chunk
+                if len(self.head) < content.HEAD_BYTES:
+                    continue
+                self._sniff()
+                yield bytes(self.head)
+                continue
+            yield chunk
+        if self.sniffed is None:
+            self._sniff()  # raises Refused("empty") for an empty file
+            yield bytes(self.head)
+
+    def _sniff(self) -> None:
+        self.sniffed = content.sniff(bytes(self.head))
+        if self.sniffed.kind != "zip":  # a ZIP may be a workbook: decided once it is stored
+            content.check_allowed(self.category, self.sniffed.kind)
+
+
+def _too_large(tenant: Tenant) -> str:
+    used, quota = usage(tenant)
+    limit = current_app.config["UPLOAD_MAX_BYTES"]
+    if quota - used < limit:
+        return _("Your storage is full (%(used)s of %(quota)s used). Ask your provider for more space.",
+                 used=_mib(used), quota=_mib(quota))
+    return _("This file is larger than %(limit)s. Split it or compress it, then upload again.", limit=_mib(limit))
+
+
+def refusal_message(exc: content.Refused) -> str:
+    """The user's message for a refused file, in their language."""
+    return _(exc.message, **exc.params) if getattr(exc, "params", None) else _(exc.message)
+
+
+def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filename: str | None,
+           target: UploadTarget, ip: str | None = None) -> UploadResult:
+    """Store one file: sniff, encrypt, store; recognise a duplicate; keep versions; audit; queue a preview.
+
+    Nothing is kept when the file is refused (the storage write is aborted or the
+    object deleted), and the message says what was wrong and what to do.
+    """
+    name = content.display_name(filename)
+    inspector = _Inspector(target.category, upload_limit(tenant), tenant)
+    storage, keyring = vault_storage(), vault_keyring()
+    try:
+        stored = vault.store(storage, keyring, tenant.id, inspector.wrap(chunks))
+    except content.Refused as exc:
+        return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+    sniffed = inspector.sniffed
+    assert sniffed is not None  # noqa: S101 - store() read the whole input through the inspector
+    kind, mime, extension = sniffed.kind, sniffed.mime, sniffed.extension
+    if kind == "zip":
+        try:
+            kind = content.classify_zip(vault.open_object(storage, keyring, tenant.id, stored.object_id,
+                                                          stored.storage_key, stored.key_ref, stored.wrapped_dek))
+            content.check_allowed(target.category, kind)
+        except content.Refused as exc:
+            storage.delete(stored.storage_key)
+            return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+        if kind == "xlsx":
+            mime, extension = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
+    if not name.lower().endswith("." + extension):
+        # Our extension, from the content, so the download opens with the right program.
+        name = content.display_name(f"{name.rsplit('.', 1)[0] if '.' in name else name}.{extension}")
+    obj, duplicate_of = _catalogue(tenant, stored, kind, mime)
+    return _file(actor, tenant, obj, duplicate_of, name, target, ip)
+
+
+def _row(stored: vault.StoredObject, tenant_id: uuid.UUID, purpose: str, kind: str, mime: str,
+         preview: str) -> StoredObject:
+    """The catalogue row of an object just stored: what it is, and its wrapped data key."""
+    return StoredObject(id=stored.object_id, tenant_id=tenant_id, purpose=purpose, storage_key=stored.storage_key,
+                        sha256=stored.sha256, size=stored.size, sealed_size=stored.sealed_size, kind=kind, mime=mime,
+                        key_id=stored.key_ref.key_id, key_version=stored.key_ref.version,
+                        wrapped_dek=stored.wrapped_dek, preview=preview)
+
+
+def _catalogue(tenant: Tenant, stored: vault.StoredObject, kind: str, mime: str) -> tuple[StoredObject, bool]:
+    """The catalogue row for a stored object; an identical one of the tenant wins (the new copy goes)."""
+    existing = db.session.scalar(select(StoredObject).where(StoredObject.purpose == "content",
+                                                            StoredObject.sha256 == stored.sha256))
+    if existing is None:
+        obj = _row(stored, tenant.id, "content", kind, mime, "pending" if kind in PREVIEW_KINDS else "none")
+        try:
+            with db.session.begin_nested():
+                db.session.add(obj)
+            return obj, False
+        except UniqueViolation:  # the same file, uploaded at the same moment by someone else
+            existing = db.session.scalar(select(StoredObject).where(StoredObject.purpose == "content",
+                                                                    StoredObject.sha256 == stored.sha256))
+            if existing is None:
+                raise
+    vault_storage().delete(stored.storage_key)
+    return existing, True
+
+
+def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool, name: str,
+          target: UploadTarget, ip: str | None) -> UploadResult:
+    from workers import enqueue
+
+    doc = target.document
+    if doc is not None:
+        if doc.latest.object_id == obj.id:
+            return UploadResult(name, "duplicate", _("This file is already the current version of “%(title)s”; "
+                                                     "nothing was changed.", title=doc.title), doc)
+        doc.current_version += 1
+        doc.updated_at = utcnow()
+        db.session.add(DocumentVersion(document=doc, number=doc.current_version, object_id=obj.id,
+                                       filename=name, uploaded_by_id=_uid(actor)))
+        status, message = "version", _("Stored as version %(n)d of “%(title)s”; the earlier versions are kept.",
+                                       n=doc.current_version, title=doc.title)
+        action = "document.version_added"
+    else:
+        earlier = db.session.scalar(_visible(actor).join(DocumentVersion).where(DocumentVersion.object_id == obj.id)
+                                    .order_by(Document.created_at).limit(1)) if duplicate else None
+        if earlier is not None:
+            doc, status, action = earlier, "duplicate", "document.duplicate_linked"
+            message = _("You uploaded this file before, as “%(title)s”; it was linked, not stored twice.",
+                        title=earlier.title)
+        else:
+            doc = Document(tenant_id=tenant.id, title=name, category=target.category, period=target.period,
+                           tags=list(target.tags), uploaded_by_id=_uid(actor), current_version=1)
+            db.session.add(doc)
+            db.session.add(DocumentVersion(document=doc, number=1, object_id=obj.id, filename=name,
+                                           uploaded_by_id=_uid(actor)))
+            status, action = "stored", "document.uploaded"
+            message = _("Stored, encrypted, as “%(title)s”.", title=name)
+    db.session.flush()
+    if target.item is not None and target.item.fulfilled_at is None:
+        target.item.document_id, target.item.fulfilled_at, target.item.fulfilled_by_id = doc.id, utcnow(), _uid(actor)
+        audit.record("request.item_fulfilled", audit.Actor.of(actor), tenant_id=tenant.id,
+                     object_type="request_item", object_id=target.item.id, ip=ip,
+                     data={"name": target.item.description})
+    _record(action, actor, tenant, doc, ip, size=obj.size, category=doc.category)
+    if not duplicate and obj.preview == "pending":
+        enqueue("documents.thumbnail", obj.id, tenant_id=tenant.id)
+    db.session.commit()
+    return UploadResult(name, status, message, doc)
+
+
+def _record(action: str, actor: User | None, tenant: Tenant, doc: Document, ip: str | None, **data: object) -> None:
+    audit.record(action, audit.Actor.of(actor), tenant_id=tenant.id, object_type="document", object_id=doc.id,
+                 ip=ip, data={"name": doc.title, **data})
+
+
+# --- re-filing -------------------------------------------------------------------------
+
+KEEP: Any = object()  # "leave this field as it is" (a partial update)
+
+
+def refile(actor: User, tenant: Tenant, document_id: str, *, category: str | None = KEEP,
+           period: str | None = KEEP, tags: str | Iterable[str] | None = KEEP, ip: str | None) -> Document:
+    """Change a document's category, month or tags (the client picks, the provider may correct)."""
+    doc = get_document(actor, document_id)
+    before = {"category": doc.category, "period": doc.period.isoformat() if doc.period else None}
+    if category is not KEEP:
+        doc.category = parse_category(category)
+    if period is not KEEP:
+        doc.period = parse_period(period)
+    if tags is not KEEP:
+        doc.tags = parse_tags(tags)
+    doc.updated_at = utcnow()
+    _record("document.refiled", actor, tenant, doc, ip, before=before,
+            after={"category": doc.category, "period": doc.period.isoformat() if doc.period else None})
+    db.session.commit()
+    return doc
+
+
+# --- download and preview ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Download:
+    filename: str
+    mime: str
+    size: int
+    chunks: Iterator[bytes]
+
+
+def _version(doc: Document, number: int | str | None) -> DocumentVersion:
+    if number in (None, ""):
+        return doc.latest
+    for version in doc.versions:
+        if str(version.number) == str(number):
+            return version
+    raise NotFound()
+
+
+def download(actor: User, tenant: Tenant, document_id: str, *, version: int | str | None = None,
+             ip: str | None = None) -> Download:
+    """A version's plaintext as a stream; the download is in the access log before a byte leaves."""
+    doc = get_document(actor, document_id)
+    ver = _version(doc, version)
+    obj = ver.object
+    chunks = _open_checked(actor, tenant, doc, obj, ip)
+    _record("document.downloaded", actor, tenant, doc, ip, version=ver.number)
+    db.session.commit()
+    return Download(ver.filename, obj.mime, obj.size, chunks)
+
+
+def _open_checked(actor: User | None, tenant: Tenant, doc: Document, obj: StoredObject,
+                  ip: str | None) -> Iterator[bytes]:
+    """Open an object for sending; a failure is audited and answered clearly, never half-sent as good."""
+    try:
+        return read_object(obj)
+    except (SealedIntegrityError, ObjectMissing, KeyUnavailable) as exc:
+        current_app.logger.error("object %s of tenant %s unreadable: %s", obj.id, tenant.id, exc)
+        db.session.rollback()
+        _record("document.unreadable", actor, tenant, doc, ip, reason=type(exc).__name__)
+        db.session.commit()
+        if isinstance(exc, KeyUnavailable):
+            message = _("This document can no longer be decrypted: its encryption key was destroyed.")
+        else:
+            message = _("The stored copy of this document failed its integrity check, so it was not sent. "
+                        "Your provider has been alerted; an earlier version may still open.")
+        raise Unreadable(message) from exc
+
+
+def preview(actor: User, tenant: Tenant, document_id: str, *, version: int | str | None = None,
+            ip: str | None = None) -> bytes | None:
+    """The PNG thumbnail we rendered of a version, or None while there is none."""
+    doc = get_document(actor, document_id)
+    obj = _version(doc, version).object
+    if obj.thumbnail_id is None:
+        return None
+    thumb = db.session.get(StoredObject, obj.thumbnail_id)
+    if thumb is None:
+        return None
+    png = b"".join(_open_checked(actor, tenant, doc, thumb, ip))  # a thumbnail is a few KB
+    _record("document.previewed", actor, tenant, doc, ip)
+    db.session.commit()
+    return png
+
+
+def make_thumbnail(object_id: uuid.UUID | str) -> None:
+    """Job: render a content object's thumbnail in the sandbox and store it sealed like any object."""
+    from portal.documents.previews import PreviewFailed, render_thumbnail
+
+    obj = db.session.get(StoredObject, uuid.UUID(str(object_id)))
+    if obj is None or obj.preview != "pending":
+        return
+    if obj.size > current_app.config["PREVIEW_MAX_BYTES"]:
+        obj.preview = "none"
+        return
+    try:
+        png = render_thumbnail(read_object(obj), obj.kind, max_input=current_app.config["PREVIEW_MAX_BYTES"])
+    except PreviewFailed as exc:
+        current_app.logger.warning("no preview for object %s: %s", obj.id, exc)
+        obj.preview = "failed"
+        return
+    if png is None:
+        obj.preview = "none"
+        return
+    stored = vault.store(vault_storage(), vault_keyring(), obj.tenant_id, [png])
+    thumb = _row(stored, obj.tenant_id, "thumbnail", "png", "image/png", "none")
+    db.session.add(thumb)
+    db.session.flush()
+    obj.thumbnail_id, obj.preview = thumb.id, "ready"

@@ -1,0 +1,136 @@
+"""Key rotation, export and offboarding, through the CLI as the provider runs them."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from portal.documents import services
+from portal.documents.models import Document, StoredObject
+from portal.extensions import db
+from tenants.audit import AuditEvent
+from tenants.context import Scope, bound
+from tenants.keyring import KeyUnavailable
+from tenants.models import Tenant
+from tenants.policy import Role
+from tenants.sealed import KeyRef
+from tests.documents import samples
+from tests.factories import make_person, make_tenant
+
+
+def _import(app, tenant: Tenant, files: dict[str, bytes], category: str = "invoice") -> None:
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant.id}), role=Role.PROVIDER_ADMIN)):
+        target = services.upload_target(None, category=category)
+        for name, body in files.items():
+            result = services.upload(None, db.session.get(Tenant, tenant.id), [body], filename=name, target=target)
+            assert result.ok, result.message
+
+
+def _plaintexts(app, tenant_id) -> dict[str, bytes]:
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant_id}), role=Role.PROVIDER_ADMIN)):
+        out = {}
+        for doc in db.session.scalars(select(Document)):
+            out[doc.title] = b"".join(services.read_object(doc.latest.object))
+        return out
+
+
+@pytest.fixture
+def tenant(app):
+    with app.app_context():
+        t = make_tenant()
+        make_person(Role.CLIENT_ADMIN, t)
+        return db.session.get(Tenant, t.id)
+
+
+def test_documents_upload_command_stores_files_and_reports_each(app, tenant, tmp_path):
+    good, bad = tmp_path / "inv.pdf", tmp_path / "tool.pdf"
+    good.write_bytes(samples.pdf(6001))
+    bad.write_bytes(samples.windows_exe())
+    result = app.test_cli_runner().invoke(args=["documents", "upload", "--tenant", tenant.slug,
+                                                "--category", "invoice", str(good), str(bad)])
+    assert result.exit_code == 1
+    assert "stored" in result.output and "refused" in result.output
+    assert _plaintexts(app, tenant.id) == {"inv.pdf": good.read_bytes()}
+
+
+def test_rotation_rewraps_every_key_and_everything_stays_readable(app, tenant):
+    files = {f"r{i}.pdf": samples.pdf(7000 + i) for i in range(3)}
+    _import(app, tenant, files)
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant.id}))):
+        before = {o.id: (o.key_version, o.wrapped_dek, o.storage_key) for o in db.session.scalars(select(StoredObject))}
+    storage_dir = Path(app.config["STORAGE_DIR"])
+    sealed_before = {k: (storage_dir / k).read_bytes() for _v, _w, k in before.values()}
+
+    result = app.test_cli_runner().invoke(args=["keys", "rotate", "--tenant", tenant.slug])
+    assert result.exit_code == 0, result.output
+    assert "3 data keys re-wrapped" in result.output and "retired versions: 1" in result.output
+
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant.id}))):
+        after = {o.id: (o.key_version, o.wrapped_dek) for o in db.session.scalars(select(StoredObject))}
+        assert all(after[i][0] == 2 and after[i][1] != before[i][1] for i in before)
+        assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "keys.rotated")).one()
+    # The objects were not rewritten…
+    assert {k: (storage_dir / k).read_bytes() for k in sealed_before} == sealed_before
+    # …and every one still opens.
+    assert _plaintexts(app, tenant.id) == files
+    # The retired version is gone: an old wrapped key no longer opens anything.
+    keyring = services.vault_keyring
+    with app.app_context():
+        obj_id, (version, wrapped, _k) = next(iter(before.items()))
+        with pytest.raises(KeyUnavailable):
+            keyring().unwrap(tenant.id, obj_id, KeyRef(keyring().key_id(tenant.id), version), wrapped)
+
+
+def test_master_rotation_keeps_everything_readable(app, tenant):
+    files = {"m.pdf": samples.pdf(7100)}
+    _import(app, tenant, files)
+    result = app.test_cli_runner().invoke(args=["keys", "rotate-master"])
+    assert result.exit_code == 0, result.output
+    assert _plaintexts(app, tenant.id) == files
+
+
+def test_export_then_offboard_leaves_nothing_readable_and_certifies_it(app, tenant, tmp_path, smtp, run_jobs):
+    files = {"a.pdf": samples.pdf(7200), "b.csv": samples.csv_bytes(3)}
+    _import(app, tenant, files, category="bank_statement")
+    out = tmp_path / "export.zip"
+    result = app.test_cli_runner().invoke(args=["tenants", "export", tenant.slug, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        assert "manifest.csv" in names
+        exported = {Path(n).name: archive.read(n) for n in names if n != "manifest.csv"}
+    assert exported == files
+
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant.id}))):
+        objects = list(db.session.execute(select(StoredObject.id, StoredObject.storage_key, StoredObject.key_version,
+                                                 StoredObject.wrapped_dek)))
+    refused = app.test_cli_runner().invoke(args=["tenants", "offboard", tenant.slug], input="wrong\n")
+    assert refused.exit_code != 0 and "nothing was changed" in refused.output
+    cert = tmp_path / "certificate.txt"
+    result = app.test_cli_runner().invoke(args=["tenants", "offboard", tenant.slug, "--certificate", str(cert)],
+                                          input=f"{tenant.slug}\n")
+    assert result.exit_code == 0, result.output
+    text = cert.read_text()
+    assert "Deletion certificate" in text and f"tenant:{tenant.id}" in text and "signature:" in text
+
+    storage_dir = Path(app.config["STORAGE_DIR"])
+    assert all(not (storage_dir / key).exists() for _i, key, _v, _w in objects)
+    keyring = services.vault_keyring
+    with app.app_context():
+        for obj_id, _key, version, wrapped in objects:
+            with pytest.raises(KeyUnavailable):
+                keyring().unwrap(tenant.id, obj_id, KeyRef(keyring().key_id(tenant.id), version), wrapped)
+        assert db.session.get(Tenant, tenant.id).status == "offboarded"
+        with bound(Scope(tenant_ids=frozenset({tenant.id}))):
+            assert db.session.scalars(select(Document)).all() == []
+            event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "tenant.offboarded")).one()
+            assert event.data["certificate"]["objects_deleted"] == len(objects)
+    run_jobs()
+    admin_mail = [m for m in smtp.messages if "deletion certificate" in (m["Subject"] or "")
+                  and tenant.name in m["Subject"]]
+    assert admin_mail and "Keys destroyed" in admin_mail[0].get_content()
+    again = app.test_cli_runner().invoke(args=["tenants", "suspend", tenant.slug, "--undo"])
+    assert again.exit_code != 0  # an offboarded tenant cannot be re-opened

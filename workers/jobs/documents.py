@@ -1,0 +1,19 @@
+"""Vault jobs: thumbnails of new uploads, reminders for document requests."""
+
+from __future__ import annotations
+
+from workers.jobs import job
+
+
+@job("documents.thumbnail")
+def thumbnail(object_id: str) -> None:
+    from portal.documents.services import make_thumbnail
+
+    make_thumbnail(object_id)
+
+
+@job("documents.reminders")
+def reminders(tenant_id: str) -> None:
+    from portal.documents.requests import send_reminders
+
+    send_reminders(tenant_id)

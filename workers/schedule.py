@@ -1,0 +1,36 @@
+"""The scheduler: periodic work, enqueued through the outbox once per period.
+
+``tick`` runs in the worker's relay loop every few seconds. A Redis key per
+period (``SET NX``) makes the whole fleet enqueue each period's jobs once, and the
+jobs themselves are idempotent (they claim rows atomically), so a tick that runs
+twice, or a worker that was down for a while and catches up, sends nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from tenants.models import Tenant, utcnow
+from workers import enqueue, redis_connection
+
+# name → period format: the job runs once per distinct value of now.strftime(format)
+PERIODIC = {"documents.reminders": "%Y-%m-%dT%H"}  # hourly
+
+
+def tick(now: datetime | None = None) -> int:
+    """Enqueue the periodic jobs whose period has not run yet; returns how many were enqueued."""
+    now = now or utcnow()
+    count = 0
+    for name, fmt in PERIODIC.items():
+        period = now.strftime(fmt)
+        if not redis_connection().set(f"portal:schedule:{name}:{period}", "1", nx=True, ex=7 * 24 * 3600):
+            continue
+        # One job per active tenant, each bound to its own tenant like a request.
+        for tenant_id in db.session.scalars(select(Tenant.id).where(Tenant.status == "active")):
+            enqueue(name, tenant_id, tenant_id=tenant_id)
+            count += 1
+    db.session.commit()
+    return count
