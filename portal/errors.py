@@ -29,10 +29,12 @@ TITLES = {
     404: N_("Not found"),
     405: N_("Method not allowed"),
     409: N_("Conflict"),
+    410: N_("No longer available"),
     413: N_("Too large"),
     422: N_("Some fields need attention"),
     429: N_("Too many requests"),
     500: N_("Something went wrong on our side"),
+    502: N_("The stored file could not be read"),
 }
 
 

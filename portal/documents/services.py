@@ -487,11 +487,12 @@ def _open_checked(actor: User | None, tenant: Tenant, doc: Document, obj: Stored
         _record("document.unreadable", actor, tenant, doc, ip, reason=type(exc).__name__)
         db.session.commit()
         if isinstance(exc, KeyUnavailable):
-            message = _("This document can no longer be decrypted: its encryption key was destroyed.")
+            error = Unreadable(_("This document can no longer be decrypted: its encryption key was destroyed."))
+            error.status = 410
         else:
-            message = _("The stored copy of this document failed its integrity check, so it was not sent. "
-                        "Your provider has been alerted; an earlier version may still open.")
-        raise Unreadable(message) from exc
+            error = Unreadable(_("The stored copy of this document failed its integrity check, so it was not sent. "
+                                 "Your provider has been alerted; an earlier version may still open."))
+        raise error from exc
 
 
 def preview(actor: User, tenant: Tenant, document_id: str, *, version: int | str | None = None,
