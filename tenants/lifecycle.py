@@ -219,6 +219,8 @@ class TenantOverview:
     tenant_id: uuid.UUID
     staff: tuple[StaffRef, ...]
     client_users: int
+    documents_outstanding: int = 0  # requested documents not yet received
+    documents_overdue: int = 0
 
     @property
     def staff_ids(self) -> frozenset[uuid.UUID]:
@@ -237,7 +239,10 @@ def _read_overviews(tenant_ids: frozenset[uuid.UUID]) -> dict[uuid.UUID, TenantO
     counts: dict[uuid.UUID, int] = {
         tenant_id: n for tenant_id, n in db.session.execute(
             select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id))}
-    return {t: TenantOverview(t, tuple(staff[t]), counts.get(t, 0)) for t in tenant_ids}
+    from portal.documents.requests import outstanding_counts  # the vault sits above this module
+
+    waiting = outstanding_counts()
+    return {t: TenantOverview(t, tuple(staff[t]), counts.get(t, 0), *waiting.get(t, (0, 0))) for t in tenant_ids}
 
 
 def tenant_overview(actor: User, tenant: Tenant) -> TenantOverview:

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from werkzeug.exceptions import NotFound
 
 from portal import mail
@@ -98,6 +98,15 @@ def outstanding_items() -> list[RequestItem]:
     query = (select(RequestItem).where(RequestItem.fulfilled_at.is_(None))
              .order_by(RequestItem.due_date.asc().nulls_last(), RequestItem.created_at))
     return list(db.session.scalars(query.limit(500)))
+
+
+def outstanding_counts(today: date | None = None) -> dict[uuid.UUID, tuple[int, int]]:
+    """(outstanding, overdue) requested documents per bound tenant, for the provider's overview."""
+    today = today or utcnow().date()
+    rows = db.session.execute(
+        select(RequestItem.tenant_id, func.count(), func.count().filter(RequestItem.due_date < today))
+        .where(RequestItem.fulfilled_at.is_(None)).group_by(RequestItem.tenant_id))
+    return {tenant_id: (outstanding, overdue) for tenant_id, outstanding, overdue in rows}
 
 
 def _recipients(tenant: Tenant) -> list[User]:

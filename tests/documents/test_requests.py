@@ -119,3 +119,12 @@ def test_the_scheduler_enqueues_each_period_once(app, world):
         jobs = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "documents.reminders",
                                                           OutboxJob.scope_tenant == str(world.a.id))).all()
         assert len(jobs) >= 2
+
+
+def test_staff_see_what_is_outstanding_per_tenant_on_their_dashboard(app, world, staff):
+    past = (date.today() - timedelta(days=3)).isoformat()
+    _create(staff, world, title="Late", items=[("Q3 VAT invoices", "invoice", past), ("Payslips", "payroll_input", "")])
+    page = staff.get("/provider/").get_data(as_text=True)
+    card = page.split(f'data-testid="outstanding-{world.a.slug}"')[1].split("</a>")[0]
+    assert "requested documents outstanding" in card and "overdue" in card
+    assert world.b.slug not in page  # staff are assigned to A only
