@@ -22,6 +22,7 @@ log = logging.getLogger("alembic.env")
 # Import every model so autogenerate (and `portal db check`) sees the whole schema.
 import portal.documents.models  # noqa: E402,F401
 import portal.mail  # noqa: E402,F401
+import portal.work.models  # noqa: E402,F401
 import tenants.audit  # noqa: E402,F401
 import tenants.models  # noqa: E402,F401
 import workers.models  # noqa: E402,F401

@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         provider,
         security,
         views,
+        work,
     )
     from workers import init_app as init_workers
 
@@ -53,6 +54,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     account.init_app(app)
     clients.init_app(app)
     documents.init_app(app)
+    work.init_app(app)
     provider.init_app(app)
     api.init_app(app)
     init_workers(app)

@@ -48,7 +48,15 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:documents.refile":        frozenset({PA, MG, ST, CA}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
+    # Work: every move is further limited by the state machine's own table (portal.work.states.WHO):
+    # the assignee works, the reviewer reviews (never their own work), the client answers and approves.
+    "tenant:tasks.view":              frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:tasks.create":            frozenset({PA, MG, ST}),
+    "tenant:tasks.assign":            frozenset({PA, MG}),
+    "tenant:tasks.move":              frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:tasks.comment":           frozenset({PA, MG, ST, CA, CP, CM}),
     "provider:console.view":          frozenset({PA, MG, ST}),
+    "provider:work.view":             frozenset({PA, MG, ST}),
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),
     "provider:staff.view":            frozenset({PA, MG}),

@@ -42,16 +42,21 @@ def visible_tenants(user: User) -> list[Tenant]:
 
 @contextmanager
 def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = None,
-                   ip: str | None = None) -> Iterator[frozenset[uuid.UUID]]:
+                   ip: str | None = None, *, record: bool = True) -> Iterator[frozenset[uuid.UUID]]:
     """Bind every tenant ``user`` can reach (narrowed to ``only``) for one cross-tenant read.
 
     The single path for views over several tenants (a manager's overview, a staff
     member's work across assigned tenants). Never more than the user's own reach,
     whatever ``only`` asks for; the read is recorded once in the platform log.
+
+    ``record=False`` is for a write whose one result is recorded in its own tenant's
+    log instead (taking the next task of a queue): the platform chain's lock would
+    otherwise serialise every taker.
     """
     reach = {t.id for t in visible_tenants(user)}
     ids = frozenset(reach if only is None else reach & set(only))
-    audit.record("cross_tenant.read", audit.Actor.of(user), ip=ip,
-                 data={"reason": reason, "tenants": sorted(str(t) for t in ids)})
+    if record:
+        audit.record("cross_tenant.read", audit.Actor.of(user), ip=ip,
+                     data={"reason": reason, "tenants": sorted(str(t) for t in ids)})
     with bound(Scope(user_id=user.id, tenant_ids=ids)):
         yield ids

@@ -17,7 +17,8 @@ from tenants.models import Tenant, utcnow
 from workers import enqueue, redis_connection
 
 # name → period format: the job runs once per distinct value of now.strftime(format)
-PERIODIC = {"documents.reminders": "%Y-%m-%dT%H"}  # hourly
+PERIODIC = {"documents.reminders": "%Y-%m-%dT%H",  # hourly
+            "work.recurring": "%Y-%m-%d"}  # daily: recurring tasks of every tenant
 
 
 def tick(now: datetime | None = None) -> int:

@@ -43,6 +43,11 @@ def _decode(raw: str) -> list[object]:
     return key
 
 
+def decode_cursor(raw: str) -> list[object]:
+    """The sort key of a cursor made by ``encode_cursor``; 400 when it is not one of ours."""
+    return _decode(raw)
+
+
 def decode_seq_cursor(raw: str | None) -> int | None:
     """The sequence number in a cursor made from ``[seq]``; 400 when malformed."""
     if raw is None:

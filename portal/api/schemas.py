@@ -191,3 +191,71 @@ class DocumentRequestInput(Schema):
 DocumentPageSchema = page_of(DocumentSchema, "DocumentPage")
 DocumentRequestListSchema = Schema.from_dict({"items": fields.List(fields.Nested(DocumentRequestSchema))},
                                              name="DocumentRequestList")
+
+
+# --- work ---------------------------------------------------------------------------------
+
+class TaskCommentSchema(Schema):
+    id = fields.UUID(required=True)
+    author = fields.String(allow_none=True)
+    body = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "comment, question or answer."})
+    internal = fields.Boolean(required=True, metadata={"description": "Staff only; never in a client's answer."})
+    created_at = fields.DateTime(required=True)
+
+
+class TaskSchema(Schema):
+    id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    service_line = fields.String(required=True)
+    state = fields.String(required=True)
+    state_label = fields.String(required=True, metadata={"description": "The state in words for the caller."})
+    priority = fields.Integer(required=True)
+    due_date = fields.Date(allow_none=True)
+    allowed_moves = fields.List(fields.String(), required=True,
+                                metadata={"description": "Moves the caller can make now."})
+    comments = fields.List(fields.Nested(TaskCommentSchema))
+    product = fields.Dict(allow_none=True, metadata={
+        "description": "The work product to approve: document_id, version, sha256, approved."})
+
+
+class TaskInput(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a tenant_id in the body is ignored: the tenant is the URL's
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default=None, allow_none=True)
+    service_line = fields.String(required=True)
+    priority = fields.Integer(load_default=3, validate=validate.Range(min=1, max=4))
+    due_date = fields.Date(load_default=None, allow_none=True)
+    assignee_id = fields.UUID(load_default=None, allow_none=True)
+    reviewer_id = fields.UUID(load_default=None, allow_none=True)
+
+
+class MoveInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    # Checked by the service after the task is found, so another tenant's task is a 404 whatever the body.
+    move = fields.String(load_default="", metadata={
+        "description": "start, submit, ask_client, answer, approve, request_changes, client_approve, "
+                       "client_reject, cancel"})
+    reason = fields.String(load_default=None, allow_none=True)
+    seen_sha256 = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "client_approve: the SHA-256 of the work product version approved (from the task)."})
+
+
+class CommentInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    body = fields.String(load_default="", metadata={"description": "1 to 5000 characters."})
+    internal = fields.Boolean(load_default=False)
+
+
+class TaskArgs(PageArgs):
+    state = fields.String(load_default=None)
+
+
+TaskPageSchema = page_of(TaskSchema, "TaskPage")

@@ -54,6 +54,9 @@ ACTION_LABELS = {
     "request.item_fulfilled": _l("sent a requested document"),
     "request.reminders_sent": _l("sent reminders for requested documents"),
     "keys.rotated": _l("rotated this workspace's encryption key"),
+    "task.approved": _l("approved a task's work"),
+    "task.rejected": _l("rejected a task's work"),
+    "task.approval_invalidated": _l("voided an approval: the approved document changed"),
     "tenant.exported": _l("exported all documents"),
     "tenant.offboarded": _l("destroyed this workspace's keys and documents"),
 }

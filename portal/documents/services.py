@@ -389,6 +389,10 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
         status, message = "version", _("Stored as version %(n)d of “%(title)s”; the earlier versions are kept.",
                                        n=doc.current_version, title=doc.title)
         action = "document.version_added"
+        from portal.work.services import product_changed  # a changed work product voids its approval
+
+        if product_changed(doc.id, obj.sha256, actor):
+            message += " " + _("A task's approval of this document no longer counts; it went back to the client.")
     else:
         earlier = db.session.scalar(_visible(actor).join(DocumentVersion).where(DocumentVersion.object_id == obj.id)
                                     .order_by(Document.created_at).limit(1)) if duplicate else None

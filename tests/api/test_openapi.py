@@ -31,6 +31,11 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.list_document_requests": "tenant:requests.view",
         "api_v1.create_document_request": "tenant:requests.manage",
         "api_v1.get_document_request": "tenant:requests.view",
+        "api_v1.list_tasks": "tenant:tasks.view",
+        "api_v1.create_task": "tenant:tasks.create",
+        "api_v1.get_task": "tenant:tasks.view",
+        "api_v1.move_task": "tenant:tasks.move",
+        "api_v1.comment_task": "tenant:tasks.comment",
         "api-docs.openapi_json": PUBLIC,
     }
     assert {e: action_of(app, e) for e in expected} == expected
@@ -57,7 +62,10 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
                            "/api/v1/tenants/{tenant_slug}/documents/{document_id}",
                            "/api/v1/tenants/{tenant_slug}/documents/{document_id}/content",
                            "/api/v1/tenants/{tenant_slug}/document-requests",
-                           "/api/v1/tenants/{tenant_slug}/document-requests/{request_id}"}
+                           "/api/v1/tenants/{tenant_slug}/document-requests/{request_id}",
+                           "/api/v1/tenants/{tenant_slug}/tasks", "/api/v1/tenants/{tenant_slug}/tasks/{task_id}",
+                           "/api/v1/tenants/{tenant_slug}/tasks/{task_id}/moves",
+                           "/api/v1/tenants/{tenant_slug}/tasks/{task_id}/comments"}
 
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         **spec["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}

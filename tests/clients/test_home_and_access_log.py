@@ -37,7 +37,7 @@ def test_home_greets_a_client_admin_and_says_what_to_do_next(client, world):
     assert card.count("gave a provider staff member access") == 2
     assert world["provider_admin"].email in card
     links = nav(page)
-    for label in ("Home", "Documents", "Requests", "Users", "Access log", "API tokens"):
+    for label in ("Home", "Approvals", "Tasks", "Documents", "Requests", "Users", "Access log", "API tokens"):
         assert f">{label}</a>" in links
 
 

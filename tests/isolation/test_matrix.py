@@ -49,12 +49,13 @@ def mworld(app):
         with bound(Scope(tenant_ids=frozenset({world.b.id}))):
             b_ids = {m.user_id: m.id for m in db.session.scalars(select(Membership))}
         db.session.rollback()
-        document_id, request_id = _b_documents(world)
+        document_id, request_id, task_id = _b_documents(world)
     world.b_ids = {  # ids of B's objects, by the URL parameter names that might carry them
         "membership_id": next(iter(b_ids.values())),
         "user_id": next(iter(b_ids)),
         "document_id": document_id,
         "request_id": request_id,
+        "task_id": task_id,
     }
     return world
 
@@ -65,6 +66,7 @@ B_DOCUMENT = "beta-confidential-ledger.pdf"
 def _b_documents(world):
     """A document and a document request of tenant B, made through the services."""
     from portal.documents import requests, services
+    from portal.work.services import create_task
     from tenants.models import Tenant, User
     from tenants.policy import Role
     from tests.documents import samples
@@ -76,7 +78,8 @@ def _b_documents(world):
         doc = services.upload(admin, tenant, [samples.pdf(31337)], filename=B_DOCUMENT, target=target).document
         req = requests.create_request(admin, tenant, title="Beta request",
                                       items=[requests.ItemInput("Beta bank statement")], note=None)
-        return doc.id, req.id
+        task = create_task(admin, tenant, title="Beta bank statement reconciliation", service_line_key="bookkeeping")
+        return doc.id, req.id, task.id
 
 
 @pytest.fixture(scope="module")

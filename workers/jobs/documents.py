@@ -17,3 +17,4 @@ def reminders(tenant_id: str) -> None:
     from portal.documents.requests import send_reminders
 
     send_reminders(tenant_id)
+

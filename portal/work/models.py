@@ -1,0 +1,151 @@
+"""Tasks of the provider's work for a tenant, their timeline and comments.
+
+``ServiceLine`` is provider-level (the provider's lines of work); everything else
+belongs to one tenant (``TenantScoped``, row-level security in the migration).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.documents.models import Document
+from portal.extensions import db
+from tenants.isolation import TenantScoped
+from tenants.models import Timestamped, User, new_id, utcnow
+
+
+class ServiceLine(Timestamped, db.Model):
+    """A line of work the provider offers (bookkeeping, payroll, data entry, admin, …)."""
+
+    __tablename__ = "service_lines"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # Tasks of this line go to the client for approval after review (payroll runs, closes).
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+
+class Task(TenantScoped, Timestamped, db.Model):
+    """One piece of work for one tenant, moved through ``portal.work.states``."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # The queue: open, unassigned tasks of a line, most urgent first (take-next reads this).
+        Index("ix_tasks_queue", "service_line_id", "priority", "due_date", "created_at",
+              postgresql_where=text("state = 'open' and assignee_id is null")),
+        # "My work": a person's tasks by due date.
+        Index("ix_tasks_assignee_due", "assignee_id", "due_date", "priority", "id",
+              postgresql_where=text("state not in ('done', 'cancelled')")),
+        UniqueConstraint("tenant_id", "recurrence_key", name="uq_tasks_recurrence"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), default="open", nullable=False)
+    priority: Mapped[int] = mapped_column(Integer, default=3, nullable=False)  # 1 urgent … 4 low
+    due_date: Mapped[date | None] = mapped_column(Date)
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    source: Mapped[str] = mapped_column(String(20), default="manual", nullable=False)
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    reviewer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # Who did the work that is in review: never allowed to review it (four eyes).
+    worked_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # Where a question to the client came from, to return there when the client answers.
+    resume_state: Mapped[str | None] = mapped_column(String(20))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # Recurring tasks: "<template id>:<period>", unique per tenant, so each period is created once.
+    recurrence_key: Mapped[str | None] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The work product the client approves (a vault document), and the SHA-256 of exactly the
+    # version they approved: when the document changes, the approval no longer counts.
+    product_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"),
+                                                         index=True)
+    approved_sha256: Mapped[str | None] = mapped_column(String(64))
+    approved_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    service_line: Mapped[ServiceLine] = relationship(lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="joined")
+    product: Mapped[Document | None] = relationship()
+    events: Mapped[list[TaskEvent]] = relationship(back_populates="task", order_by="TaskEvent.at",
+                                                   lazy="selectin")
+    comments: Mapped[list[TaskComment]] = relationship(back_populates="task", order_by="TaskComment.created_at",
+                                                       lazy="selectin")
+
+
+class TaskEvent(TenantScoped, db.Model):
+    """A line of a task's timeline: who did what, when."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), index=True,
+                                               nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(254), nullable=False)
+    kind: Mapped[str] = mapped_column(String(30), nullable=False)  # created, moved, assigned, …
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    # Staff-only events (an internal comment was added) are never shown to the client.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    data: Mapped[dict] = mapped_column(JSONB, default=dict, nullable=False)
+
+    task: Mapped[Task] = relationship(back_populates="events")
+
+
+class TaskComment(TenantScoped, Timestamped, db.Model):
+    """A comment: visible to the client, or internal (staff only, never on a client page, API or e-mail)."""
+
+    __tablename__ = "task_comments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), index=True,
+                                               nullable=False)
+    author_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    kind: Mapped[str] = mapped_column(String(12), default="comment", nullable=False)  # comment, question, answer
+
+    task: Mapped[Task] = relationship(back_populates="comments")
+    author: Mapped[User | None] = relationship(lazy="joined")
+
+
+class TaskTemplate(TenantScoped, Timestamped, db.Model):
+    """Recurring work of a tenant: a rule (``portal.work.recurrence.Rule``) makes one task per period."""
+
+    __tablename__ = "task_templates"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), nullable=False)
+    rule: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    since: Mapped[date] = mapped_column(Date, nullable=False)  # no task for a period due before this
+    lead_days: Mapped[int] = mapped_column(Integer, default=7, nullable=False)  # open it this long before due
+    priority: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+    service_line: Mapped[ServiceLine] = relationship(lazy="joined")

@@ -1,0 +1,466 @@
+"""Rules of the work: create tasks, move them through the state machine, review, ask, comment, queues.
+
+Shared by the pages and the API. Inside one tenant the caller (the gate) has
+bound the tenant; queues over several tenants go through ``tenants.reach.across_tenants``.
+Every change is an event on the task's timeline; client approvals are also in the
+tenant's audit log. Internal comments and events never reach a client: the
+``for_client`` readers are the only way client-facing code reads a task's history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, tuple_
+from werkzeug.exceptions import NotFound
+
+from portal.documents.models import DocumentVersion
+from portal.extensions import db
+from portal.work.models import ServiceLine, Task, TaskComment, TaskEvent
+from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, next_state
+from tenants import audit
+from tenants.context import current_scope
+from tenants.models import Assignment, Tenant, User, utcnow
+from tenants.policy import CLIENT_ROLES, Role, is_client
+from tenants.reach import across_tenants, visible_tenants
+
+PRIORITIES = {1: _l("Urgent"), 2: _l("High"), 3: _l("Normal"), 4: _l("Low")}
+PAGE = 50
+
+# What a client reads for each state: plain words, no internal vocabulary.
+CLIENT_STATE = {
+    State.OPEN: _l("Received"),
+    State.IN_PROGRESS: _l("We are working on it"),
+    State.IN_REVIEW: _l("We are working on it"),
+    State.AWAITING_APPROVAL: _l("Waiting for your approval"),
+    State.WAITING_ON_CLIENT: _l("Waiting for you"),
+    State.DONE: _l("Done"),
+    State.CANCELLED: _l("Cancelled"),
+}
+STAFF_STATE = {
+    State.OPEN: _l("Open"),
+    State.IN_PROGRESS: _l("In progress"),
+    State.IN_REVIEW: _l("In review"),
+    State.AWAITING_APPROVAL: _l("Awaiting client approval"),
+    State.WAITING_ON_CLIENT: _l("Waiting on client"),
+    State.DONE: _l("Done"),
+    State.CANCELLED: _l("Cancelled"),
+}
+MOVE_LABELS = {
+    "start": _l("Start"), "submit": _l("Send to review"), "ask_client": _l("Ask the client"),
+    "answer": _l("Answer"), "approve": _l("Approve the work"), "request_changes": _l("Request changes"),
+    "client_approve": _l("Approve"), "client_reject": _l("Reject"), "cancel": _l("Cancel the task"),
+}
+CAPACITY_LABELS = {"assignee": _l("the person the task is assigned to"), "reviewer": _l("its reviewer"),
+                   "manager": _l("a manager"), "client": _l("the client"),
+                   "approver": _l("a client admin or approver")}
+
+
+class WorkError(ValueError):
+    """A refusal the user can act on; ``status`` is the HTTP status to answer with."""
+
+    status = 422
+
+
+class Conflict(WorkError):
+    status = 409
+
+
+class NotYours(WorkError):
+    status = 403
+
+
+def _role() -> Role | None:
+    return current_scope().role
+
+
+def label(state: str) -> str:
+    """The state in words for whoever is reading (plain words for clients)."""
+    return str((CLIENT_STATE if is_client(_role()) else STAFF_STATE)[State(state)])
+
+
+def illegal_message(exc: IllegalMove) -> str:
+    """Which moves are possible from here, in words."""
+    moves = ", ".join(str(MOVE_LABELS[m]) for m in exc.allowed) or _("none: the task is finished")
+    return _("This task is %(state)s; from here the possible moves are: %(moves)s.",
+             state=str(STAFF_STATE[exc.state]).lower(), moves=moves)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def service_lines() -> list[ServiceLine]:
+    return list(db.session.scalars(select(ServiceLine).order_by(ServiceLine.name)))
+
+
+def service_line(key: str) -> ServiceLine:
+    line = db.session.scalar(select(ServiceLine).where(ServiceLine.key == key))
+    if line is None:
+        raise WorkError(_("Choose a service line: %(lines)s.", lines=", ".join(s.key for s in service_lines())))
+    return line
+
+
+def get_task(task_id: uuid.UUID | str, *, lock: bool = False) -> Task:
+    """A task of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
+    try:
+        key = uuid.UUID(str(task_id))
+    except ValueError:
+        raise NotFound() from None
+    # Lock only the task's row (``of``): its people are joined in, on the nullable side of an outer join.
+    task = db.session.get(Task, key, with_for_update={"of": Task} if lock else None, populate_existing=lock)
+    if task is None:
+        raise NotFound()
+    return task
+
+
+def events_for(task: Task) -> list[TaskEvent]:
+    """The timeline as the current reader may see it (clients: without internal events)."""
+    return [e for e in task.events if not (e.internal and is_client(_role()))]
+
+
+def comments_for(task: Task) -> list[TaskComment]:
+    """Comments the current reader may see (clients: never internal ones)."""
+    return [c for c in task.comments if not (c.internal and is_client(_role()))]
+
+
+def tenant_tasks(*, states: list[str] | None = None, limit: int = 200) -> list[Task]:
+    """The bound tenant's tasks, unfinished first by due date."""
+    query = select(Task).order_by(Task.state.in_([s.value for s in FINAL]), Task.due_date.asc().nulls_last(),
+                                  Task.priority, Task.created_at)
+    if states:
+        query = query.where(Task.state.in_(states))
+    return list(db.session.scalars(query.limit(limit)))
+
+
+def task_page(*, state: str | None = None, after: tuple[str, str] | None = None,
+              limit: int = PAGE) -> tuple[list[Task], tuple | None]:
+    """The bound tenant's tasks newest first, by keyset (created_at, id) so deep pages stay fast."""
+    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc())
+    if state:
+        try:
+            query = query.where(Task.state == State(state))
+        except ValueError:
+            raise WorkError(_("Unknown state; use one of %(states)s.", states=", ".join(State))) from None
+    if after:
+        try:
+            key = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
+        except ValueError:
+            raise WorkError(_("The cursor is not valid; start from the first page.")) from None
+        query = query.where(tuple_(Task.created_at, Task.id) < tuple_(*key))
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    page = rows[:limit]
+    return page, (page[-1].created_at, page[-1].id) if len(rows) > limit else None
+
+
+# --- creating and assigning -------------------------------------------------------------
+
+def _staff_of(tenant: Tenant, user_id: uuid.UUID | str | None) -> User | None:
+    """A provider person who may work on ``tenant`` (assigned, or a provider admin), or a clear refusal."""
+    if not user_id:
+        return None
+    try:
+        user = db.session.get(User, uuid.UUID(str(user_id)))
+    except ValueError:
+        user = None
+    if user is None or not user.provider_role or not user.is_active:
+        raise WorkError(_("Choose someone of the provider's team."))
+    if user.provider_role != Role.PROVIDER_ADMIN and not db.session.scalar(
+            select(Assignment.id).where(Assignment.user_id == user.id)):
+        raise WorkError(_("%(name)s is not assigned to this client; assign them first.", name=user.name))
+    return user
+
+
+def team(tenant: Tenant) -> list[User]:
+    """The provider people who may work on the bound tenant: assigned staff and managers."""
+    return list(db.session.scalars(select(User).join(Assignment, Assignment.user_id == User.id)
+                                   .where(User.is_active.is_(True)).order_by(User.name)))
+
+
+def _event(task: Task, actor: User | None, kind: str, *, source: str | None = None, target: str | None = None,
+           internal: bool = False, **data: object) -> None:
+    db.session.add(TaskEvent(tenant_id=task.tenant_id, task=task, actor_id=actor.id if actor else None,
+                             actor_label=actor.name if actor else "system", kind=kind, from_state=source,
+                             to_state=target, internal=internal, data=data))
+
+
+def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_key: str,
+                description: str | None = None, priority: int = 3, due: date | None = None,
+                assignee_id: str | None = None, reviewer_id: str | None = None,
+                needs_approval: bool | None = None, source: str = "manual",
+                recurrence_key: str | None = None) -> Task:
+    """Open a task for the bound tenant; without an assignee it waits in its line's queue."""
+    title = (title or "").strip()
+    if not title or len(title) > 200:
+        raise WorkError(_("Give the task a title of at most 200 characters."))
+    if priority not in PRIORITIES:
+        raise WorkError(_("Priority must be 1 (urgent) to 4 (low)."))
+    line = service_line(service_line_key)
+    assignee, reviewer = _staff_of(tenant, assignee_id), _staff_of(tenant, reviewer_id)
+    if assignee and reviewer and assignee.id == reviewer.id:
+        raise Conflict(_("The reviewer must be someone other than the person doing the work."))
+    task = Task(tenant_id=tenant.id, title=title, description=(description or "").strip() or None,
+                service_line_id=line.id, priority=priority, due_date=due,
+                needs_approval=line.needs_approval if needs_approval is None else needs_approval,
+                source=source, assignee_id=assignee.id if assignee else None,
+                reviewer_id=reviewer.id if reviewer else None, created_by_id=actor.id if actor else None,
+                recurrence_key=recurrence_key)
+    db.session.add(task)
+    _event(task, actor, "created", target=State.OPEN, source_kind=source)
+    db.session.commit()
+    return task
+
+
+def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None, reviewer_id: str | None) -> Task:
+    """Give a task to someone and name its reviewer (managers); four eyes hold here too."""
+    task = get_task(task_id, lock=True)
+    if task.state in FINAL:
+        raise Conflict(_("This task is finished; it cannot be reassigned."))
+    assignee, reviewer = _staff_of(tenant, assignee_id), _staff_of(tenant, reviewer_id)
+    if reviewer and (reviewer.id == (assignee.id if assignee else None) or reviewer.id == task.worked_by_id):
+        raise Conflict(_("The reviewer must be someone other than the person doing the work."))
+    task.assignee_id = assignee.id if assignee else None
+    task.reviewer_id = reviewer.id if reviewer else None
+    task.updated_at = utcnow()
+    _event(task, actor, "assigned", assignee=assignee.name if assignee else None,
+           reviewer=reviewer.name if reviewer else None)
+    db.session.commit()
+    return task
+
+
+# --- moving ------------------------------------------------------------------------------
+
+def capacities(actor: User, task: Task) -> set[str]:
+    """What the actor is to this task: assignee, reviewer, manager, client, approver."""
+    role = _role()
+    out: set[str] = set()
+    if task.assignee_id == actor.id:
+        out.add("assignee")
+    if task.reviewer_id == actor.id:
+        out.add("reviewer")
+    if role in (Role.PROVIDER_ADMIN, Role.MANAGER):
+        out.add("manager")
+    if role in CLIENT_ROLES:
+        out.add("client")
+    if role in (Role.CLIENT_ADMIN, Role.CLIENT_APPROVER):
+        out.add("approver")
+    return out
+
+
+def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: str | None = None,
+         seen_sha256: str | None = None, ip: str | None = None) -> Task:
+    """Make one move of the state machine, by the person the table allows, with a reason where needed."""
+    task = get_task(task_id, lock=True)  # two clicks, two people: one wins, the other sees the new state
+    source = State(task.state)
+    if move_name not in WHO:
+        raise IllegalMove(source, move_name)
+    target = next_state(source, move_name, needs_approval=task.needs_approval, resume=task.resume_state)
+    allowed_by = WHO[move_name]
+    if not allowed_by & capacities(actor, task):
+        raise NotYours(_("Only %(who)s can do this.", who=_(" or ").join(str(CAPACITY_LABELS[w])
+                                                                          for w in sorted(allowed_by))))
+    reason = (reason or "").strip()
+    if move_name in NEEDS_REASON and not reason:
+        raise WorkError(_("Say why (or what you need): the other side reads it."))
+    if move_name == "submit":
+        if task.reviewer_id is None or task.reviewer_id == actor.id:
+            raise Conflict(_("Choose a reviewer other than yourself before sending the task to review."))
+        task.worked_by_id = actor.id
+    if move_name in ("approve", "request_changes") and actor.id == task.worked_by_id:
+        raise Conflict(_("You did this work, so someone else must review it (four eyes)."))
+    if move_name == "ask_client":
+        task.resume_state = source
+        db.session.add(TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=reason,
+                                   kind="question"))
+    elif move_name == "answer":
+        task.resume_state = None
+        db.session.add(TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=reason,
+                                   kind="answer"))
+    elif reason:
+        db.session.add(TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=reason,
+                                   internal=move_name == "request_changes"))
+    task.state = target
+    task.updated_at = utcnow()
+    if target == State.DONE:
+        task.done_at = task.updated_at
+    _event(task, actor, "moved", source=source, target=target, move=move_name,
+           internal=move_name == "request_changes")
+    if move_name == "client_approve":
+        _approve(actor, task, seen_sha256)
+    if move_name in ("client_approve", "client_reject"):
+        audit.record(f"task.{'approved' if move_name == 'client_approve' else 'rejected'}", audit.Actor.of(actor),
+                     tenant_id=tenant.id, object_type="task", object_id=task.id, ip=ip, data={"name": task.title})
+    db.session.commit()
+    return task
+
+
+def comment(actor: User, task_id: str, body: str, *, internal: bool = False) -> TaskComment:
+    """Add a comment; only the provider's people may write internal ones."""
+    task = get_task(task_id)  # another tenant's task: 404 before anything else is looked at
+    body = (body or "").strip()
+    if not body or len(body) > 5000:
+        raise WorkError(_("Write a comment of at most 5000 characters."))
+    if internal and is_client(_role()):
+        raise NotYours(_("Only the provider's people can write internal notes."))
+    note = TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=body, internal=internal)
+    db.session.add(note)
+    _event(task, actor, "commented", internal=internal)
+    db.session.commit()
+    return note
+
+
+# --- the work product and the client's approval ---------------------------------------------
+
+def product_version(task: Task) -> DocumentVersion | None:
+    """The current version of the task's work product, if it has one."""
+    return task.product.latest if task.product is not None else None
+
+
+def attach_product(actor: User, task_id: str, document_id: str) -> Task:
+    """Attach a vault document as the work product the client will approve (the assignee or a manager)."""
+    from portal.documents.services import get_document
+
+    task = get_task(task_id, lock=True)
+    if not {"assignee", "manager"} & capacities(actor, task):
+        raise NotYours(_("Only the person the task is assigned to or a manager can attach its work product."))
+    if task.state in FINAL:
+        raise Conflict(_("This task is finished; reopen the work before changing what the client approves."))
+    task.product_id = get_document(actor, document_id).id
+    _event(task, actor, "product_attached", document=str(task.product_id))
+    db.session.commit()
+    return task
+
+
+def _approve(actor: User, task: Task, seen_sha256: str | None) -> None:
+    """Record exactly what the client approved: the SHA-256 of the product version they saw."""
+    version = product_version(task)
+    if version is not None:
+        current = version.object.sha256
+        if seen_sha256 != current:
+            raise Conflict(_("The work product changed since you opened it. Look at the new version, then "
+                             "approve it."))
+        task.approved_sha256 = current
+    task.approved_by_id, task.approved_at = actor.id, utcnow()
+
+
+def product_changed(document_id: uuid.UUID, sha256: str, actor: User | None = None) -> int:
+    """A work product got a new version: approvals of other content no longer count; returns how many.
+
+    Called by the vault when a version is added, in the same transaction. Each such
+    task goes back to the client for approval, on its timeline and in the audit log.
+    """
+    tasks = db.session.scalars(select(Task).where(Task.product_id == document_id,
+                                                  Task.approved_sha256.is_not(None),
+                                                  Task.approved_sha256 != sha256).with_for_update(of=Task))
+    count = 0
+    for task in tasks:
+        source = task.state
+        task.state, task.done_at, task.updated_at = State.AWAITING_APPROVAL, None, utcnow()
+        task.approved_sha256 = task.approved_by_id = task.approved_at = None
+        _event(task, actor, "approval_invalidated", source=source, target=State.AWAITING_APPROVAL)
+        audit.record("task.approval_invalidated", audit.Actor.of(actor), tenant_id=task.tenant_id,
+                     object_type="task", object_id=task.id, data={"name": task.title})
+        count += 1
+    return count
+
+
+def approval_inbox() -> list[Task]:
+    """What needs the client's word in the bound tenant, oldest first."""
+    return list(db.session.scalars(select(Task).where(Task.state == State.AWAITING_APPROVAL)
+                                   .order_by(Task.updated_at)))
+
+
+# --- queues over the person's tenants ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Taken:
+    """The task a taker received (plain values: the cross-tenant scope ends with the take)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    title: str
+
+
+_TAKE = (select(Task).where(Task.state == State.OPEN, Task.assignee_id.is_(None))
+         .order_by(Task.priority, Task.due_date.asc().nulls_last(), Task.created_at)
+         .limit(1).with_for_update(skip_locked=True, of=Task))
+
+
+def take_next(actor: User, line_key: str | None = None) -> Taken | None:
+    """Hand the most urgent open, unassigned task of the actor's tenants to the actor, and start it.
+
+    ``FOR UPDATE SKIP LOCKED``: concurrent takers each get a different task and
+    never wait on each other; only tenants the actor is assigned to are searched
+    (``across_tenants`` binds exactly those, and row-level security enforces it).
+    """
+    line = service_line(line_key) if line_key else None
+    slugs = {t.id: t.slug for t in visible_tenants(actor)}
+    with across_tenants(actor, "take next task", only=slugs, record=False) as reach:
+        if not reach:
+            return None
+        query = _TAKE.where(Task.service_line_id == line.id) if line is not None else _TAKE
+        task = db.session.scalar(query)
+        if task is None:
+            db.session.rollback()
+            return None
+        task.assignee_id, task.state, task.updated_at = actor.id, State.IN_PROGRESS, utcnow()
+        if task.reviewer_id == actor.id:
+            task.reviewer_id = None  # four eyes: a manager names another reviewer
+        _event(task, actor, "taken", source=State.OPEN, target=State.IN_PROGRESS)
+        taken = Taken(task.id, task.tenant_id, slugs[task.tenant_id], task.title)
+        db.session.commit()
+        return taken
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A task as "my work" lists it (plain values: no ORM row leaves the cross-tenant scope)."""
+
+    id: uuid.UUID
+    tenant_slug: str
+    tenant_name: str
+    title: str
+    line: str
+    state: str
+    priority: int
+    due_date: date | None
+    role: str  # assignee | reviewer
+
+    @property
+    def overdue(self) -> bool:
+        return self.due_date is not None and self.due_date < utcnow().date()
+
+
+def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None = None,
+            state: str | None = None, overdue: bool = False,
+            after: tuple[date, int, uuid.UUID] | None = None, limit: int = PAGE,
+            ip: str | None = None) -> tuple[list[WorkItem], tuple | None]:
+    """The actor's unfinished tasks (to do or to review) across their tenants: due date, then priority."""
+    tenants = {t.id: t for t in visible_tenants(actor)}
+    only = [t.id for t in tenants.values() if tenant_slug in (None, "", t.slug)]
+    far = date(9999, 12, 31)  # no due date sorts last, and the cursor needs a value
+    due = Task.due_date
+    with across_tenants(actor, "my work", only=only, ip=ip):
+        query = (select(Task).where(Task.state.not_in([s.value for s in FINAL]),
+                                    (Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id)
+                                                                      & (Task.state == State.IN_REVIEW)))
+                 .order_by(db.func.coalesce(due, far), Task.priority, Task.id))
+        if line_key:
+            query = query.where(Task.service_line_id == service_line(line_key).id)
+        if state:
+            query = query.where(Task.state == State(state))
+        if overdue:
+            query = query.where(due < utcnow().date())
+        if after:
+            query = query.where(tuple_(db.func.coalesce(due, far), Task.priority, Task.id) > tuple_(*after))
+        rows = list(db.session.scalars(query.limit(limit + 1)))
+        items = [WorkItem(t.id, tenants[t.tenant_id].slug, tenants[t.tenant_id].name, t.title, t.service_line.name,
+                          t.state, t.priority, t.due_date, "assignee" if t.assignee_id == actor.id else "reviewer")
+                 for t in rows[:limit]]
+    db.session.commit()
+    last = items[-1] if len(rows) > limit else None
+    return items, ((last.due_date or far), last.priority, last.id) if last else None
+

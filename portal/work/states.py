@@ -1,0 +1,94 @@
+"""The one state machine of a task. Read it as a table: (state, move) → next state, and who may.
+
+    open ──start──▶ in_progress ──submit──▶ in_review ──approve──▶ done
+                      ▲   │                    │                   (or awaiting_approval
+                      │   └─ask_client─▶ waiting_on_client          when the task needs
+                      │        ◀─answer──┘      │                   the client's word)
+                      └────request_changes──────┘
+    awaiting_approval ──client_approve──▶ done;  ──client_reject──▶ in_progress
+    any state but done/cancelled ──cancel──▶ cancelled
+
+Who may make a move is part of the table (``WHO``): the assignee works the task,
+the reviewer (never the person who did the work: four eyes) reviews it, the
+client approves or answers, managers cancel. Everything else is refused with the
+moves that are allowed from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    IN_REVIEW = "in_review"
+    AWAITING_APPROVAL = "awaiting_approval"
+    WAITING_ON_CLIENT = "waiting_on_client"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+FINAL = frozenset({State.DONE, State.CANCELLED})
+ACTIVE = tuple(s for s in State if s not in FINAL)
+
+# (from state, move) → to state. ``approve`` goes to awaiting_approval instead of done
+# when the task needs the client's word (``next_state``); ``answer`` returns to where
+# the question was asked (also ``next_state``).
+MOVES: dict[tuple[State, str], State] = {
+    (State.OPEN, "start"): State.IN_PROGRESS,
+    (State.IN_PROGRESS, "submit"): State.IN_REVIEW,
+    (State.IN_PROGRESS, "ask_client"): State.WAITING_ON_CLIENT,
+    (State.OPEN, "ask_client"): State.WAITING_ON_CLIENT,
+    (State.WAITING_ON_CLIENT, "answer"): State.IN_PROGRESS,
+    (State.IN_REVIEW, "approve"): State.DONE,
+    (State.IN_REVIEW, "request_changes"): State.IN_PROGRESS,
+    (State.AWAITING_APPROVAL, "client_approve"): State.DONE,
+    (State.AWAITING_APPROVAL, "client_reject"): State.IN_PROGRESS,
+    **{(state, "cancel"): State.CANCELLED for state in ACTIVE},
+}
+
+# Who may make each move: "assignee", "reviewer", "client", "manager" (provider admin or manager).
+WHO: dict[str, frozenset[str]] = {
+    "start": frozenset({"assignee", "manager"}),
+    "submit": frozenset({"assignee"}),
+    "ask_client": frozenset({"assignee", "manager"}),
+    "answer": frozenset({"client"}),
+    "approve": frozenset({"reviewer"}),
+    "request_changes": frozenset({"reviewer"}),
+    "client_approve": frozenset({"approver"}),
+    "client_reject": frozenset({"approver"}),
+    "cancel": frozenset({"manager"}),
+}
+
+# Moves that must say why (shown to the person who gets the task back).
+NEEDS_REASON = frozenset({"request_changes", "client_reject", "cancel", "ask_client"})
+
+
+class IllegalMove(ValueError):
+    """A move that the state machine does not allow from the task's state (answered 409)."""
+
+    status = 409
+
+    def __init__(self, state: str, move: str) -> None:
+        self.state, self.move = State(state), move
+        self.allowed = allowed_moves(self.state)
+        super().__init__(f"{move} is not possible from {state}")
+
+
+def allowed_moves(state: State | str) -> list[str]:
+    """The moves possible from ``state``, in the table's order."""
+    return [move for (source, move) in MOVES if source == State(state)]
+
+
+def next_state(state: State | str, move: str, *, needs_approval: bool = False,
+               resume: str | None = None) -> State:
+    """The state after ``move``; raises ``IllegalMove`` when the table has no such move."""
+    target = MOVES.get((State(state), move))
+    if target is None:
+        raise IllegalMove(state, move)
+    if move == "approve" and needs_approval:
+        return State.AWAITING_APPROVAL
+    if move == "answer" and resume:
+        return State(resume)
+    return target

@@ -1,0 +1,224 @@
+"""Work pages: a tenant's tasks and one task (both sides), and the provider's "My work" with take-next.
+
+Thin: the gate has bound the tenant (or checked the provider role); each view
+parses its input, calls one service and renders or redirects with what happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import format_date, format_datetime
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from portal.access import requires
+from portal.api.pagination import decode_cursor, encode_cursor
+from portal.documents import services as documents
+from portal.work import bp, recurring, services
+from portal.work.recurrence import Rule
+from portal.work.states import FINAL, NEEDS_REASON, WHO, State, allowed_moves
+from tenants.models import User
+from tenants.policy import allowed, is_client
+from tenants.reach import visible_tenants
+
+
+def _actor() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    role = g.get("role") or getattr(current_user, "provider_role", None)
+    return {
+        "may": lambda action: allowed(role, action),
+        "state_label": services.label,
+        "priorities": services.PRIORITIES,
+        "move_labels": services.MOVE_LABELS,
+        "format_date": format_date,
+        "format_datetime": format_datetime,
+        "is_client_view": is_client(g.get("role")),
+    }
+
+
+def _date(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise services.WorkError(_("Give dates as YYYY-MM-DD.")) from None
+
+
+# --- a tenant's tasks ---------------------------------------------------------------------
+
+@bp.route("/t/<tenant_slug>/tasks")
+@requires("tenant:tasks.view")
+def task_list(tenant_slug: str):
+    """The workspace's tasks: unfinished first, by due date."""
+    return render_template("work/tasks.html", tenant=g.tenant, tasks=services.tenant_tasks(),
+                           lines=services.service_lines(), team=services.team(g.tenant),
+                           done=[s.value for s in FINAL],
+                           templates=recurring.templates() if not is_client(g.role) else [],
+                           describe=lambda rule: Rule.from_json(rule).describe())
+
+
+def _rule_from(form) -> dict:  # noqa: ANN001
+    """The schedule a manager picked, as a ``Rule`` JSON (the rule itself validates strictly)."""
+    kind = form.get("kind", "")
+    number = int(form.get("number") or 1)
+    if kind == "working_day":
+        return {"kind": kind, "n": number}
+    if kind == "last_working_day":
+        return {"kind": "working_day", "n": -1}
+    if kind == "day_of_month":
+        return {"kind": kind, "day": number}
+    if kind == "weekday":
+        return {"kind": kind, "n": number, "weekday": int(form.get("weekday") or 0)}
+    if kind == "quarterly":
+        return {"kind": kind, "day": -1, "month_offset": 1}
+    return {"kind": kind}
+
+
+@bp.route("/t/<tenant_slug>/tasks/recurring", methods=["POST"])
+@requires("tenant:tasks.assign")
+def template_create(tenant_slug: str):
+    """Add recurring work: one task per period, opened ahead of its due date by the scheduler."""
+    form = request.form
+    try:
+        template = recurring.add_template(_actor(), g.tenant, title=form.get("title", ""),
+                                          service_line_key=form.get("line", ""), rule=_rule_from(form),
+                                          lead_days=int(form.get("lead_days") or 7),
+                                          priority=int(form.get("priority") or 3))
+    except ValueError as err:
+        flash(str(err) if isinstance(err, services.WorkError) else _("Numbers only, please."), "error")
+        return redirect(url_for("work.task_list", tenant_slug=tenant_slug) + "#recurring")
+    flash(_("Recurring task “%(title)s” added: %(rule)s.", title=template.title,
+            rule=Rule.from_json(template.rule).describe()), "success")
+    return redirect(url_for("work.task_list", tenant_slug=tenant_slug) + "#recurring")
+
+
+@bp.route("/t/<tenant_slug>/tasks", methods=["POST"])
+@requires("tenant:tasks.create")
+def task_create(tenant_slug: str):
+    """Open a task (without an assignee it goes to its line's queue)."""
+    form = request.form
+    try:
+        task = services.create_task(_actor(), g.tenant, title=form.get("title", ""),
+                                    service_line_key=form.get("line", ""), description=form.get("description"),
+                                    priority=int(form.get("priority") or 3), due=_date(form.get("due")),
+                                    assignee_id=form.get("assignee") or None, reviewer_id=form.get("reviewer") or None)
+    except ValueError as err:  # WorkError, or a priority that is not a number
+        flash(str(err) if isinstance(err, services.WorkError) else _("Priority must be 1 (urgent) to 4 (low)."),
+              "error")
+        return redirect(url_for("work.task_list", tenant_slug=tenant_slug))
+    flash(_("Task “%(title)s” opened.", title=task.title), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>")
+@requires("tenant:tasks.view")
+def task_detail(tenant_slug: str, task_id: str):
+    """One task: its state, the moves this person can make, the timeline and the comments."""
+    task = services.get_task(task_id)
+    mine = services.capacities(_actor(), task)
+    moves = [m for m in allowed_moves(task.state) if WHO[m] & mine]
+    may_attach = bool({"assignee", "manager"} & mine) and task.state not in FINAL
+    return render_template("work/task.html", tenant=g.tenant, task=task, moves=moves,
+                           product=services.product_version(task), may_attach=may_attach,
+                           documents=documents.list_documents(_actor(), limit=50).documents if may_attach else [],
+                           events=services.events_for(task), comments=services.comments_for(task),
+                           team=services.team(g.tenant) if allowed(g.role, "tenant:tasks.assign") else [],
+                           needs_reason=NEEDS_REASON)
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/move", methods=["POST"])
+@requires("tenant:tasks.move")
+def task_move(tenant_slug: str, task_id: str):
+    """Make one move of the state machine (illegal moves answer 409 with the moves allowed)."""
+    move = request.form.get("move", "")
+    task = services.move(_actor(), g.tenant, task_id, move, reason=request.form.get("reason"),
+                         seen_sha256=request.form.get("seen_sha256") or None, ip=request.remote_addr)
+    flash(_("Done: the task is now “%(state)s”.", state=services.label(task.state)), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/product", methods=["POST"])
+@requires("tenant:tasks.move")
+def task_product(tenant_slug: str, task_id: str):
+    """Attach the work product (a vault document) the client will approve."""
+    task = services.attach_product(_actor(), task_id, request.form.get("document", ""))
+    flash(_("Work product attached: “%(title)s”.", title=task.product.title), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
+
+
+@bp.route("/t/<tenant_slug>/approvals")
+@requires("tenant:tasks.view")
+def approvals(tenant_slug: str):
+    """The approval inbox: what needs the client's word, with the work product to look at."""
+    tasks = services.approval_inbox()
+    return render_template("work/approvals.html", tenant=g.tenant, tasks=tasks,
+                           products={t.id: services.product_version(t) for t in tasks},
+                           may_approve=g.role in ("client_admin", "client_approver"))
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/comment", methods=["POST"])
+@requires("tenant:tasks.comment")
+def task_comment(tenant_slug: str, task_id: str):
+    """Add a comment (staff may mark it internal: the client never sees it)."""
+    internal = request.form.get("internal") == "1"
+    services.comment(_actor(), task_id, request.form.get("body", ""), internal=internal)
+    flash(_("Internal note added (staff only).") if internal else _("Comment added."), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task_id))
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/assign", methods=["POST"])
+@requires("tenant:tasks.assign")
+def task_assign(tenant_slug: str, task_id: str):
+    """Give the task to someone and name its reviewer."""
+    task = services.assign(_actor(), g.tenant, task_id, assignee_id=request.form.get("assignee") or None,
+                           reviewer_id=request.form.get("reviewer") or None)
+    flash(_("Assignment saved."), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
+
+
+# --- my work -----------------------------------------------------------------------------------
+
+def _work_cursor(raw: str | None) -> tuple[date, int, uuid.UUID] | None:
+    """The (due date, priority, id) of the last row of the previous page; 400 when malformed."""
+    if not raw:
+        return None
+    key = decode_cursor(raw)
+    if len(key) != 3:
+        raise ValueError("cursor")
+    return date.fromisoformat(str(key[0])), int(key[1]), uuid.UUID(str(key[2]))
+
+
+@bp.route("/provider/work")
+@requires("provider:work.view")
+def my_work():
+    """My tasks across my clients, by due date and priority; filters; take the next task of a queue."""
+    args = request.args
+    try:
+        after = _work_cursor(args.get("after"))
+        items, next_key = services.my_work(_actor(), tenant_slug=args.get("tenant") or None,
+                                           line_key=args.get("line") or None, state=args.get("state") or None,
+                                           overdue=args.get("overdue") == "1", after=after, ip=request.remote_addr)
+    except (services.WorkError, ValueError):
+        abort(400, description=_("A filter is not valid; start again from the full list."))
+    next_cursor = encode_cursor([next_key[0].isoformat(), next_key[1], str(next_key[2])]) if next_key else None
+    return render_template("work/my_work.html", items=items, next_cursor=next_cursor,
+                           lines=services.service_lines(), tenants=visible_tenants(_actor()),
+                           states=[s.value for s in State if s not in FINAL])
+
+
+@bp.route("/provider/work/take", methods=["POST"])
+@requires("provider:work.view")
+def take_next():
+    """Take the most urgent open task of my clients (in one line, or any)."""
+    task = services.take_next(_actor(), request.form.get("line") or None)
+    if task is None:
+        flash(_("The queue is empty: no open task is waiting in your clients' queues."), "info")
+        return redirect(url_for("work.my_work"))
+    flash(_("“%(title)s” is yours now, and started.", title=task.title), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=task.tenant_slug, task_id=task.id))

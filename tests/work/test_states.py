@@ -1,0 +1,138 @@
+"""The state machine: every legal move works, every illegal one is refused with the moves allowed; four eyes."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+
+from portal.extensions import db
+from portal.work import services
+from portal.work.states import MOVES, WHO, IllegalMove, State, allowed_moves, next_state
+from tenants.context import Scope, bound
+from tenants.models import Tenant, User
+from tenants.policy import Role
+from tests.factories import csrf_token, login
+
+ALL_MOVES = sorted(WHO)
+
+
+@pytest.mark.parametrize(("state", "move"), list(itertools.product(State, ALL_MOVES)))
+def test_the_table_answers_every_state_and_move(state, move):
+    if (state, move) in MOVES:
+        assert next_state(state, move) in State
+    else:
+        with pytest.raises(IllegalMove) as err:
+            next_state(state, move)
+        assert err.value.allowed == allowed_moves(state)
+        assert move not in err.value.allowed
+
+
+def test_review_goes_to_the_client_when_the_task_needs_approval():
+    assert next_state(State.IN_REVIEW, "approve", needs_approval=True) == State.AWAITING_APPROVAL
+    assert next_state(State.IN_REVIEW, "approve", needs_approval=False) == State.DONE
+    assert next_state(State.WAITING_ON_CLIENT, "answer", resume="open") == State.OPEN
+
+
+class Team:
+    """The world's tenant A with people bound as the gate would bind them."""
+
+    def __init__(self, app, world) -> None:
+        self.app, self.world = app, world
+
+    def act(self, key: str, fn, *args, **kw):  # noqa: ANN001, ANN201
+        person = self.world[key]
+        with self.app.app_context():
+            user = db.session.get(User, person.id)
+            role = Role(user.provider_role) if user.provider_role else Role(key.removeprefix("a_"))
+            with bound(Scope(user_id=user.id, tenant_ids=frozenset({self.world.a.id}), role=role)):
+                tenant = db.session.get(Tenant, self.world.a.id)
+                result = fn(user, tenant, *args, **kw)
+                return (result.id, result.state) if hasattr(result, "state") else result
+
+
+@pytest.fixture
+def team(app, world):
+    return Team(app, world)
+
+
+def _new(team, *, line: str = "bookkeeping", reviewer: str = "manager", assignee: str = "staff") -> uuid.UUID:
+    task_id, _ = team.act("manager", lambda u, t: services.create_task(
+        u, t, title="Post March invoices", service_line_key=line,
+        assignee_id=str(team.world[assignee].id), reviewer_id=str(team.world[reviewer].id)))
+    return task_id
+
+
+def _move(team, key, task_id, move, reason=None):
+    return team.act(key, lambda u, t: services.move(u, t, str(task_id), move, reason=reason))[1]
+
+
+def test_a_task_goes_from_open_to_done_with_a_second_pair_of_eyes(team):
+    task = _new(team)
+    assert _move(team, "staff", task, "start") == "in_progress"
+    assert _move(team, "staff", task, "submit") == "in_review"
+    assert _move(team, "manager", task, "request_changes", "VAT code wrong on line 3") == "in_progress"
+    assert _move(team, "staff", task, "submit") == "in_review"
+    assert _move(team, "manager", task, "approve") == "done"
+    with pytest.raises(IllegalMove) as err:
+        _move(team, "manager", task, "approve")  # a double click
+    assert err.value.allowed == []
+
+
+def test_payroll_needs_the_clients_approval_and_it_is_audited(team, app, world):
+    task = _new(team, line="payroll")
+    for key, move in (("staff", "start"), ("staff", "submit"), ("manager", "approve")):
+        _move(team, key, task, move)
+    with pytest.raises(services.NotYours):
+        _move(team, "a_client_member", task, "client_approve")  # members cannot approve
+    assert _move(team, "a_client_approver", task, "client_approve") == "done"
+    from sqlalchemy import select
+
+    from tenants.audit import AuditEvent
+
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+        assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "task.approved",
+                                                           AuditEvent.object_id == str(task))).one()
+
+
+def test_the_reviewer_can_never_be_the_person_who_did_the_work(team, world):
+    with pytest.raises(services.Conflict):
+        _new(team, reviewer="staff", assignee="staff")
+    task_id, _ = team.act("manager", lambda u, t: services.create_task(
+        u, t, title="No reviewer yet", service_line_key="admin", assignee_id=str(world["staff"].id)))
+    _move(team, "staff", task_id, "start")
+    with pytest.raises(services.Conflict, match="reviewer other than yourself"):
+        _move(team, "staff", task_id, "submit")
+
+
+def test_four_eyes_hold_when_the_doer_becomes_the_reviewer(team, world):
+    task = _new(team)
+    _move(team, "staff", task, "start")
+    _move(team, "staff", task, "submit")
+    # A manager swaps roles: the person who did the work is made reviewer. Refused.
+    with pytest.raises(services.Conflict):
+        team.act("manager", lambda u, t: services.assign(u, t, str(task), assignee_id=str(world["manager"].id),
+                                                        reviewer_id=str(world["staff"].id)))
+
+
+def test_asking_the_client_waits_for_their_answer_and_returns(team):
+    task = _new(team)
+    _move(team, "staff", task, "start")
+    with pytest.raises(services.WorkError):
+        _move(team, "staff", task, "ask_client")  # a question needs its text
+    assert _move(team, "staff", task, "ask_client", "Which bank account is the VND one?") == "waiting_on_client"
+    with pytest.raises(services.NotYours):
+        _move(team, "staff", task, "answer", "guessing")  # only the client answers
+    assert _move(team, "a_client_member", task, "answer", "The Vietcombank one") == "in_progress"
+
+
+def test_an_illegal_move_answers_409_naming_the_allowed_moves(app, world, team):
+    task = _new(team)
+    client = app.test_client()
+    login(client, world["staff"])
+    url = f"/t/{world.a.slug}/tasks/{task}"
+    r = client.post(url + "/move", data={"csrf_token": csrf_token(client, url), "move": "approve"})
+    assert r.status_code == 409
+    page = r.get_data(as_text=True)
+    assert "possible moves are" in page and "Start" in page
