@@ -78,6 +78,9 @@ class User(Timestamped, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     provider_role: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str] = mapped_column(String(8), default="en", nullable=False)
+    # Notification e-mails: "immediate" (one per event) or "digest" (one a day).
+    notify_mode: Mapped[str] = mapped_column(String(10), default="immediate", server_default="immediate",
+                                             nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     # TOTP secret, encrypted at field level (tenants.fields); never logged.
     totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -149,3 +149,71 @@ class TaskTemplate(TenantScoped, Timestamped, db.Model):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
 
     service_line: Mapped[ServiceLine] = relationship(lazy="joined")
+
+
+class TaskDocument(TenantScoped, db.Model):
+    """A vault document linked to a task (a client's attachment, an invoice the task is about)."""
+
+    __tablename__ = "task_documents"
+    __table_args__ = (UniqueConstraint("task_id", "document_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), index=True,
+                                               nullable=False)
+    document_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="CASCADE"),
+                                                   index=True, nullable=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+    document: Mapped[Document] = relationship(lazy="joined")
+
+
+class TimeEntry(TenantScoped, Timestamped, db.Model):
+    """Time spent on a task: a running timer (no ``ended_at`` yet) or a finished/manual entry."""
+
+    __tablename__ = "time_entries"
+    __table_args__ = (
+        # One running timer per person, whatever the tenant.
+        Index("uq_time_entries_running", "user_id", unique=True, postgresql_where=text("ended_at is null")),
+        Index("ix_time_entries_tenant_started", "tenant_id", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), index=True,
+                                               nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True,
+                                               nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    minutes: Mapped[int | None] = mapped_column(Integer)  # set when the entry ends (or typed in)
+    billable: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    note: Mapped[str | None] = mapped_column(String(300))
+
+
+class Notification(TenantScoped, Timestamped, db.Model):
+    """Something a person should know about a task; shown in the portal and e-mailed (now or in a digest)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "created_at",
+                            postgresql_where=text("read_at is null")),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True,
+                                               nullable=False)
+    kind: Mapped[str] = mapped_column(String(30), nullable=False)  # assigned, question, answer, approval_needed, …
+    task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"))
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ServiceTarget(TenantScoped, Timestamped, db.Model):
+    """The turnaround the provider commits to for one tenant and service line (shown beside the results)."""
+
+    __tablename__ = "service_targets"
+    __table_args__ = (UniqueConstraint("tenant_id", "service_line_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), nullable=False)
+    turnaround_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    on_time_percent: Mapped[int] = mapped_column(Integer, default=95, nullable=False)
+
+    service_line: Mapped[ServiceLine] = relationship(lazy="joined")
