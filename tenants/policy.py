@@ -55,8 +55,16 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:tasks.assign":            frozenset({PA, MG}),
     "tenant:tasks.move":              frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:tasks.comment":           frozenset({PA, MG, ST, CA, CP, CM}),
+    # KPIs: one tenant's figures beside the provider's targets (client side: the client admin only).
+    "tenant:kpi.view":                frozenset({PA, MG, CA}),
+    "tenant:kpi.manage":              frozenset({PA, MG}),
+    # Time on tasks: the provider's people log it; managers read a client's month. Clients never see time.
+    "tenant:time.log":                frozenset({PA, MG, ST}),
+    "tenant:time.view":               frozenset({PA, MG}),
     "provider:console.view":          frozenset({PA, MG, ST}),
     "provider:work.view":             frozenset({PA, MG, ST}),
+    "provider:kpi.view":              frozenset({PA, MG}),
+    "provider:load.view":             frozenset({PA, MG}),
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),
     "provider:staff.view":            frozenset({PA, MG}),
@@ -64,6 +72,7 @@ TABLE: dict[str, frozenset[Role]] = {
     "provider:assignments.manage":    frozenset({PA, MG}),
     "provider:audit.view":            frozenset({PA}),
     "account:manage":                 frozenset(ALL_ROLES),
+    "account:notifications":          frozenset(ALL_ROLES),
 }
 
 # Provider roles that see every tenant without an assignment.

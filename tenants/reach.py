@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from flask import g, has_request_context
 from sqlalchemy import bindparam, select
 
 from portal.extensions import db
@@ -30,6 +31,11 @@ def visible_tenants(user: User) -> list[Tenant]:
     Memberships and assignments are read through row-level security's "own rows" clause,
     for which the user is bound while reading.
     """
+    # Read once per request: the header's switcher, a page's filters and its cross-tenant
+    # read all ask. Never cached beyond a request, so a removed assignment counts at once.
+    cache = g.setdefault("_visible_tenants", {}) if has_request_context() else {}
+    if user.id in cache:
+        return list(cache[user.id])
     if user.provider_role in SEES_ALL_TENANTS:
         q = _ALL
     elif user.provider_role:
@@ -37,7 +43,9 @@ def visible_tenants(user: User) -> list[Tenant]:
     else:
         q = _MEMBER_OF
     with bound(Scope(user_id=user.id)):  # own rows need the user only, not a tenant
-        return list(db.session.scalars(q, {"user_id": user.id}).unique())
+        tenants = list(db.session.scalars(q, {"user_id": user.id}).unique())
+    cache[user.id] = tenants
+    return list(tenants)
 
 
 @contextmanager

@@ -18,7 +18,12 @@ from workers import enqueue, redis_connection
 
 # name → period format: the job runs once per distinct value of now.strftime(format)
 PERIODIC = {"documents.reminders": "%Y-%m-%dT%H",  # hourly
-            "work.recurring": "%Y-%m-%d"}  # daily: recurring tasks of every tenant
+            "work.recurring": "%Y-%m-%d",  # daily: recurring tasks of every tenant
+            "work.due_soon": "%Y-%m-%d",  # daily: tasks due tomorrow or overdue, to their assignees
+            "work.digest": "%Y-%m-%d"}  # daily: one e-mail per person on the digest
+# Jobs over every tenant at once: enqueued once per period with no tenant bound (they bind what
+# they need; a person's digest covers all of their tenants).
+PROVIDER_WIDE = frozenset({"work.digest"})
 
 
 def tick(now: datetime | None = None) -> int:
@@ -28,6 +33,10 @@ def tick(now: datetime | None = None) -> int:
     for name, fmt in PERIODIC.items():
         period = now.strftime(fmt)
         if not redis_connection().set(f"portal:schedule:{name}:{period}", "1", nx=True, ex=7 * 24 * 3600):
+            continue
+        if name in PROVIDER_WIDE:
+            enqueue(name)
+            count += 1
             continue
         # One job per active tenant, each bound to its own tenant like a request.
         for tenant_id in db.session.scalars(select(Tenant.id).where(Tenant.status == "active")):

@@ -51,6 +51,11 @@ class Task(TenantScoped, Timestamped, db.Model):
         # The queue: open, unassigned tasks of a line, most urgent first (take-next reads this).
         Index("ix_tasks_queue", "service_line_id", "priority", "due_date", "created_at",
               postgresql_where=text("state = 'open' and assignee_id is null")),
+        # Take-next over any line: the head of all open, unassigned tasks in queue order.
+        Index("ix_tasks_queue_any_line", "priority", "due_date", "created_at",
+              postgresql_where=text("state = 'open' and assignee_id is null")),
+        # A tenant's tasks newest first (the API's list and its cursor).
+        Index("ix_tasks_tenant_created", "tenant_id", "created_at", "id"),
         # "My work": a person's tasks by due date.
         Index("ix_tasks_assignee_due", "assignee_id", "due_date", "priority", "id",
               postgresql_where=text("state not in ('done', 'cancelled')")),

@@ -20,6 +20,7 @@ from werkzeug.exceptions import NotFound
 
 from portal.documents.models import DocumentVersion
 from portal.extensions import db
+from portal.work import notify
 from portal.work.models import ServiceLine, Task, TaskComment, TaskEvent
 from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, next_state
 from tenants import audit
@@ -209,6 +210,7 @@ def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_
                 recurrence_key=recurrence_key)
     db.session.add(task)
     _event(task, actor, "created", target=State.OPEN, source_kind=source)
+    notify.task_event(task, "assigned", actor)
     db.session.commit()
     return task
 
@@ -226,6 +228,7 @@ def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None
     task.updated_at = utcnow()
     _event(task, actor, "assigned", assignee=assignee.name if assignee else None,
            reviewer=reviewer.name if reviewer else None)
+    notify.task_event(task, "assigned", actor)
     db.session.commit()
     return task
 
@@ -292,6 +295,7 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     if move_name in ("client_approve", "client_reject"):
         audit.record(f"task.{'approved' if move_name == 'client_approve' else 'rejected'}", audit.Actor.of(actor),
                      tenant_id=tenant.id, object_type="task", object_id=task.id, ip=ip, data={"name": task.title})
+    notify.task_event(task, move_name, actor)
     db.session.commit()
     return task
 
@@ -397,8 +401,7 @@ def take_next(actor: User, line_key: str | None = None) -> Taken | None:
     (``across_tenants`` binds exactly those, and row-level security enforces it).
     """
     line = service_line(line_key) if line_key else None
-    slugs = {t.id: t.slug for t in visible_tenants(actor)}
-    with across_tenants(actor, "take next task", only=slugs, record=False) as reach:
+    with across_tenants(actor, "take next task", record=False) as reach:
         if not reach:
             return None
         query = _TAKE.where(Task.service_line_id == line.id) if line is not None else _TAKE
@@ -410,7 +413,9 @@ def take_next(actor: User, line_key: str | None = None) -> Taken | None:
         if task.reviewer_id == actor.id:
             task.reviewer_id = None  # four eyes: a manager names another reviewer
         _event(task, actor, "taken", source=State.OPEN, target=State.IN_PROGRESS)
-        taken = Taken(task.id, task.tenant_id, slugs[task.tenant_id], task.title)
+        notify.task_event(task, "assigned", actor)
+        slug = db.session.scalar(select(Tenant.slug).where(Tenant.id == task.tenant_id))
+        taken = Taken(task.id, task.tenant_id, slug, task.title)
         db.session.commit()
         return taken
 

@@ -1,0 +1,445 @@
+"""Time spent on tasks (provider people only) and the managers' view of their team's load.
+
+Time entries belong to one tenant, like their task. A running timer is an entry
+without ``ended_at``; a person has at most one, whatever the tenant (the partial
+unique index ``uq_time_entries_running``). Starting a timer stops the running one
+first, wherever it runs: in the bound tenant it is found directly; elsewhere only
+through ``tenants.reach.across_tenants``, and only when the database says one exists.
+
+Clients never see time: the routes are refused to client roles by the
+authorisation table, and ``task_time`` is the only reader the task page uses.
+Days, weeks and months are those of ``BABEL_DEFAULT_TIMEZONE`` (the provider's
+calendar), whoever is looking, so billing totals never depend on the viewer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import case, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from werkzeug.exceptions import NotFound
+
+from portal.extensions import db
+from portal.work.models import Task, TimeEntry
+from portal.work.services import Conflict, NotYours, WorkError, get_task
+from portal.work.states import FINAL, State
+from tenants.context import current_tenant_id
+from tenants.isolation import TenantContextMissing
+from tenants.models import Assignment, User, new_id, utcnow
+from tenants.reach import across_tenants, visible_tenants
+
+MAX_MINUTES = 1440  # one manual entry: at most a day
+MAX_NOTE = 300
+_OPEN = Task.state.not_in([s.value for s in FINAL])
+# One person's timer clicks run one after the other (a double click, two tabs): the second sees the first.
+_PERSON_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+# --- the provider's calendar ---------------------------------------------------------------
+
+def zone() -> ZoneInfo:
+    """The provider's time zone: the one calendar for days, weeks and billing months."""
+    return ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "UTC")
+
+
+def today() -> date:
+    """Today in the provider's calendar."""
+    return datetime.now(zone()).date()
+
+
+def _start_of(day: date) -> datetime:
+    """The instant ``day`` begins in the provider's calendar (an aware datetime)."""
+    return datetime.combine(day, time(0), tzinfo=zone())
+
+
+def minutes_between(started: datetime, ended: datetime) -> int:
+    """Whole minutes, rounded up, at least one: a started minute counts."""
+    return max(1, math.ceil((ended - started).total_seconds() / 60))
+
+
+def hours_minutes(minutes: int | None) -> str:
+    """``95`` → ``1:35`` (hours and minutes, as the tables show them)."""
+    minutes = minutes or 0
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+# --- timers --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stopped:
+    """A timer that was stopped (plain values: it may belong to another tenant)."""
+
+    task_id: uuid.UUID
+    task_title: str
+    minutes: int
+
+
+@dataclass(frozen=True)
+class Started:
+    """What starting a timer did: ``already`` when it was running on this task (a double click)."""
+
+    entry_id: uuid.UUID
+    already: bool = False
+    stopped: Stopped | None = None
+
+
+def _lock_person(actor: User) -> None:
+    db.session.execute(_PERSON_LOCK, {"key": f"timer:{actor.id}"})
+
+
+def _running_here(actor: User) -> TimeEntry | None:
+    """The actor's running timer, if it runs in the bound tenant(s)."""
+    return db.session.scalar(select(TimeEntry).where(TimeEntry.user_id == actor.id, TimeEntry.ended_at.is_(None))
+                             .with_for_update(of=TimeEntry))
+
+
+def _stop(entry: TimeEntry) -> Stopped:
+    """End a running entry now; flushed at once, while its tenant is bound."""
+    entry.ended_at = utcnow()
+    entry.minutes = minutes_between(entry.started_at, entry.ended_at)
+    title = db.session.scalar(select(Task.title).where(Task.id == entry.task_id)) or ""
+    db.session.flush()
+    return Stopped(entry.task_id, title, entry.minutes)
+
+
+def _insert_running(actor: User, task: Task, billable: bool) -> uuid.UUID | None:
+    """Insert a running timer, or None when one already runs somewhere (the unique index says so)."""
+    stmt = (insert(TimeEntry)
+            .values(id=new_id(), tenant_id=task.tenant_id, task_id=task.id, user_id=actor.id,
+                    started_at=utcnow(), billable=billable)
+            .on_conflict_do_nothing(index_elements=[TimeEntry.user_id], index_where=TimeEntry.ended_at.is_(None))
+            .returning(TimeEntry.id))
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def start_timer(actor: User, task_id: str, *, billable: bool = True, ip: str | None = None) -> Started:
+    """Start the actor's timer on a task of the bound tenant, stopping the one that runs (in any tenant).
+
+    Starting twice on the same task keeps the one running timer (``already``).
+    """
+    task = get_task(task_id)  # another tenant's task: 404 before anything else
+    if task.state in FINAL:
+        raise Conflict(_("This task is finished, so a timer cannot run on it. Add the time as a manual entry "
+                         "instead."))
+    _lock_person(actor)
+    stopped = None
+    running = _running_here(actor)
+    if running is not None:
+        if running.task_id == task.id:
+            db.session.commit()
+            return Started(running.id, already=True)
+        stopped = _stop(running)
+    entry_id = _insert_running(actor, task, billable)
+    if entry_id is None:
+        # A timer runs in another of the actor's tenants: find it there (recorded), stop it, start again.
+        with across_tenants(actor, "stop the running timer to start another", ip=ip):
+            running = _running_here(actor)
+            if running is not None and running.task_id == task.id:
+                db.session.commit()
+                return Started(running.id, already=True)
+            if running is not None:
+                stopped = _stop(running)
+        if running is None:
+            db.session.rollback()
+            raise Conflict(_("A timer of yours is still running for a client you no longer work for. Ask a "
+                             "manager to stop it, then start this one again."))
+        entry_id = _insert_running(actor, task, billable)
+        if entry_id is None:  # cannot happen under the person's lock; refuse rather than guess
+            db.session.rollback()
+            raise Conflict(_("Another timer of yours started at the same moment. Reload the page and try again."))
+    db.session.commit()
+    return Started(entry_id, stopped=stopped)
+
+
+def stop_timer(actor: User, task_id: str) -> Stopped | None:
+    """Stop the actor's timer on this task; None when none runs here (already stopped: a double click)."""
+    task = get_task(task_id)
+    _lock_person(actor)
+    running = _running_here(actor)
+    if running is None or running.task_id != task.id:
+        db.session.commit()
+        return None
+    stopped = _stop(running)
+    db.session.commit()
+    return stopped
+
+
+# --- manual entries ------------------------------------------------------------------------
+
+def add_entry(actor: User, task_id: str, *, day: str | None, minutes: str | int | None, billable: bool,
+              note: str | None = None) -> TimeEntry:
+    """Log time done on a day (1 to 1440 minutes, billable or not, with an optional note)."""
+    task = get_task(task_id)
+    try:
+        on = date.fromisoformat(str(day or "").strip())
+    except ValueError:
+        raise WorkError(_("Give the day the work was done as YYYY-MM-DD.")) from None
+    if on > today():
+        raise WorkError(_("That day is in the future. Log time for today or an earlier day."))
+    try:
+        amount = int(str(minutes if minutes is not None else "").strip())
+    except ValueError:
+        amount = 0
+    if not 1 <= amount <= MAX_MINUTES:
+        raise WorkError(_("Give the time in whole minutes, from 1 to %(max)d (a full day). Split longer work "
+                          "over several days.", max=MAX_MINUTES))
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise WorkError(_("Keep the note to at most %(max)d characters.", max=MAX_NOTE))
+    started = _start_of(on)
+    entry = TimeEntry(tenant_id=task.tenant_id, task_id=task.id, user_id=actor.id, started_at=started,
+                      ended_at=started + timedelta(minutes=amount), minutes=amount, billable=billable, note=note)
+    db.session.add(entry)
+    db.session.commit()
+    return entry
+
+
+def delete_entry(actor: User, entry_id: str) -> uuid.UUID:
+    """Delete one of the actor's own entries in the bound tenant (a running one too); returns its task's id."""
+    try:
+        key = uuid.UUID(str(entry_id))
+    except ValueError:
+        raise NotFound() from None
+    entry = db.session.get(TimeEntry, key, with_for_update=True)
+    if entry is None:
+        raise NotFound()
+    if entry.user_id != actor.id:
+        raise NotYours(_("You can delete only your own time entries. Ask the person who logged it."))
+    task_id = entry.task_id
+    db.session.delete(entry)
+    db.session.commit()
+    return task_id
+
+
+# --- reading: one task, one month -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Line:
+    """Billable and non-billable minutes of one person or one task."""
+
+    key: uuid.UUID
+    name: str
+    billable: int = 0
+    non_billable: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.billable + self.non_billable
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One time entry as a list shows it."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    person: str
+    day: date
+    started_at: datetime
+    minutes: int | None
+    billable: bool
+    note: str | None
+    running: bool
+
+
+@dataclass(frozen=True)
+class TaskTime:
+    """The time of one task: the reader's running timer, entries, and totals per person."""
+
+    running: EntryRow | None
+    entries: list[EntryRow]
+    people: list[Line]
+    can_start: bool
+
+    @property
+    def billable(self) -> int:
+        return sum(p.billable for p in self.people)
+
+    @property
+    def non_billable(self) -> int:
+        return sum(p.non_billable for p in self.people)
+
+
+def task_time(actor: User, task: Task, *, limit: int = 100) -> TaskTime:
+    """The time logged on a task of the bound tenant, newest first (callers check the reader is provider staff)."""
+    rows = db.session.execute(select(TimeEntry, User.name).join(User, User.id == TimeEntry.user_id)
+                              .where(TimeEntry.task_id == task.id)
+                              .order_by(TimeEntry.started_at.desc(), TimeEntry.id)).all()
+    entries = [EntryRow(e.id, e.user_id, name, e.started_at.astimezone(zone()).date(), e.started_at, e.minutes,
+                        e.billable, e.note, e.ended_at is None) for e, name in rows]
+    totals: dict[uuid.UUID, list] = {}
+    for e in entries:
+        if e.minutes is None:
+            continue
+        line = totals.setdefault(e.user_id, [e.person, 0, 0])
+        line[1 if e.billable else 2] += e.minutes
+    people = sorted((Line(k, v[0], v[1], v[2]) for k, v in totals.items()), key=lambda p: (-p.total, p.name))
+    running = next((e for e in entries if e.running and e.user_id == actor.id), None)
+    return TaskTime(running, entries[:limit], people, task.state not in FINAL)
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    """One tenant's minutes in one month: per person, per task, and in all (billable and not)."""
+
+    tenant_id: uuid.UUID
+    year: int
+    month: int
+    people: list[Line] = field(default_factory=list)
+    tasks: list[Line] = field(default_factory=list)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def billable(self) -> int:
+        return sum(p.billable for p in self.people)
+
+    @property
+    def non_billable(self) -> int:
+        return sum(p.non_billable for p in self.people)
+
+    @property
+    def total(self) -> int:
+        return self.billable + self.non_billable
+
+
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    """The instants a month begins and the next one begins, in the provider's calendar."""
+    first = date(year, month, 1)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return _start_of(first), _start_of(following)
+
+
+def parse_month(raw: str | None) -> tuple[int, int]:
+    """``"2031-05"`` → ``(2031, 5)``; the current month when empty; a clear refusal otherwise."""
+    if not raw:
+        now = today()
+        return now.year, now.month
+    match = re.fullmatch(r"(\d{4})-(\d{2})", raw.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 2999:
+        raise WorkError(_("Give the month as YYYY-MM, for example %(example)s.",
+                          example=today().strftime("%Y-%m")))
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_totals(year: int, month: int) -> MonthTotals:
+    """The bound tenant's finished time in a month (running timers do not count yet), for pages and billing.
+
+    Exactly one tenant must be bound (a request's gate, or ``tenants.context.for_tenant`` in a job).
+    An entry counts in the month it started.
+    """
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        raise TenantContextMissing("month_totals needs exactly one tenant bound")
+    start, end = month_bounds(year, month)
+    billable = func.coalesce(func.sum(case((TimeEntry.billable, TimeEntry.minutes), else_=0)), 0)
+    non_billable = func.coalesce(func.sum(case((TimeEntry.billable, 0), else_=TimeEntry.minutes)), 0)
+    where = (TimeEntry.tenant_id == tenant_id, TimeEntry.minutes.is_not(None),
+             TimeEntry.started_at >= start, TimeEntry.started_at < end)
+    people = [Line(uid, name, int(b), int(n)) for uid, name, b, n in db.session.execute(
+        select(TimeEntry.user_id, User.name, billable, non_billable).join(User, User.id == TimeEntry.user_id)
+        .where(*where).group_by(TimeEntry.user_id, User.name).order_by(User.name))]
+    tasks = [Line(tid, title, int(b), int(n)) for tid, title, b, n in db.session.execute(
+        select(TimeEntry.task_id, Task.title, billable, non_billable).join(Task, Task.id == TimeEntry.task_id)
+        .where(*where).group_by(TimeEntry.task_id, Task.title).order_by(Task.title))]
+    return MonthTotals(tenant_id, year, month, people, tasks)
+
+
+# --- the managers' load view ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PersonLoad:
+    """One provider person's load across the viewer's clients."""
+
+    user_id: uuid.UUID
+    name: str
+    open: int
+    due_this_week: int
+    minutes_this_week: int
+    overdue: int
+    to_review: int
+    share: int  # percent of all the open, assigned tasks listed
+
+
+@dataclass(frozen=True)
+class OverdueTask:
+    """An unfinished task past its due date (plain values: read across tenants)."""
+
+    id: uuid.UUID
+    tenant_slug: str
+    tenant_name: str
+    title: str
+    assignee: str | None
+    due_date: date
+
+
+@dataclass(frozen=True)
+class TeamLoad:
+    """The load page: people, overdue tasks, the week they are counted in and how many clients."""
+
+    people: list[PersonLoad]
+    overdue: list[OverdueTask]
+    week_start: date
+    week_end: date
+    clients: int
+
+
+def team_load(actor: User, *, ip: str | None = None, overdue_limit: int = 200) -> TeamLoad:
+    """Per provider person of the actor's clients: open, due this week, overdue, reviews waiting, time this week.
+
+    One recorded cross-tenant read (``across_tenants``, reason "team load"); never
+    more than the actor's own reach. People are those assigned to the clients plus
+    anyone who has open work or logged time there; most overdue first, then most open.
+    """
+    tenants = {t.id: t for t in visible_tenants(actor)}
+    now = today()
+    monday = now - timedelta(days=now.weekday())
+    sunday = monday + timedelta(days=6)
+    week_from, week_to = _start_of(monday), _start_of(monday + timedelta(days=7))
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    overdue: list[OverdueTask] = []
+    with across_tenants(actor, "team load", only=tenants, ip=ip) as reach:
+        if reach:
+            due = Task.due_date
+            for uid, open_, week, late in db.session.execute(
+                    select(Task.assignee_id, func.count(),
+                           func.count().filter(due.between(monday, sunday)), func.count().filter(due < now))
+                    .where(_OPEN, Task.assignee_id.is_not(None)).group_by(Task.assignee_id)):
+                counts[uid].update(open=open_, week=week, overdue=late)
+            for uid, waiting in db.session.execute(
+                    select(Task.reviewer_id, func.count()).where(Task.state == State.IN_REVIEW,
+                                                                 Task.reviewer_id.is_not(None))
+                    .group_by(Task.reviewer_id)):
+                counts[uid]["review"] = waiting
+            for uid, minutes in db.session.execute(
+                    select(TimeEntry.user_id, func.sum(TimeEntry.minutes))
+                    .where(TimeEntry.minutes.is_not(None), TimeEntry.started_at >= week_from,
+                           TimeEntry.started_at < week_to).group_by(TimeEntry.user_id)):
+                counts[uid]["minutes"] = int(minutes or 0)
+            for uid in db.session.scalars(select(Assignment.user_id).distinct()):
+                counts[uid]  # noqa: B018 - assigned people are listed even with nothing to do
+            for task in db.session.scalars(select(Task).where(_OPEN, due < now)
+                                           .order_by(due, Task.priority, Task.id).limit(overdue_limit)):
+                tenant = tenants[task.tenant_id]
+                overdue.append(OverdueTask(task.id, tenant.slug, tenant.name, task.title,
+                                           task.assignee.name if task.assignee else None, task.due_date))
+    db.session.commit()  # the recorded read
+    names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(list(counts)),
+                                                                     User.provider_role.is_not(None))).all())
+    total_open = sum(c["open"] for uid, c in counts.items() if uid in names)
+    people = [PersonLoad(uid, names[uid], c["open"], c["week"], c["minutes"], c["overdue"], c["review"],
+                         round(c["open"] * 100 / total_open) if total_open else 0)
+              for uid, c in counts.items() if uid in names]
+    people.sort(key=lambda p: (-p.overdue, -p.open, p.name.lower()))
+    return TeamLoad(people, overdue, monday, sunday, len(tenants))

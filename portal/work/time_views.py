@@ -1,0 +1,124 @@
+"""Time pages: timers and manual entries on a task, a client's month, and the managers' team load.
+
+Routes on the work blueprint. Thin, like ``portal.work.views``: the gate has bound
+the tenant (or checked the provider role); refusals from ``portal.work.time`` are
+``WorkError``s, answered with their status (422/409/403) and sentence by the
+blueprint's error handler.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import flash, g, redirect, render_template, request, url_for
+from flask_babel import format_date
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.access import requires
+from portal.work import bp
+from portal.work import time as timing
+from portal.work.models import Task
+from tenants.models import User
+from tenants.policy import allowed
+
+
+def _actor() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+def _page_time(task: Task) -> timing.TaskTime | None:
+    """The task's time for the task page, or None for anyone who may not log time (every client)."""
+    if not allowed(g.get("role"), "tenant:time.log"):
+        return None
+    return timing.task_time(_actor(), task)
+
+
+@bp.context_processor
+def _time_helpers() -> dict:
+    return {"task_time": _page_time, "hm": timing.hours_minutes, "time_today": timing.today}
+
+
+def _back(tenant_slug: str, task_id: object) -> Response:
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task_id) + "#time")
+
+
+# --- on a task ------------------------------------------------------------------------------
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/timer/start", methods=["POST"])
+@requires("tenant:time.log")
+def timer_start(tenant_slug: str, task_id: str) -> Response:
+    """Start my timer on this task (stopping the one I have running, in any workspace)."""
+    started = timing.start_timer(_actor(), task_id, billable=request.form.get("billable") == "1",
+                                 ip=request.remote_addr)
+    if started.already:
+        flash(_("Your timer is already running on this task."), "info")
+    elif started.stopped is not None:
+        flash(_("Timer started. Your timer on “%(title)s” was stopped with %(minutes)d min.",
+                title=started.stopped.task_title, minutes=started.stopped.minutes), "success")
+    else:
+        flash(_("Timer started. Stop it when you finish or switch tasks."), "success")
+    return _back(tenant_slug, task_id)
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/timer/stop", methods=["POST"])
+@requires("tenant:time.log")
+def timer_stop(tenant_slug: str, task_id: str) -> Response:
+    """Stop my timer on this task; the minutes are rounded up (at least one)."""
+    stopped = timing.stop_timer(_actor(), task_id)
+    if stopped is None:
+        flash(_("No timer of yours is running on this task, so there was nothing to stop."), "info")
+    else:
+        flash(_("Timer stopped: %(minutes)d min logged.", minutes=stopped.minutes), "success")
+    return _back(tenant_slug, task_id)
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/time", methods=["POST"])
+@requires("tenant:time.log")
+def time_add(tenant_slug: str, task_id: str) -> Response:
+    """Log time by hand: a day, minutes, billable or not, a note."""
+    form = request.form
+    entry = timing.add_entry(_actor(), task_id, day=form.get("day"), minutes=form.get("minutes"),
+                             billable=form.get("billable") == "1", note=form.get("note"))
+    day = format_date(entry.started_at.astimezone(timing.zone()).date())
+    flash(_("%(minutes)d min logged for %(day)s.", minutes=entry.minutes, day=day) if entry.billable
+          else _("%(minutes)d min logged for %(day)s, not billable.", minutes=entry.minutes, day=day), "success")
+    return _back(tenant_slug, task_id)
+
+
+@bp.route("/t/<tenant_slug>/time/<entry_id>/delete", methods=["POST"])
+@requires("tenant:time.log")
+def time_delete(tenant_slug: str, entry_id: str) -> Response:
+    """Delete one of my time entries."""
+    task_id = timing.delete_entry(_actor(), entry_id)
+    flash(_("Time entry deleted."), "success")
+    return _back(tenant_slug, task_id)
+
+
+# --- a client's month -------------------------------------------------------------------------
+
+def _shift(year: int, month: int, by: int) -> str:
+    index = year * 12 + month - 1 + by
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@bp.route("/t/<tenant_slug>/time")
+@requires("tenant:time.view")
+def time_month(tenant_slug: str) -> str:
+    """The workspace's time in one month (``?month=YYYY-MM``): per person and per task, billable and not."""
+    year, month = timing.parse_month(request.args.get("month"))
+    totals = timing.month_totals(year, month)
+    return render_template("work/time.html", tenant=g.tenant, totals=totals, month=date(year, month, 1),
+                           previous=_shift(year, month, -1), following=_shift(year, month, 1),
+                           current=timing.today().strftime("%Y-%m"))
+
+
+# --- the managers' team load --------------------------------------------------------------------
+
+@bp.route("/provider/load")
+@requires("provider:load.view")
+def team_load() -> str:
+    """Each person's open, due-this-week, overdue and to-review tasks across my clients; overdue tasks."""
+    load = timing.team_load(_actor(), ip=request.remote_addr)
+    return render_template("work/load.html", load=load)
