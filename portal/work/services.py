@@ -364,6 +364,7 @@ def product_changed(document_id: uuid.UUID, sha256: str, actor: User | None = No
         task.state, task.done_at, task.updated_at = State.AWAITING_APPROVAL, None, utcnow()
         task.approved_sha256 = task.approved_by_id = task.approved_at = None
         _event(task, actor, "approval_invalidated", source=source, target=State.AWAITING_APPROVAL)
+        notify.task_event(task, "approve", actor)  # back in the approvers' inbox: tell them
         audit.record("task.approval_invalidated", audit.Actor.of(actor), tenant_id=task.tenant_id,
                      object_type="task", object_id=task.id, data={"name": task.title})
         count += 1

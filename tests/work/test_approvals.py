@@ -55,6 +55,8 @@ def test_an_approval_stops_counting_when_the_work_product_changes(app, world):
     page = approver.get(task).get_data(as_text=True)
     assert "Waiting for your approval" in page and "exactly this version" not in page
     assert "March payroll run" in approver.get(f"/t/{world.a.slug}/approvals").get_data(as_text=True)
+    # The approvers are told again (the first time when it first needed their word).
+    assert approver.get("/notifications").get_data(as_text=True).lower().count("a task needs your approval") == 2
     admin = app.test_client()
     login(admin, world["a_client_admin"])
     log = admin.get(f"/t/{world.a.slug}/access-log").get_data(as_text=True)
