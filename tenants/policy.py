@@ -55,6 +55,8 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:tasks.assign":            frozenset({PA, MG}),
     "tenant:tasks.move":              frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:tasks.comment":           frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:tasks.request":           frozenset({CA, CP, CM}),    # a client asks for work
+    "tenant:tasks.link":              frozenset({PA, MG, ST, CA, CP, CM}),
     # KPIs: one tenant's figures beside the provider's targets (client side: the client admin only).
     "tenant:kpi.view":                frozenset({PA, MG, CA}),
     "tenant:kpi.manage":              frozenset({PA, MG}),

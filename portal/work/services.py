@@ -21,7 +21,7 @@ from werkzeug.exceptions import NotFound
 from portal.documents.models import DocumentVersion
 from portal.extensions import db
 from portal.work import notify
-from portal.work.models import ServiceLine, Task, TaskComment, TaskEvent
+from portal.work.models import ServiceLine, Task, TaskComment, TaskDocument, TaskEvent
 from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, next_state
 from tenants import audit
 from tenants.context import current_scope
@@ -313,6 +313,44 @@ def comment(actor: User, task_id: str, body: str, *, internal: bool = False) -> 
     _event(task, actor, "commented", internal=internal)
     db.session.commit()
     return note
+
+
+# --- documents on a task, and work the client asks for -----------------------------------
+
+def link_document(actor: User, task_id: str, document_id: str) -> Task:
+    """Link a vault document to a task: the people on it, a manager, or the client (an attachment)."""
+    from portal.documents.services import get_document
+
+    task = get_task(task_id)
+    if not {"assignee", "reviewer", "manager", "client"} & capacities(actor, task):
+        raise NotYours(_("Only the people working on this task or the client can attach documents to it."))
+    document = get_document(actor, document_id)  # one the actor may see, in this tenant
+    exists = db.session.scalar(select(TaskDocument.id).where(TaskDocument.task_id == task.id,
+                                                             TaskDocument.document_id == document.id))
+    if exists is None:
+        db.session.add(TaskDocument(tenant_id=task.tenant_id, task_id=task.id, document_id=document.id))
+        _event(task, actor, "document_linked", document=document.title)
+    db.session.commit()
+    return task
+
+
+def linked_documents(task: Task) -> list[TaskDocument]:
+    return list(db.session.scalars(select(TaskDocument).where(TaskDocument.task_id == task.id)
+                                   .order_by(TaskDocument.added_at)))
+
+
+def request_work(actor: User, tenant: Tenant, *, title: str, description: str | None,
+                 document_ids: list[str]) -> Task:
+    """A client asks for admin work ("register two new employees for social insurance"), with attachments."""
+    from portal.documents.services import get_document
+
+    for document_id in document_ids:  # every attachment must be theirs to see, before anything is created
+        get_document(actor, document_id)
+    task = create_task(actor, tenant, title=title, service_line_key="admin", description=description,
+                       source="client_request")
+    for document_id in document_ids:
+        link_document(actor, str(task.id), document_id)
+    return task
 
 
 # --- the work product and the client's approval ---------------------------------------------

@@ -60,6 +60,8 @@ def task_list(tenant_slug: str):
                            lines=services.service_lines(), team=services.team(g.tenant),
                            done=[s.value for s in FINAL],
                            templates=recurring.templates() if not is_client(g.role) else [],
+                           my_documents=documents.list_documents(_actor(), limit=50).documents
+                           if allowed(g.role, "tenant:tasks.request") else [],
                            describe=lambda rule: Rule.from_json(rule).describe())
 
 
@@ -124,9 +126,12 @@ def task_detail(tenant_slug: str, task_id: str):
     mine = services.capacities(_actor(), task)
     moves = [m for m in allowed_moves(task.state) if WHO[m] & mine]
     may_attach = bool({"assignee", "manager"} & mine) and task.state not in FINAL
+    may_link = bool({"assignee", "reviewer", "manager", "client"} & mine) and task.state not in FINAL
     return render_template("work/task.html", tenant=g.tenant, task=task, moves=moves,
-                           product=services.product_version(task), may_attach=may_attach,
-                           documents=documents.list_documents(_actor(), limit=50).documents if may_attach else [],
+                           product=services.product_version(task), may_attach=may_attach, may_link=may_link,
+                           linked=services.linked_documents(task),
+                           documents=documents.list_documents(_actor(), limit=50).documents
+                           if may_attach or may_link else [],
                            events=services.events_for(task), comments=services.comments_for(task),
                            team=services.team(g.tenant) if allowed(g.role, "tenant:tasks.assign") else [],
                            needs_reason=NEEDS_REASON)
@@ -137,10 +142,32 @@ def task_detail(tenant_slug: str, task_id: str):
 def task_move(tenant_slug: str, task_id: str):
     """Make one move of the state machine (illegal moves answer 409 with the moves allowed)."""
     move = request.form.get("move", "")
+    if move == "answer" and request.form.get("document"):
+        services.link_document(_actor(), task_id, request.form["document"])  # the answer's attachment
     task = services.move(_actor(), g.tenant, task_id, move, reason=request.form.get("reason"),
                          seen_sha256=request.form.get("seen_sha256") or None, ip=request.remote_addr)
     flash(_("Done: the task is now “%(state)s”.", state=services.label(task.state)), "success")
     return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
+
+
+@bp.route("/t/<tenant_slug>/tasks/request", methods=["POST"])
+@requires("tenant:tasks.request")
+def task_request(tenant_slug: str):
+    """A client asks for work, attaching documents already in the vault."""
+    task = services.request_work(_actor(), g.tenant, title=request.form.get("title", ""),
+                                 description=request.form.get("description"),
+                                 document_ids=request.form.getlist("documents"))
+    flash(_("Request sent: “%(title)s”. Your provider picks it up from their queue.", title=task.title), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/documents", methods=["POST"])
+@requires("tenant:tasks.link")
+def task_link(tenant_slug: str, task_id: str):
+    """Attach a vault document to the task."""
+    services.link_document(_actor(), task_id, request.form.get("document", ""))
+    flash(_("Document attached."), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task_id))
 
 
 @bp.route("/t/<tenant_slug>/tasks/<task_id>/product", methods=["POST"])
