@@ -79,7 +79,10 @@ def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
     from portal import create_app
 
     _compile_translations()
-    url = redis_url(1 + os.getpid() % 15)  # a Redis database of this run's own
+    # A Redis database of this run's own: parallel workers (pytest-xdist) each get a different one,
+    # or one worker's rq jobs could be run by another's worker against the wrong database.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = redis_url(1 + int(worker[2:]) % 15 if worker.startswith("gw") else 1 + os.getpid() % 15)
     Redis.from_url(url).flushdb()
     app = create_app({
         "TESTING": True,

@@ -409,6 +409,10 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
             status, action = "stored", "document.uploaded"
             message = _("Stored, encrypted, as “%(title)s”.", title=name)
     db.session.flush()
+    if status == "stored":
+        from portal.work.routing import route_upload  # the category's rule opens or extends a task
+
+        route_upload(doc, actor)
     if target.item is not None and target.item.fulfilled_at is None:
         target.item.document_id, target.item.fulfilled_at, target.item.fulfilled_by_id = doc.id, utcnow(), _uid(actor)
         audit.record("request.item_fulfilled", audit.Actor.of(actor), tenant_id=tenant.id,

@@ -10,8 +10,17 @@ from PIL import Image
 
 
 def pdf(text_seed: int = 0, pages: int = 1) -> bytes:
-    """A real PDF (Pillow writes one page per image); ``text_seed`` makes distinct content."""
-    images = [Image.new("RGB", (200, 280), (255 - (text_seed + i) % 200, 255, 255)) for i in range(pages)]
+    """A real PDF (Pillow writes one page per image); each ``text_seed`` gives different content."""
+    import random
+
+    rng = random.Random(text_seed)
+    images = []
+    for _ in range(pages):
+        page = Image.new("RGB", (200, 280), "white")
+        for x in range(0, 200, 20):  # a pattern of blocks: JPEG inside the PDF cannot blur it into another seed's
+            for y in range(0, 280, 20):
+                page.paste((rng.randrange(256), rng.randrange(256), rng.randrange(256)), (x, y, x + 20, y + 20))
+        images.append(page)
     out = io.BytesIO()
     images[0].save(out, "PDF", save_all=True, append_images=images[1:])
     return out.getvalue()

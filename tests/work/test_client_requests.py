@@ -74,3 +74,25 @@ def test_the_client_attaches_a_document_to_an_answer(app, world):
     assert r.status_code == 302
     page = staff.get(task_url).get_data(as_text=True)
     assert "sales-march.csv" in page and "In progress" in page
+
+
+def test_invoices_of_a_month_gather_in_that_months_bookkeeping_task(app, world):
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.work.models import Task, TaskDocument
+    from tenants.context import for_tenant
+
+    member = app.test_client()
+    login(member, world["a_client_member"])
+    url = f"/t/{world.a.slug}/documents"
+    for seed, name in ((9301, "inv-1.pdf"), (9302, "inv-2.pdf")):
+        r = member.post(url + "/upload", headers={"Accept": "application/json"},
+                        data={"csrf_token": csrf_token(member, url), "category": "invoice", "period": "2031-03",
+                              "file": [(io.BytesIO(samples.pdf(seed)), name)]})
+        assert r.json["results"][0]["status"] == "stored"
+    with app.app_context(), for_tenant(world.a.id):
+        task = db.session.scalars(select(Task).where(Task.recurrence_key == "upload:bookkeeping:2031-03")).one()
+        linked = db.session.scalars(select(TaskDocument).where(TaskDocument.task_id == task.id)).all()
+        assert task.title == "Bookkeeping 2031-03: documents to post" and task.source == "upload"
+        assert len(linked) == 2

@@ -1,0 +1,58 @@
+"""Uploads open or extend tasks: a rule per document category.
+
+Invoices, receipts and bank statements of a month gather in that month's
+bookkeeping task; payroll inputs in that month's payroll task. The task is found
+or created by a key of its own (``upload:<line>:<month>`` in the tenant's unique
+``recurrence_key``), so two uploads at the same moment still share one task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from portal.documents.models import Document
+from portal.extensions import db
+from portal.work.models import ServiceLine, Task, TaskDocument, TaskEvent
+from tenants.models import User, utcnow
+
+# category → (service line, task title); categories not listed open nothing.
+RULES = {
+    "invoice": ("bookkeeping", "Bookkeeping {month}: documents to post"),
+    "receipt": ("bookkeeping", "Bookkeeping {month}: documents to post"),
+    "bank_statement": ("bookkeeping", "Bookkeeping {month}: documents to post"),
+    "payroll_input": ("payroll", "Payroll {month}: inputs received"),
+}
+
+
+def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
+    """Attach a new document to its month's task for its category, opening the task if needed.
+
+    Runs in the upload's transaction (the caller commits). Returns the task's id, or None.
+    """
+    rule = RULES.get(document.category)
+    if rule is None:
+        return None
+    line_key, title = rule
+    month = document.period or date.today().replace(day=1)
+    label = month.strftime("%Y-%m")
+    key = f"upload:{line_key}:{label}"
+    line = db.session.scalar(select(ServiceLine).where(ServiceLine.key == line_key))
+    new_id = uuid.uuid4()
+    created = db.session.execute(
+        insert(Task).values(id=new_id, tenant_id=document.tenant_id, title=title.format(month=label),
+                            service_line_id=line.id, state="open", priority=3, needs_approval=line.needs_approval,
+                            source="upload", recurrence_key=key, created_at=utcnow(), updated_at=utcnow())
+        .on_conflict_do_nothing(constraint="uq_tasks_recurrence").returning(Task.id)).scalar()
+    task_id = created or db.session.scalar(select(Task.id).where(Task.recurrence_key == key))
+    if created:
+        db.session.add(TaskEvent(tenant_id=document.tenant_id, task_id=task_id, actor_label="system",
+                                 kind="created", to_state="open", data={"source": "upload"}))
+    db.session.add(TaskDocument(tenant_id=document.tenant_id, task_id=task_id, document_id=document.id))
+    db.session.add(TaskEvent(tenant_id=document.tenant_id, task_id=task_id, actor_id=actor.id if actor else None,
+                             actor_label=actor.name if actor else "system", kind="document_linked",
+                             data={"document": document.title}))
+    return task_id
