@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from flask import g, has_request_context
 from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from tenants import audit
-from tenants.context import Scope, bound
+from tenants.context import Scope, bound, current_scope
 from tenants.models import Assignment, Membership, Tenant, User
 from tenants.policy import SEES_ALL_TENANTS
 
@@ -42,7 +42,10 @@ def visible_tenants(user: User) -> list[Tenant]:
         q = _ASSIGNED
     else:
         q = _MEMBER_OF
-    with bound(Scope(user_id=user.id)):  # own rows need the user only, not a tenant
+    # Own rows need the user only; when the request already bound this user (with its tenant),
+    # keep that scope: rebinding would cost two round trips to change the settings and back.
+    same = current_scope().user_id == user.id
+    with nullcontext() if same else bound(Scope(user_id=user.id)):
         tenants = list(db.session.scalars(q, {"user_id": user.id}).unique())
     cache[user.id] = tenants
     return list(tenants)

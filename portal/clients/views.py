@@ -102,7 +102,7 @@ def home(tenant_slug: str):
               if allowed(role, "tenant:audit.view") else None)
     return render_template("clients/home.html", tenant=g.tenant, member_count=count,
                            recent=recent, action_labels=ACTION_LABELS, describe=describe_object,
-                           documents=documents.list_documents(_actor(), limit=4).documents,
+                           documents=documents.recent_documents(_actor()),
                            outstanding=document_requests.outstanding_items()[:5])
 
 

@@ -174,6 +174,19 @@ def list_documents(actor: User, *, category: str | None = None, period: date | N
     return DocumentPage(page, (page[-1].created_at, page[-1].id) if len(rows) > limit else None)
 
 
+@dataclass(frozen=True)
+class Recent:
+    id: uuid.UUID
+    title: str
+
+
+def recent_documents(actor: User, limit: int = 4) -> list[Recent]:
+    """The newest documents the actor may see, as (id, title) only: cheap enough for a home page."""
+    query = _visible(actor).with_only_columns(Document.id, Document.title).order_by(
+        Document.created_at.desc(), Document.id.desc()).limit(limit)
+    return [Recent(*row) for row in db.session.execute(query)]
+
+
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
