@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 from flask import g, has_request_context
 from sqlalchemy import bindparam, select
@@ -15,17 +16,36 @@ from tenants.context import Scope, bound, current_scope
 from tenants.models import Assignment, Membership, Tenant, User
 from tenants.policy import SEES_ALL_TENANTS
 
+
+@dataclass(frozen=True, slots=True)
+class Reachable:
+    """A tenant as the reach lists it: plain values, read once, which a commit later in the
+    request (an audited read commits its audit row) cannot expire into one reload per tenant."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    status: str
+    currency: str
+    timezone: str
+    locale: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+
 # Built once: the header's workspace switcher runs one of these on every page.
-_ALL = select(Tenant).order_by(Tenant.name).execution_options(rls_only=True)
-_ASSIGNED = (select(Tenant).join(Assignment, Assignment.tenant_id == Tenant.id)
-             .where(Assignment.user_id == bindparam("user_id")).order_by(Tenant.name)
-             .execution_options(rls_only=True))
-_MEMBER_OF = (select(Tenant).join(Membership, Membership.tenant_id == Tenant.id)
-              .where(Membership.user_id == bindparam("user_id")).order_by(Tenant.name)
-              .execution_options(rls_only=True))
+_COLUMNS = select(Tenant.id, Tenant.slug, Tenant.name, Tenant.status, Tenant.currency, Tenant.timezone,
+                  Tenant.locale).order_by(Tenant.name).execution_options(rls_only=True)
+_ALL = _COLUMNS
+_ASSIGNED = (_COLUMNS.join(Assignment, Assignment.tenant_id == Tenant.id)
+             .where(Assignment.user_id == bindparam("user_id")))
+_MEMBER_OF = (_COLUMNS.join(Membership, Membership.tenant_id == Tenant.id)
+              .where(Membership.user_id == bindparam("user_id")))
 
 
-def visible_tenants(user: User) -> list[Tenant]:
+def visible_tenants(user: User) -> list[Reachable]:
     """Tenants ``user`` may open: memberships, every tenant for provider admins, assignments otherwise.
 
     Memberships and assignments are read through row-level security's "own rows" clause,
@@ -46,7 +66,7 @@ def visible_tenants(user: User) -> list[Tenant]:
     # keep that scope: rebinding would cost two round trips to change the settings and back.
     same = current_scope().user_id == user.id
     with nullcontext() if same else bound(Scope(user_id=user.id)):
-        tenants = list(db.session.scalars(q, {"user_id": user.id}).unique())
+        tenants = [Reachable(*row) for row in db.session.execute(q, {"user_id": user.id})]
     cache[user.id] = tenants
     return list(tenants)
 

@@ -59,6 +59,9 @@ class Task(TenantScoped, Timestamped, db.Model):
         # "My work": a person's tasks by due date.
         Index("ix_tasks_assignee_due", "assignee_id", "due_date", "priority", "id",
               postgresql_where=text("state not in ('done', 'cancelled')")),
+        # ... and what waits for their review (the other half of "my work"'s OR: without it, a scan).
+        Index("ix_tasks_reviewer_in_review", "reviewer_id", "due_date", "priority", "id",
+              postgresql_where=text("state = 'in_review'")),
         UniqueConstraint("tenant_id", "recurrence_key", name="uq_tasks_recurrence"),
     )
 

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, tuple_
+from sqlalchemy.orm import lazyload
 from werkzeug.exceptions import NotFound
 
 from portal.documents.models import DocumentVersion
@@ -427,9 +428,12 @@ class Taken:
     title: str
 
 
-_TAKE = (select(Task).where(Task.state == State.OPEN, Task.assignee_id.is_(None))
+# The task and its tenant's slug in one round trip; no relationship is loaded (a take changes
+# three columns and appends one event), which keeps the locked transaction short.
+_TAKE = (select(Task, Tenant.slug).join(Tenant, Tenant.id == Task.tenant_id)
+         .where(Task.state == State.OPEN, Task.assignee_id.is_(None))
          .order_by(Task.priority, Task.due_date.asc().nulls_last(), Task.created_at)
-         .limit(1).with_for_update(skip_locked=True, of=Task))
+         .options(lazyload("*")).limit(1).with_for_update(skip_locked=True, of=Task))
 
 
 def take_next(actor: User, line_key: str | None = None) -> Taken | None:
@@ -444,16 +448,16 @@ def take_next(actor: User, line_key: str | None = None) -> Taken | None:
         if not reach:
             return None
         query = _TAKE.where(Task.service_line_id == line.id) if line is not None else _TAKE
-        task = db.session.scalar(query)
-        if task is None:
+        found = db.session.execute(query).first()
+        if found is None:
             db.session.rollback()
             return None
+        task, slug = found
         task.assignee_id, task.state, task.updated_at = actor.id, State.IN_PROGRESS, utcnow()
         if task.reviewer_id == actor.id:
             task.reviewer_id = None  # four eyes: a manager names another reviewer
         _event(task, actor, "taken", source=State.OPEN, target=State.IN_PROGRESS)
         notify.task_event(task, "assigned", actor)
-        slug = db.session.scalar(select(Tenant.slug).where(Tenant.id == task.tenant_id))
         taken = Taken(task.id, task.tenant_id, slug, task.title)
         db.session.commit()
         return taken
@@ -488,9 +492,13 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
     far = date(9999, 12, 31)  # no due date sorts last, and the cursor needs a value
     due = Task.due_date
     with across_tenants(actor, "my work", only=only, ip=ip):
-        query = (select(Task).where(Task.state.not_in([s.value for s in FINAL]),
-                                    (Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id)
-                                                                      & (Task.state == State.IN_REVIEW)))
+        # Columns, not rows: a list needs neither the timeline nor the comments every Task loads.
+        query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
+                        Task.due_date, Task.assignee_id)
+                 .join(ServiceLine, ServiceLine.id == Task.service_line_id)
+                 .where(Task.state.not_in([s.value for s in FINAL]),
+                        (Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id)
+                                                          & (Task.state == State.IN_REVIEW)))
                  .order_by(db.func.coalesce(due, far), Task.priority, Task.id))
         if line_key:
             query = query.where(Task.service_line_id == service_line(line_key).id)
@@ -500,10 +508,10 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
             query = query.where(due < utcnow().date())
         if after:
             query = query.where(tuple_(db.func.coalesce(due, far), Task.priority, Task.id) > tuple_(*after))
-        rows = list(db.session.scalars(query.limit(limit + 1)))
-        items = [WorkItem(t.id, tenants[t.tenant_id].slug, tenants[t.tenant_id].name, t.title, t.service_line.name,
-                          t.state, t.priority, t.due_date, "assignee" if t.assignee_id == actor.id else "reviewer")
-                 for t in rows[:limit]]
+        rows = db.session.execute(query.limit(limit + 1)).all()
+        items = [WorkItem(id_, tenants[tenant_id].slug, tenants[tenant_id].name, title, line, state_, priority, due_,
+                          "assignee" if assignee_id == actor.id else "reviewer")
+                 for id_, tenant_id, title, line, state_, priority, due_, assignee_id in rows[:limit]]
     db.session.commit()
     last = items[-1] if len(rows) > limit else None
     return items, ((last.due_date or far), last.priority, last.id) if last else None
