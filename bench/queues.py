@@ -6,10 +6,11 @@ In one run, on a dedicated database ``portal_bench_queues`` (dropped at the end)
 
 1. Loads 10,000 tasks (generated in SQL), then times, through the whole Flask stack
    in-process (the test client: gate, session, RLS, ORM, templates; no network):
-   ``GET /provider/work`` for a staff member assigned to 20 tenants, and
+   ``GET /provider/work`` for a staff member assigned to 20 tenants, the team queue page
+   ``GET /provider/queues/data_entry`` (reported, no goal), and
    ``GET /api/v1/tenants/<slug>/tasks?state=open`` with a bearer token, N requests each.
 2. Grows the table to 1,000,000 tasks and times the same requests again.
-3. Take-next: 8 threads take tasks for ``--seconds`` through ``portal.work.services.take_next``,
+3. Take-next: 8 threads take tasks for ``--seconds`` through ``portal.work.queues.take_next``,
    then 8 threads run the bare SQL statement of a take (``SELECT … FOR UPDATE SKIP LOCKED``
    + ``UPDATE``, one transaction each) on the same table for the same time.
 
@@ -161,7 +162,7 @@ def bare_takes(app_url: str, tenant_ids: list[str], seconds: float) -> int:
 def service_takes(app, takers: list[Any], seconds: float) -> int:
     """``take_next`` through the service layer by 8 staff members at once: how many in ``seconds``."""
     from portal.extensions import db
-    from portal.work.services import take_next
+    from portal.work.queues import take_next
     from tenants.models import User
 
     count = [0]
@@ -251,6 +252,7 @@ def main() -> int:
             add_tasks(owner_dsn, size)
             result[f"load_{size}_s"] = round(time.perf_counter() - started, 1)
             result[f"my_work_{size}"] = _figure(time_requests(client, "/provider/work", args.requests))
+            result[f"team_queue_{size}"] = _figure(time_requests(client, "/provider/queues/data_entry", args.requests))
             result[f"queue_api_{size}"] = _figure(time_requests(
                 client, f"/api/v1/tenants/{slug}/tasks?state=open&limit=50", args.requests, headers))
         result["take_next_per_s"] = round(service_takes(app, takers, args.seconds) / args.seconds, 1)
@@ -272,7 +274,8 @@ def main() -> int:
                           "api_flat_within_25pct": flat_api <= 1.25, "take_next_ratio": round(ratio, 3),
                           "take_next_at_least_50pct": ratio >= 0.5}
     print(f"{'':28} {'p50 ms':>8} {'p95 ms':>8}")
-    for name in (f"my_work_{small}", f"my_work_{large}", f"queue_api_{small}", f"queue_api_{large}"):
+    for name in (f"my_work_{small}", f"my_work_{large}", f"team_queue_{small}", f"team_queue_{large}",
+                 f"queue_api_{small}", f"queue_api_{large}"):
         print(f"{name:28} {result[name]['p50_ms']:8.2f} {result[name]['p95_ms']:8.2f}")
     print(f"\npage p95 at {large:,} tasks: {page['p95_ms']:.1f} ms (goal < 50 ms); "
           f"p95 {large:,} / {small:,}: page {flat_page:.2f}, API {flat_api:.2f} (goal <= 1.25)")

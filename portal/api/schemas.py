@@ -255,7 +255,10 @@ class CommentInput(Schema):
 
 
 class TaskArgs(PageArgs):
-    state = fields.String(load_default=None)
+    state = fields.String(load_default=None, metadata={"description": "Only tasks in this state, e.g. `open`."})
+    line = fields.String(load_default=None, metadata={"description": "Only this service line, e.g. `payroll`."})
+    unassigned = fields.Boolean(load_default=False, metadata={
+        "description": "Only tasks nobody has taken: with `state=open`, the line's queue."})
 
 
 TaskPageSchema = page_of(TaskSchema, "TaskPage")

@@ -39,16 +39,19 @@ def task_json(task: Task, *, detail: bool = True) -> dict:
 @blp.response(200, schemas.TaskPageSchema)
 @_refusals(400, 401, 403, 404)
 @requires("tenant:tasks.view")
-def list_tasks(tenant_slug: str, cursor: str | None, limit: int, state: str | None) -> dict:
+def list_tasks(tenant_slug: str, cursor: str | None, limit: int, state: str | None, line: str | None,
+               unassigned: bool) -> dict:
     """The tenant's tasks
 
-    Newest first; `state=open` is the tenant's queue. Pass `next_cursor` back as `cursor`.
+    Newest first. `state=open&unassigned=true` is the tenant's queue (add `line` for one
+    service line's). Pass `next_cursor` back as `cursor`.
     """
     after = None
     if cursor:
         key = decode_cursor(cursor)
         after = (str(key[0]), str(key[1])) if len(key) == 2 else None
-    tasks, next_key = services.task_page(state=state, after=after, limit=limit)
+    tasks, next_key = services.task_page(state=state, line_key=line, unassigned=unassigned, after=after,
+                                         limit=limit)
     return {"items": [task_json(t, detail=False) for t in tasks],
             "next_cursor": encode_cursor([next_key[0].isoformat(), str(next_key[1])]) if next_key else None}
 

@@ -54,6 +54,9 @@ class Task(TenantScoped, Timestamped, db.Model):
         # Take-next over any line: the head of all open, unassigned tasks in queue order.
         Index("ix_tasks_queue_any_line", "priority", "due_date", "created_at",
               postgresql_where=text("state = 'open' and assignee_id is null")),
+        # The team queues: what waits per client and line (counts and a line's page read only the index).
+        Index("ix_tasks_waiting_by_tenant", "tenant_id", "service_line_id", "priority", "due_date",
+              postgresql_where=text("state = 'open' and assignee_id is null")),
         # A tenant's tasks newest first (the API's list and its cursor).
         Index("ix_tasks_tenant_created", "tenant_id", "created_at", "id"),
         # "My work": a person's tasks by due date.

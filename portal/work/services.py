@@ -10,13 +10,11 @@ tenant's audit log. Internal comments and events never reach a client: the
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import lazyload
 from werkzeug.exceptions import NotFound
 
 from portal.documents.models import DocumentVersion
@@ -28,7 +26,6 @@ from tenants import audit
 from tenants.context import current_scope
 from tenants.models import Assignment, Tenant, User, utcnow
 from tenants.policy import CLIENT_ROLES, Role, is_client
-from tenants.reach import across_tenants, visible_tenants
 
 PRIORITIES = {1: _l("Urgent"), 2: _l("High"), 3: _l("Normal"), 4: _l("Low")}
 PAGE = 50
@@ -137,8 +134,8 @@ def tenant_tasks(*, states: list[str] | None = None, limit: int = 200) -> list[T
     return list(db.session.scalars(query.limit(limit)))
 
 
-def task_page(*, state: str | None = None, after: tuple[str, str] | None = None,
-              limit: int = PAGE) -> tuple[list[Task], tuple | None]:
+def task_page(*, state: str | None = None, line_key: str | None = None, unassigned: bool = False,
+              after: tuple[str, str] | None = None, limit: int = PAGE) -> tuple[list[Task], tuple | None]:
     """The bound tenant's tasks newest first, by keyset (created_at, id) so deep pages stay fast."""
     query = select(Task).order_by(Task.created_at.desc(), Task.id.desc())
     if state:
@@ -146,6 +143,10 @@ def task_page(*, state: str | None = None, after: tuple[str, str] | None = None,
             query = query.where(Task.state == State(state))
         except ValueError:
             raise WorkError(_("Unknown state; use one of %(states)s.", states=", ".join(State))) from None
+    if line_key:
+        query = query.where(Task.service_line_id == service_line(line_key).id)
+    if unassigned:
+        query = query.where(Task.assignee_id.is_(None))
     if after:
         try:
             key = (datetime.fromisoformat(after[0]), uuid.UUID(after[1]))
@@ -181,8 +182,9 @@ def team(tenant: Tenant) -> list[User]:
                                    .where(User.is_active.is_(True)).order_by(User.name)))
 
 
-def _event(task: Task, actor: User | None, kind: str, *, source: str | None = None, target: str | None = None,
-           internal: bool = False, **data: object) -> None:
+def add_event(task: Task, actor: User | None, kind: str, *, source: str | None = None, target: str | None = None,
+              internal: bool = False, **data: object) -> None:
+    """Append a line to the task's timeline (who, what, when); commits with the caller's change."""
     db.session.add(TaskEvent(tenant_id=task.tenant_id, task=task, actor_id=actor.id if actor else None,
                              actor_label=actor.name if actor else "system", kind=kind, from_state=source,
                              to_state=target, internal=internal, data=data))
@@ -210,7 +212,7 @@ def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_
                 reviewer_id=reviewer.id if reviewer else None, created_by_id=actor.id if actor else None,
                 recurrence_key=recurrence_key)
     db.session.add(task)
-    _event(task, actor, "created", target=State.OPEN, source_kind=source)
+    add_event(task, actor, "created", target=State.OPEN, source_kind=source)
     notify.task_event(task, "assigned", actor)
     db.session.commit()
     return task
@@ -227,7 +229,7 @@ def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None
     task.assignee_id = assignee.id if assignee else None
     task.reviewer_id = reviewer.id if reviewer else None
     task.updated_at = utcnow()
-    _event(task, actor, "assigned", assignee=assignee.name if assignee else None,
+    add_event(task, actor, "assigned", assignee=assignee.name if assignee else None,
            reviewer=reviewer.name if reviewer else None)
     notify.task_event(task, "assigned", actor)
     db.session.commit()
@@ -289,7 +291,7 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     task.updated_at = utcnow()
     if target == State.DONE:
         task.done_at = task.updated_at
-    _event(task, actor, "moved", source=source, target=target, move=move_name,
+    add_event(task, actor, "moved", source=source, target=target, move=move_name,
            internal=move_name == "request_changes")
     if move_name == "client_approve":
         _approve(actor, task, seen_sha256)
@@ -311,7 +313,7 @@ def comment(actor: User, task_id: str, body: str, *, internal: bool = False) -> 
         raise NotYours(_("Only the provider's people can write internal notes."))
     note = TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=body, internal=internal)
     db.session.add(note)
-    _event(task, actor, "commented", internal=internal)
+    add_event(task, actor, "commented", internal=internal)
     db.session.commit()
     return note
 
@@ -330,7 +332,7 @@ def link_document(actor: User, task_id: str, document_id: str) -> Task:
                                                              TaskDocument.document_id == document.id))
     if exists is None:
         db.session.add(TaskDocument(tenant_id=task.tenant_id, task_id=task.id, document_id=document.id))
-        _event(task, actor, "document_linked", document=document.title)
+        add_event(task, actor, "document_linked", document=document.title)
     db.session.commit()
     return task
 
@@ -371,7 +373,7 @@ def attach_product(actor: User, task_id: str, document_id: str) -> Task:
     if task.state in FINAL:
         raise Conflict(_("This task is finished; reopen the work before changing what the client approves."))
     task.product_id = get_document(actor, document_id).id
-    _event(task, actor, "product_attached", document=str(task.product_id))
+    add_event(task, actor, "product_attached", document=str(task.product_id))
     db.session.commit()
     return task
 
@@ -402,7 +404,7 @@ def product_changed(document_id: uuid.UUID, sha256: str, actor: User | None = No
         source = task.state
         task.state, task.done_at, task.updated_at = State.AWAITING_APPROVAL, None, utcnow()
         task.approved_sha256 = task.approved_by_id = task.approved_at = None
-        _event(task, actor, "approval_invalidated", source=source, target=State.AWAITING_APPROVAL)
+        add_event(task, actor, "approval_invalidated", source=source, target=State.AWAITING_APPROVAL)
         notify.task_event(task, "approve", actor)  # back in the approvers' inbox: tell them
         audit.record("task.approval_invalidated", audit.Actor.of(actor), tenant_id=task.tenant_id,
                      object_type="task", object_id=task.id, data={"name": task.title})
@@ -414,105 +416,3 @@ def approval_inbox() -> list[Task]:
     """What needs the client's word in the bound tenant, oldest first."""
     return list(db.session.scalars(select(Task).where(Task.state == State.AWAITING_APPROVAL)
                                    .order_by(Task.updated_at)))
-
-
-# --- queues over the person's tenants ------------------------------------------------------
-
-@dataclass(frozen=True)
-class Taken:
-    """The task a taker received (plain values: the cross-tenant scope ends with the take)."""
-
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    tenant_slug: str
-    title: str
-
-
-# The task and its tenant's slug in one round trip; no relationship is loaded (a take changes
-# three columns and appends one event), which keeps the locked transaction short.
-_TAKE = (select(Task, Tenant.slug).join(Tenant, Tenant.id == Task.tenant_id)
-         .where(Task.state == State.OPEN, Task.assignee_id.is_(None))
-         .order_by(Task.priority, Task.due_date.asc().nulls_last(), Task.created_at)
-         .options(lazyload("*")).limit(1).with_for_update(skip_locked=True, of=Task))
-
-
-def take_next(actor: User, line_key: str | None = None) -> Taken | None:
-    """Hand the most urgent open, unassigned task of the actor's tenants to the actor, and start it.
-
-    ``FOR UPDATE SKIP LOCKED``: concurrent takers each get a different task and
-    never wait on each other; only tenants the actor is assigned to are searched
-    (``across_tenants`` binds exactly those, and row-level security enforces it).
-    """
-    line = service_line(line_key) if line_key else None
-    with across_tenants(actor, "take next task", record=False) as reach:
-        if not reach:
-            return None
-        query = _TAKE.where(Task.service_line_id == line.id) if line is not None else _TAKE
-        found = db.session.execute(query).first()
-        if found is None:
-            db.session.rollback()
-            return None
-        task, slug = found
-        task.assignee_id, task.state, task.updated_at = actor.id, State.IN_PROGRESS, utcnow()
-        if task.reviewer_id == actor.id:
-            task.reviewer_id = None  # four eyes: a manager names another reviewer
-        _event(task, actor, "taken", source=State.OPEN, target=State.IN_PROGRESS)
-        notify.task_event(task, "assigned", actor)
-        taken = Taken(task.id, task.tenant_id, slug, task.title)
-        db.session.commit()
-        return taken
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """A task as "my work" lists it (plain values: no ORM row leaves the cross-tenant scope)."""
-
-    id: uuid.UUID
-    tenant_slug: str
-    tenant_name: str
-    title: str
-    line: str
-    state: str
-    priority: int
-    due_date: date | None
-    role: str  # assignee | reviewer
-
-    @property
-    def overdue(self) -> bool:
-        return self.due_date is not None and self.due_date < utcnow().date()
-
-
-def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None = None,
-            state: str | None = None, overdue: bool = False,
-            after: tuple[date, int, uuid.UUID] | None = None, limit: int = PAGE,
-            ip: str | None = None) -> tuple[list[WorkItem], tuple | None]:
-    """The actor's unfinished tasks (to do or to review) across their tenants: due date, then priority."""
-    tenants = {t.id: t for t in visible_tenants(actor)}
-    only = [t.id for t in tenants.values() if tenant_slug in (None, "", t.slug)]
-    far = date(9999, 12, 31)  # no due date sorts last, and the cursor needs a value
-    due = Task.due_date
-    with across_tenants(actor, "my work", only=only, ip=ip):
-        # Columns, not rows: a list needs neither the timeline nor the comments every Task loads.
-        query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
-                        Task.due_date, Task.assignee_id)
-                 .join(ServiceLine, ServiceLine.id == Task.service_line_id)
-                 .where(Task.state.not_in([s.value for s in FINAL]),
-                        (Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id)
-                                                          & (Task.state == State.IN_REVIEW)))
-                 .order_by(db.func.coalesce(due, far), Task.priority, Task.id))
-        if line_key:
-            query = query.where(Task.service_line_id == service_line(line_key).id)
-        if state:
-            query = query.where(Task.state == State(state))
-        if overdue:
-            query = query.where(due < utcnow().date())
-        if after:
-            query = query.where(tuple_(db.func.coalesce(due, far), Task.priority, Task.id) > tuple_(*after))
-        rows = db.session.execute(query.limit(limit + 1)).all()
-        items = [WorkItem(id_, tenants[tenant_id].slug, tenants[tenant_id].name, title, line, state_, priority, due_,
-                          "assignee" if assignee_id == actor.id else "reviewer")
-                 for id_, tenant_id, title, line, state_, priority, due_, assignee_id in rows[:limit]]
-    db.session.commit()
-    last = items[-1] if len(rows) > limit else None
-    return items, ((last.due_date or far), last.priority, last.id) if last else None
-

@@ -7,7 +7,7 @@ parses its input, calls one service and renders or redirects with what happened.
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import format_date, format_datetime
@@ -17,7 +17,7 @@ from flask_login import current_user
 from portal.access import requires
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.documents import services as documents
-from portal.work import bp, recurring, services
+from portal.work import bp, queues, recurring, services
 from portal.work.recurrence import Rule
 from portal.work.states import FINAL, NEEDS_REASON, WHO, State, allowed_moves
 from tenants.models import User
@@ -228,10 +228,10 @@ def my_work():
     args = request.args
     try:
         after = _work_cursor(args.get("after"))
-        items, next_key = services.my_work(_actor(), tenant_slug=args.get("tenant") or None,
+        items, next_key = queues.my_work(_actor(), tenant_slug=args.get("tenant") or None,
                                            line_key=args.get("line") or None, state=args.get("state") or None,
                                            overdue=args.get("overdue") == "1", after=after, ip=request.remote_addr)
-    except (services.WorkError, ValueError):
+    except (services.WorkError, ValueError, TypeError):  # TypeError: a cursor whose parts have the wrong types
         abort(400, description=_("A filter is not valid; start again from the full list."))
     next_cursor = encode_cursor([next_key[0].isoformat(), next_key[1], str(next_key[2])]) if next_key else None
     return render_template("work/my_work.html", items=items, next_cursor=next_cursor,
@@ -243,9 +243,45 @@ def my_work():
 @requires("provider:work.view")
 def take_next():
     """Take the most urgent open task of my clients (in one line, or any)."""
-    task = services.take_next(_actor(), request.form.get("line") or None)
+    task = queues.take_next(_actor(), request.form.get("line") or None)
     if task is None:
         flash(_("The queue is empty: no open task is waiting in your clients' queues."), "info")
         return redirect(url_for("work.my_work"))
     flash(_("“%(title)s” is yours now, and started.", title=task.title), "success")
     return redirect(url_for("work.task_detail", tenant_slug=task.tenant_slug, task_id=task.id))
+
+
+# --- team queues -------------------------------------------------------------------------------
+
+@bp.route("/provider/queues")
+@requires("provider:work.view")
+def team_queues():
+    """Each service line's queue over my clients: what waits, how urgent, how late; take from any."""
+    return render_template("work/queues.html", lines=queues.queue_overview(_actor(), ip=request.remote_addr),
+                           clients=len(visible_tenants(_actor())))
+
+
+def _queue_cursor(raw: str | None) -> queues.QueueKey | None:
+    """(priority, due date, created at, id) of the previous page's last row; 400 when malformed."""
+    if not raw:
+        return None
+    key = decode_cursor(raw)
+    if len(key) != 4:
+        raise ValueError("cursor")
+    return int(key[0]), date.fromisoformat(str(key[1])), datetime.fromisoformat(str(key[2])), uuid.UUID(str(key[3]))
+
+
+@bp.route("/provider/queues/<line_key>")
+@requires("provider:work.view")
+def team_queue(line_key: str):
+    """One service line's waiting tasks over my clients, in the order take-next hands them out."""
+    try:
+        after = _queue_cursor(request.args.get("after"))
+    except (ValueError, TypeError):
+        abort(400, description=_("This page link is not valid; start again from the first page."))
+    line, items, next_key = queues.queue_page(_actor(), line_key, after=after, ip=request.remote_addr)
+    if line is None:
+        abort(404, description=_("There is no such service line; choose one from the team queues."))
+    next_cursor = encode_cursor([next_key[0], next_key[1].isoformat(), next_key[2].isoformat(), str(next_key[3])]
+                                ) if next_key else None
+    return render_template("work/queue.html", line=line, items=items, next_cursor=next_cursor)

@@ -236,3 +236,23 @@ def test_refusals_are_audited(app, mworld, clients):
                                   .order_by(PlatformAuditEvent.seq.desc()).limit(1)).one()
         assert last.actor_id == mworld["a_client_member"].id
         assert mworld.b.slug in last.data["path"]
+
+
+def test_provider_pages_over_several_clients_never_show_b_to_staff_not_assigned_to_it(app, mworld, clients):
+    """The pages without a tenant in the URL (my work, team queues, load, KPIs...) read across the
+    person's clients: B's open task waits in the bookkeeping queue, and none of them may show it."""
+    urls = []
+    for rule in _rules(app):
+        if rule.rule.startswith("/provider") and "GET" in (rule.methods or ()) \
+                and not set(rule.arguments) & TENANT_PARAMS:
+            values = {a: "bookkeeping" if a == "line_key" else uuid.uuid4().hex for a in rule.arguments}
+            urls.append(rule.build(values, append_unknown=False)[1])
+    assert {"/provider/work", "/provider/queues", "/provider/queues/bookkeeping"} <= set(urls)
+    for key in ("manager", "staff", "unassigned_staff"):
+        client, _token = clients[key]
+        for url in urls:
+            r = client.get(url)
+            assert r.status_code in (200, 302, 403, 404), f"{key} GET {url}: {r.status_code}"
+            body = r.get_data(as_text=True)
+            for secret in (mworld.b.slug, mworld.b.name, B_DOCUMENT, "Beta bank statement"):
+                assert secret not in body, f"{key} GET {url}: mentions tenant B ({secret})"

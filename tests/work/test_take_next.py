@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.work.models import ServiceLine, Task
-from portal.work.services import take_next
+from portal.work.queues import take_next
 from tenants.context import Scope, bound
 from tenants.lifecycle import assign
 from tenants.models import User

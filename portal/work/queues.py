@@ -1,0 +1,203 @@
+"""Work over several tenants: "my work", the team queues per service line, and take-next.
+
+Everything here reads through ``tenants.reach.across_tenants``: only the tenants the
+person is assigned to (every tenant for provider admins) are bound, row-level security
+enforces it, and each read is recorded once in the platform log. Results leave as plain
+values, never ORM rows, so nothing outlives the cross-tenant scope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import lazyload
+
+from portal.extensions import db
+from portal.work import notify
+from portal.work.models import ServiceLine, Task
+from portal.work.services import PAGE, add_event, service_line, service_lines
+from portal.work.states import FINAL, State
+from tenants.models import Tenant, User, utcnow
+from tenants.reach import across_tenants, visible_tenants
+
+FAR = date(9999, 12, 31)  # no due date sorts last, and a cursor needs a value
+WAITING = (Task.state == State.OPEN) & Task.assignee_id.is_(None)  # in a queue: open and nobody's
+
+
+# --- take the next task ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Taken:
+    """The task a taker received (plain values: the cross-tenant scope ends with the take)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    title: str
+
+
+# The task and its tenant's slug in one round trip; no relationship is loaded (a take changes
+# three columns and appends one event), which keeps the locked transaction short.
+_TAKE = (select(Task, Tenant.slug).join(Tenant, Tenant.id == Task.tenant_id)
+         .where(WAITING)
+         .order_by(Task.priority, Task.due_date.asc().nulls_last(), Task.created_at)
+         .options(lazyload("*")).limit(1).with_for_update(skip_locked=True, of=Task))
+
+
+def take_next(actor: User, line_key: str | None = None) -> Taken | None:
+    """Hand the most urgent open, unassigned task of the actor's tenants to the actor, and start it.
+
+    ``FOR UPDATE SKIP LOCKED``: concurrent takers each get a different task and
+    never wait on each other; only tenants the actor is assigned to are searched
+    (``across_tenants`` binds exactly those, and row-level security enforces it).
+    """
+    line = service_line(line_key) if line_key else None
+    with across_tenants(actor, "take next task", record=False) as reach:
+        if not reach:
+            return None
+        query = _TAKE.where(Task.service_line_id == line.id) if line is not None else _TAKE
+        found = db.session.execute(query).first()
+        if found is None:
+            db.session.rollback()
+            return None
+        task, slug = found
+        task.assignee_id, task.state, task.updated_at = actor.id, State.IN_PROGRESS, utcnow()
+        if task.reviewer_id == actor.id:
+            task.reviewer_id = None  # four eyes: a manager names another reviewer
+        add_event(task, actor, "taken", source=State.OPEN, target=State.IN_PROGRESS)
+        notify.task_event(task, "assigned", actor)
+        taken = Taken(task.id, task.tenant_id, slug, task.title)
+        db.session.commit()
+        return taken
+
+
+# --- my work ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A task as "my work" lists it."""
+
+    id: uuid.UUID
+    tenant_slug: str
+    tenant_name: str
+    title: str
+    line: str
+    state: str
+    priority: int
+    due_date: date | None
+    role: str  # assignee | reviewer
+
+    @property
+    def overdue(self) -> bool:
+        return self.due_date is not None and self.due_date < utcnow().date()
+
+
+def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None = None,
+            state: str | None = None, overdue: bool = False,
+            after: tuple[date, int, uuid.UUID] | None = None, limit: int = PAGE,
+            ip: str | None = None) -> tuple[list[WorkItem], tuple | None]:
+    """The actor's unfinished tasks (to do or to review) across their tenants: due date, then priority."""
+    tenants = {t.id: t for t in visible_tenants(actor)}
+    only = [t.id for t in tenants.values() if tenant_slug in (None, "", t.slug)]
+    due = Task.due_date
+    with across_tenants(actor, "my work", only=only, ip=ip) as reach:
+        # Columns, not rows: a list needs neither the timeline nor the comments every Task loads.
+        query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
+                        Task.due_date, Task.assignee_id)
+                 .join(ServiceLine, ServiceLine.id == Task.service_line_id)
+                 .where(Task.state.not_in([s.value for s in FINAL]),
+                        (Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id)
+                                                          & (Task.state == State.IN_REVIEW)))
+                 .order_by(func.coalesce(due, FAR), Task.priority, Task.id))
+        if line_key:
+            query = query.where(Task.service_line_id == service_line(line_key).id)
+        if state:
+            query = query.where(Task.state == State(state))
+        if overdue:
+            query = query.where(due < utcnow().date())
+        if after:
+            query = query.where(tuple_(func.coalesce(due, FAR), Task.priority, Task.id) > tuple_(*after))
+        rows = db.session.execute(query.limit(limit + 1)).all() if reach else []  # no client: nothing to read
+        items = [WorkItem(id_, tenants[tenant_id].slug, tenants[tenant_id].name, title, line, state_, priority, due_,
+                          "assignee" if assignee_id == actor.id else "reviewer")
+                 for id_, tenant_id, title, line, state_, priority, due_, assignee_id in rows[:limit]]
+    db.session.commit()
+    last = items[-1] if len(rows) > limit else None
+    return items, ((last.due_date or FAR), last.priority, last.id) if last else None
+
+
+# --- team queues -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LineQueue:
+    """One service line's queue over the person's clients: what waits, how urgent, how late."""
+
+    id: uuid.UUID
+    key: str
+    name: str
+    waiting: int
+    urgent: int
+    overdue: int
+    next_due: date | None
+
+
+def queue_overview(actor: User, *, ip: str | None = None) -> list[LineQueue]:
+    """Every service line with the open, unassigned tasks of the actor's clients (one audited read)."""
+    today = utcnow().date()
+    counts: dict[uuid.UUID, tuple[int, int, int, date | None]] = {}
+    with across_tenants(actor, "team queues", ip=ip) as reach:
+        if reach:
+            for line_id, waiting, urgent, late, next_due in db.session.execute(
+                    select(Task.service_line_id, func.count(), func.count().filter(Task.priority == 1),
+                           func.count().filter(Task.due_date < today), func.min(Task.due_date))
+                    .where(WAITING).group_by(Task.service_line_id)):
+                counts[line_id] = (waiting, urgent, late, next_due)
+    lines = [LineQueue(line.id, line.key, line.name, *counts.get(line.id, (0, 0, 0, None))) for line in service_lines()]
+    db.session.commit()
+    return lines
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A waiting task as its team queue lists it, in the order take-next hands them out."""
+
+    id: uuid.UUID
+    tenant_slug: str
+    tenant_name: str
+    title: str
+    priority: int
+    due_date: date | None
+    created_at: datetime
+
+    @property
+    def overdue(self) -> bool:
+        return self.due_date is not None and self.due_date < utcnow().date()
+
+
+QueueKey = tuple[int, date, datetime, uuid.UUID]
+
+
+def queue_page(actor: User, line_key: str, *, after: QueueKey | None = None, limit: int = PAGE,
+               ip: str | None = None) -> tuple[LineQueue | None, list[QueueItem], QueueKey | None]:
+    """One line's waiting tasks over the actor's clients, most urgent first (take-next's order).
+
+    Returns the line (None when no such line), a page of tasks and the key of the next page.
+    """
+    line = next((x for x in queue_overview(actor, ip=ip) if x.key == line_key), None)
+    if line is None:
+        return None, [], None
+    tenants = {t.id: t for t in visible_tenants(actor)}
+    order = (Task.priority, func.coalesce(Task.due_date, FAR), Task.created_at, Task.id)
+    with across_tenants(actor, "team queue", ip=ip, record=False) as reach:  # recorded by the overview above
+        query = (select(Task.id, Task.tenant_id, Task.title, Task.priority, Task.due_date, Task.created_at)
+                 .where(WAITING, Task.service_line_id == line.id).order_by(*order))
+        if after:
+            query = query.where(tuple_(*order) > tuple_(*after))
+        rows = db.session.execute(query.limit(limit + 1)).all() if reach else []
+    items = [QueueItem(id_, tenants[tid].slug, tenants[tid].name, title, priority, due, created)
+             for id_, tid, title, priority, due, created in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    return line, items, (last.priority, last.due_date or FAR, last.created_at, last.id) if last else None
