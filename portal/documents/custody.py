@@ -27,7 +27,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from portal import mail
+from portal import mail, spreadsheet
 from portal.documents.models import Document, DocumentRequest, DocumentVersion, RequestItem, StoredObject
 from portal.documents.services import read_object, vault_keyring, vault_storage
 from portal.extensions import db
@@ -133,8 +133,9 @@ def export_tenant(tenant: Tenant, out: Path, actor: User | None = None) -> Expor
                     target.write(chunk)
             if digest.hexdigest() != obj.sha256:  # cannot happen unless storage and catalogue disagree
                 raise RuntimeError(f"{path}: content does not match its recorded SHA-256")
-            writer.writerow([path, doc.id, doc.title, doc.category, doc.period.isoformat() if doc.period else "",
-                             version.number, obj.sha256, obj.size, version.created_at.isoformat()])
+            writer.writerow(spreadsheet.row([path, doc.id, doc.title, doc.category,
+                                             doc.period.isoformat() if doc.period else "", version.number,
+                                             obj.sha256, obj.size, version.created_at.isoformat()]))
             files += 1
             size += obj.size
         archive.writestr("manifest.csv", manifest.getvalue())

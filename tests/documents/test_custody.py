@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import zipfile
 from pathlib import Path
 
@@ -93,7 +95,8 @@ def test_master_rotation_keeps_everything_readable(app, tenant):
 
 
 def test_export_then_offboard_leaves_nothing_readable_and_certifies_it(app, tenant, tmp_path, smtp, run_jobs):
-    files = {"a.pdf": samples.pdf(7200), "b.csv": samples.csv_bytes(3)}
+    trap = '=HYPERLINK("evil.example","Open").pdf'  # a name a spreadsheet would run as a formula
+    files = {"a.pdf": samples.pdf(7200), "b.csv": samples.csv_bytes(3), trap: samples.pdf(7201)}
     _import(app, tenant, files, category="bank_statement")
     out = tmp_path / "export.zip"
     result = app.test_cli_runner().invoke(args=["tenants", "export", tenant.slug, "--out", str(out)])
@@ -102,7 +105,12 @@ def test_export_then_offboard_leaves_nothing_readable_and_certifies_it(app, tena
         names = archive.namelist()
         assert "manifest.csv" in names
         exported = {Path(n).name: archive.read(n) for n in names if n != "manifest.csv"}
+        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
     assert exported == files
+    assert {Path(r["path"]).name for r in manifest} == set(files)
+    titles = [r["title"] for r in manifest]
+    assert not any(t.startswith(("=", "+", "-", "@")) for t in titles)
+    assert any(t.startswith("'=HYPERLINK") for t in titles)  # shown as text, nothing lost
 
     with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant.id}))):
         objects = list(db.session.execute(select(StoredObject.id, StoredObject.storage_key, StoredObject.key_version,
