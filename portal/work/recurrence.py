@@ -46,7 +46,6 @@ _MONTHLY_KINDS = ("working_day", "day_of_month", "weekday")
 # A month never has more than 23 weekdays, so a larger n can only be a typo.
 _MAX_WORKING_DAY_N = 23
 _MAX_MONTH_OFFSET = 12
-_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Literal English names: calendar.month_name follows the process locale.
 _MONTH_NAMES = (
     "",
@@ -69,12 +68,6 @@ _MAX_DAY_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _MONTH_KEY = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _QUARTER_KEY = re.compile(r"^(\d{4})-Q([1-4])$")
 _YEAR_KEY = re.compile(r"^(\d{4})$")
-
-
-def _ordinal(n: int) -> str:
-    """``1 -> "1st"``, ``12 -> "12th"``, ``22 -> "22nd"``."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def _last_day(year: int, month: int) -> int:
@@ -121,36 +114,6 @@ class Rule:
         _validate(self)
 
     # -- text -------------------------------------------------------------------------------
-
-    def describe(self) -> str:
-        """English description, e.g. ``"5th working day of each month"``."""
-        if self.kind == "working_day":
-            which = "last" if self.n == -1 else _ordinal(self.n)
-            return f"{which} working day of each month"
-        if self.kind == "day_of_month":
-            if self.day == -1:
-                base = "last day of each month"
-            elif self.day > 28:
-                base = f"{_ordinal(self.day)} of each month (or its last day if shorter)"
-            else:
-                base = f"{_ordinal(self.day)} of each month"
-        elif self.kind == "weekday":
-            which = "last" if self.n == -1 else _ordinal(self.n)
-            base = f"{which} {_WEEKDAY_NAMES[self.weekday]} of each month"
-        elif self.kind == "quarterly":
-            day = "last day" if self.day == -1 else _ordinal(self.day)
-            if self.month_offset == 0:
-                month = "the last month of each quarter"
-            elif self.month_offset == 1:
-                month = "the month after each quarter"
-            else:
-                month = f"the {_ordinal(self.month_offset)} month after each quarter"
-            base = f"{day} of {month}"
-        else:  # yearly
-            name = _MONTH_NAMES[self.month]
-            base = f"last day of {name} each year" if self.day == -1 else f"{self.day} {name} each year"
-        suffix = {"forward": " (next working day if closed)", "backward": " (previous working day if closed)"}
-        return base + suffix.get(self.roll, "")
 
     # -- storage ----------------------------------------------------------------------------
 

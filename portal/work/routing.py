@@ -4,6 +4,7 @@ Invoices, receipts and bank statements of a month gather in that month's
 bookkeeping task; payroll inputs in that month's payroll task. The task is found
 or created by a key of its own (``upload:<line>:<month>`` in the tenant's unique
 ``recurrence_key``), so two uploads at the same moment still share one task.
+The title is written in the tenant's language, as everyone in the tenant reads it.
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from portal.documents.models import Document
 from portal.extensions import db
 from portal.work.models import ServiceLine, Task, TaskDocument, TaskEvent
-from tenants.models import User, utcnow
+from tenants.models import Tenant, User, utcnow
 
 # category → (service line, task title); categories not listed open nothing.
+_BOOKKEEPING = _l("Bookkeeping %(month)s: documents to post")
 RULES = {
-    "invoice": ("bookkeeping", "Bookkeeping {month}: documents to post"),
-    "receipt": ("bookkeeping", "Bookkeeping {month}: documents to post"),
-    "bank_statement": ("bookkeeping", "Bookkeeping {month}: documents to post"),
-    "payroll_input": ("payroll", "Payroll {month}: inputs received"),
+    "invoice": ("bookkeeping", _BOOKKEEPING),
+    "receipt": ("bookkeeping", _BOOKKEEPING),
+    "bank_statement": ("bookkeeping", _BOOKKEEPING),
+    "payroll_input": ("payroll", _l("Payroll %(month)s: inputs received")),
 }
 
 
@@ -41,9 +45,11 @@ def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
     label = month.strftime("%Y-%m")
     key = f"upload:{line_key}:{label}"
     line = db.session.scalar(select(ServiceLine).where(ServiceLine.key == line_key))
+    with force_locale(db.session.scalar(select(Tenant.locale).where(Tenant.id == document.tenant_id)) or "en"):
+        title = str(title) % {"month": label}
     new_id = uuid.uuid4()
     created = db.session.execute(
-        insert(Task).values(id=new_id, tenant_id=document.tenant_id, title=title.format(month=label),
+        insert(Task).values(id=new_id, tenant_id=document.tenant_id, title=title,
                             service_line_id=line.id, state="open", priority=3, needs_approval=line.needs_approval,
                             source="upload", recurrence_key=key, created_at=utcnow(), updated_at=utcnow())
         .on_conflict_do_nothing(constraint="uq_tasks_recurrence").returning(Task.id)).scalar()

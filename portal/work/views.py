@@ -17,7 +17,7 @@ from flask_login import current_user
 from portal.access import requires
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.documents import services as documents
-from portal.work import bp, queues, recurring, services
+from portal.work import bp, queues, recurring, rule_text, services
 from portal.work.recurrence import Rule
 from portal.work.states import FINAL, NEEDS_REASON, WHO, State, allowed_moves
 from tenants.models import User
@@ -62,7 +62,7 @@ def task_list(tenant_slug: str):
                            templates=recurring.templates() if not is_client(g.role) else [],
                            my_documents=documents.list_documents(_actor(), limit=50).documents
                            if allowed(g.role, "tenant:tasks.request") else [],
-                           describe=lambda rule: Rule.from_json(rule).describe())
+                           describe=lambda rule: rule_text.describe(Rule.from_json(rule)))
 
 
 def _rule_from(form) -> dict:  # noqa: ANN001
@@ -96,7 +96,7 @@ def template_create(tenant_slug: str):
         flash(str(err) if isinstance(err, services.WorkError) else _("Numbers only, please."), "error")
         return redirect(url_for("work.task_list", tenant_slug=tenant_slug) + "#recurring")
     flash(_("Recurring task “%(title)s” added: %(rule)s.", title=template.title,
-            rule=Rule.from_json(template.rule).describe()), "success")
+            rule=rule_text.describe(Rule.from_json(template.rule))), "success")
     return redirect(url_for("work.task_list", tenant_slug=tenant_slug) + "#recurring")
 
 

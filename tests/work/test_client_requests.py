@@ -94,5 +94,19 @@ def test_invoices_of_a_month_gather_in_that_months_bookkeeping_task(app, world):
     with app.app_context(), for_tenant(world.a.id):
         task = db.session.scalars(select(Task).where(Task.recurrence_key == "upload:bookkeeping:2031-03")).one()
         linked = db.session.scalars(select(TaskDocument).where(TaskDocument.task_id == task.id)).all()
-        assert task.title == "Bookkeeping 2031-03: documents to post" and task.source == "upload"
+        # In the tenant's language (A is a Vietnamese company), as everyone in the tenant reads it.
+        assert task.title == "Kế toán 2031-03: chứng từ cần hạch toán" and task.source == "upload"
         assert len(linked) == 2
+
+    from tenants.models import Tenant
+
+    with app.app_context():
+        db.session.get(Tenant, world.a.id).locale = "en"
+        db.session.commit()
+    r = member.post(url + "/upload", headers={"Accept": "application/json"},
+                    data={"csrf_token": csrf_token(member, url), "category": "payroll_input", "period": "2031-03",
+                          "file": [(io.BytesIO(samples.pdf(9303)), "hires.pdf")]})
+    assert r.json["results"][0]["status"] == "stored"
+    with app.app_context(), for_tenant(world.a.id):
+        task = db.session.scalars(select(Task).where(Task.recurrence_key == "upload:payroll:2031-03")).one()
+        assert task.title == "Payroll 2031-03: inputs received"

@@ -15,6 +15,7 @@ from portal.work.recurrence import (
     periods_between,
     vietnam_calendar,
 )
+from portal.work.rule_text import describe
 
 PLAIN = Calendar()  # Saturday/Sunday weekend, no holidays
 VN = vietnam_calendar(range(2024, 2036))
@@ -299,7 +300,25 @@ def test_due_periods_bounds() -> None:
     ],
 )
 def test_describe(rule: Rule, text: str) -> None:
-    assert rule.describe() == text
+    assert describe(rule) == text
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        (Rule("working_day", n=5), "ngày làm việc thứ 5 của mỗi tháng"),
+        (Rule("day_of_month", day=25), "ngày 25 hằng tháng (lùi sang ngày làm việc kế tiếp nếu là ngày nghỉ)"),
+        (Rule("weekday", n=2, weekday=1, roll="none"), "Thứ Ba tuần thứ 2 của mỗi tháng"),
+        (Rule("quarterly", day=-1, roll="none"), "ngày cuối cùng của tháng đầu tiên sau mỗi quý"),
+        (Rule("quarterly", day=13, month_offset=2, roll="none"), "ngày 13 của tháng thứ 2 sau mỗi quý"),
+        (Rule("yearly", month=3, day=31, roll="none"), "ngày 31 tháng 3 hằng năm"),
+    ],
+)
+def test_describe_in_vietnamese(app, rule: Rule, text: str) -> None:
+    from flask_babel import force_locale
+
+    with app.test_request_context(), force_locale("vi"):
+        assert describe(rule) == text
 
 
 def test_json_round_trip_stores_only_the_fields_a_kind_reads() -> None:
