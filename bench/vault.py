@@ -40,6 +40,7 @@ figures can be taken through another layer (the service layer with the database)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -56,6 +57,8 @@ from uuid import uuid4
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the portal, run from anywhere
+
+from tenants.sealed import CHUNK_SIZE  # noqa: E402 - after the path is set
 
 MIB = 1024 * 1024
 PIECE = 64 * 1024  # what portal/documents/multipart.py hands over per read
@@ -138,8 +141,9 @@ def measure(name: str, upload: Upload, download: Download, size: int, repeat: in
     return _figure(f"{name} upload", size, min(ups)), _figure(f"{name} download", size, min(downs))
 
 
-def raw_aesgcm(size: int, repeat: int = 3) -> tuple[Figure, Figure]:
-    """One-shot AESGCM over the same input in 64 KiB pieces: the ceiling for the vault."""
+def raw_aesgcm(size: int, repeat: int = 3, piece: int = PIECE) -> tuple[Figure, Figure]:
+    """One-shot AESGCM over the same input in ``piece``-sized pieces (by default the 64 KiB the
+    upload reader hands over): the ceiling for the vault."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     aead = AESGCM(AESGCM.generate_key(bit_length=256))
@@ -147,23 +151,38 @@ def raw_aesgcm(size: int, repeat: int = 3) -> tuple[Figure, Figure]:
 
     def encrypt() -> float:
         start = time.perf_counter()
-        for i, piece in enumerate(source(size)):
-            aead.encrypt(prefix + i.to_bytes(5, "big"), piece, aad)
+        for i, chunk in enumerate(source(size, piece)):
+            aead.encrypt(prefix + i.to_bytes(5, "big"), chunk, aad)
         return time.perf_counter() - start
 
     sealed = [aead.encrypt(prefix + i.to_bytes(5, "big"), p, aad)
-              for i, p in enumerate(source(POOL - PIECE))]
+              for i, p in enumerate(source(POOL - piece, piece))]
 
     def decrypt() -> float:
-        count = -(-size // PIECE)
+        count = -(-size // piece)
         start = time.perf_counter()
         for i in range(count):
             j = i % len(sealed)
             aead.decrypt(prefix + j.to_bytes(5, "big"), sealed[j], aad)
         return time.perf_counter() - start
 
-    return (_figure("raw AES-GCM encrypt", size, best_of(repeat, encrypt)),
-            _figure("raw AES-GCM decrypt", size, best_of(repeat, decrypt)))
+    suffix = "" if piece == PIECE else f", {piece // 1024} KiB pieces"
+    return (_figure(f"raw AES-GCM encrypt{suffix}", size, best_of(repeat, encrypt)),
+            _figure(f"raw AES-GCM decrypt{suffix}", size, best_of(repeat, decrypt)))
+
+
+def raw_sha256(size: int, repeat: int = 3) -> Figure:
+    """hashlib's SHA-256 over the same input: an upload must compute it (duplicates are found by it),
+    and no thread can split one SHA-256, so it bounds the upload whatever the cipher does."""
+    def digest() -> float:
+        start = time.perf_counter()
+        h = hashlib.sha256()
+        for piece in source(size):
+            h.update(piece)
+        h.hexdigest()
+        return time.perf_counter() - start
+
+    return _figure("raw SHA-256 (one thread)", size, best_of(repeat, digest))
 
 
 # --- the engines measured ----------------------------------------------------------------------------------
@@ -380,6 +399,8 @@ def run(size: int, memory_size: int, repeat: int, directory: str | None) -> dict
     try:
         _pool()
         enc, dec = raw_aesgcm(size, repeat)
+        enc_chunk, dec_chunk = raw_aesgcm(size, repeat, piece=CHUNK_SIZE)
+        sha = raw_sha256(size, repeat)
         settings = service_settings(workdir)
         try:
             up, down = measure("service layer", *service_engine(settings)[:2], size, repeat)
@@ -397,8 +418,13 @@ def run(size: int, memory_size: int, repeat: int, directory: str | None) -> dict
     memory = memory_in_child(memory_size, directory) if memory_size else None
     return {
         "size": size, "repeat": repeat, "dir": directory or tempfile.gettempdir(), "cpus": os.cpu_count(),
-        "figures": [asdict(f) for f in (enc, dec, up, down, engine_up, engine_down, plain_up, plain_down, null_up)],
+        "figures": [asdict(f) for f in (enc, dec, enc_chunk, dec_chunk, sha, up, down, engine_up, engine_down,
+                                          plain_up, plain_down, null_up)],
         "ratios": {"upload": round(up.mb_per_s / enc.mb_per_s, 3), "download": round(down.mb_per_s / dec.mb_per_s, 3),
+                   "upload_vs_chunk_encrypt": round(up.mb_per_s / enc_chunk.mb_per_s, 3),
+                   "download_vs_chunk_decrypt": round(down.mb_per_s / dec_chunk.mb_per_s, 3),
+                   "upload_vs_sha256": round(up.mb_per_s / sha.mb_per_s, 3),
+                   "sha256_vs_encrypt": round(sha.mb_per_s / enc.mb_per_s, 3),
                    "upload_discarding_store": round(null_up.mb_per_s / enc.mb_per_s, 3),
                    "upload_vs_storage_alone": round(up.mb_per_s / plain_up.mb_per_s, 3),
                    "download_vs_storage_alone": round(down.mb_per_s / plain_down.mb_per_s, 3)},
@@ -421,6 +447,10 @@ def report(result: dict[str, Any]) -> str:
               f"{verdict(r['upload'] >= GOAL_RATIO)})",
               f"download / raw decrypt: {r['download']:6.1%}  (goal >= {GOAL_RATIO:.0%}: "
               f"{verdict(r['download'] >= GOAL_RATIO)})",
+              f"against the cipher in the vault's own {CHUNK_SIZE // 1024} KiB chunks: upload "
+              f"{r['upload_vs_chunk_encrypt']:6.1%}, download {r['download_vs_chunk_decrypt']:6.1%}",
+              f"upload / raw SHA-256: {r['upload_vs_sha256']:6.1%};  raw SHA-256 / raw encrypt: "
+              f"{r['sha256_vs_encrypt']:6.1%} (the most any upload that hashes its input can reach)",
               f"upload with a discarding store / raw encrypt: {r['upload_discarding_store']:6.1%}",
               f"upload / storage alone: {r['upload_vs_storage_alone']:6.1%};  "
               f"download / storage alone: {r['download_vs_storage_alone']:6.1%}"]

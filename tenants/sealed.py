@@ -50,7 +50,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"BOPV"
 FORMAT_VERSION = 1
-CHUNK_SIZE = 64 * 1024
+# 1 MiB: per-chunk work (a call, a nonce, a tag) is paid 16x less often than at 64 KiB, which
+# lifted downloads from about half to over 90 % of the raw cipher's rate; a reader holds one chunk.
+# Objects written with another size keep it: the header says which.
+CHUNK_SIZE = 1024 * 1024
 MAX_CHUNK_SIZE = 16 * 1024 * 1024  # bounds what a forged header can make a reader allocate
 TAG_SIZE = 16
 NONCE_PREFIX_SIZE = 7

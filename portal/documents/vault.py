@@ -54,8 +54,9 @@ class _Hasher:
     def _run(self) -> None:
         assert self._queue is not None
         while (batch := self._queue.get()) is not None:
-            for piece in batch:
-                self._hash.update(piece)
+            # One update per batch: each update() releases and retakes the GIL, and the
+            # sealing thread wants it back; joining 1 MiB costs less than 16 handovers.
+            self._hash.update(b"".join(batch))
 
     def update(self, data: bytes) -> None:
         # Hashed later: keep an immutable copy if the caller may reuse its buffer.

@@ -1,6 +1,6 @@
 """The sealed format: what comes back is exactly what went in, or nothing of a damaged chunk.
 
-Small chunk sizes keep the tampering cases readable; the format is the same at 64 KiB.
+Small chunk sizes keep the tampering cases readable; the format is the same at 1 MiB.
 """
 
 from __future__ import annotations

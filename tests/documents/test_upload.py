@@ -242,7 +242,9 @@ def test_documents_of_another_tenant_do_not_exist_here(app, world, member):
 
 
 def test_a_tampered_stored_object_is_refused_clearly_and_nothing_is_sent(app, world, member):
-    body = samples.pdf(9999) + os.urandom(300_000)  # several chunks
+    from tenants.sealed import CHUNK_SIZE
+
+    body = samples.pdf(9999) + os.urandom(2 * CHUNK_SIZE)  # several chunks
     url = _upload(member, world, [(body, "tamper.pdf")]).json["results"][0]["url"]
     doc_id = url.rsplit("/", 1)[1]
     with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):

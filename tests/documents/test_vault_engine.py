@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,3 +291,23 @@ def test_closing_a_download_early_releases_the_stored_file(local: LocalStorage, 
     assert len(os.listdir("/proc/self/fd")) == before + 1
     out.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_objects_written_with_the_earlier_64_kib_chunks_still_open(
+        local: LocalStorage, keyring: LocalKeyring, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk size went from 64 KiB to 1 MiB; the header of each object says which it has."""
+    import functools
+
+    from tenants import sealed
+
+    old = 64 * 1024
+    monkeypatch.setattr(vault, "seal", functools.partial(sealed.seal, chunk_size=old))  # an earlier writer
+    monkeypatch.setattr(vault, "CHUNK_SIZE", old)
+    tenant, plaintext = uuid4(), os.urandom(3 * old + 7)
+    stored = vault.store(local, keyring, tenant, [plaintext])
+    monkeypatch.undo()
+    raw = stored_bytes(local, stored.storage_key)
+    header = read_header(io.BytesIO(raw))
+    assert header.chunk_size == old != CHUNK_SIZE
+    assert len(raw) == stored.sealed_size == len(header.raw) + len(plaintext) + 4 * 16  # four chunks, four tags
+    assert b"".join(reopen(local, keyring, tenant, stored)) == plaintext
