@@ -67,6 +67,7 @@ TABLE: dict[str, frozenset[Role]] = {
     "provider:work.view":             frozenset({PA, MG, ST}),
     "provider:kpi.view":              frozenset({PA, MG}),
     "provider:load.view":             frozenset({PA, MG}),
+    "provider:lines.manage":          frozenset({PA}),
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),
     "provider:staff.view":            frozenset({PA, MG}),

@@ -204,6 +204,17 @@ class TaskCommentSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
+class ServiceLineSchema(Schema):
+    key = fields.String(required=True, metadata={"description": "What `service_line` and `line` take."})
+    name = fields.String(required=True)
+    needs_approval = fields.Boolean(required=True, metadata={
+        "description": "Its tasks go to the client for approval after review."})
+
+
+ServiceLineListSchema = Schema.from_dict({"items": fields.List(fields.Nested(ServiceLineSchema), required=True)},
+                                         name="ServiceLineList")
+
+
 class TaskSchema(Schema):
     id = fields.UUID(required=True)
     title = fields.String(required=True)

@@ -34,6 +34,18 @@ def task_json(task: Task, *, detail: bool = True) -> dict:
     return out
 
 
+@blp.route("/service-lines")
+@blp.response(200, schemas.ServiceLineListSchema)
+@_refusals(401)
+@requires("account:manage")
+def list_service_lines() -> dict:
+    """The provider's service lines
+
+    The keys a task's `service_line` (and the task list's `line` filter) take.
+    """
+    return {"items": services.service_lines()}
+
+
 @blp.route("/tenants/<tenant_slug>/tasks")
 @blp.arguments(schemas.TaskArgs, location="query", as_kwargs=True)
 @blp.response(200, schemas.TaskPageSchema)

@@ -17,7 +17,7 @@ from flask_login import current_user
 from portal.access import requires
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.documents import services as documents
-from portal.work import bp, queues, recurring, rule_text, services
+from portal.work import bp, lines, queues, recurring, rule_text, services
 from portal.work.recurrence import Rule
 from portal.work.states import FINAL, NEEDS_REASON, WHO, State, allowed_moves
 from tenants.models import User
@@ -285,3 +285,49 @@ def team_queue(line_key: str):
     next_cursor = encode_cursor([next_key[0], next_key[1].isoformat(), next_key[2].isoformat(), str(next_key[3])]
                                 ) if next_key else None
     return render_template("work/queue.html", line=line, items=items, next_cursor=next_cursor)
+
+
+# --- service lines -----------------------------------------------------------------------------
+
+def _render_lines(status: int = 200, entered: dict | None = None):  # noqa: ANN202
+    return render_template("work/lines.html", lines=services.service_lines(), entered=entered or {}), status
+
+
+@bp.route("/provider/service-lines")
+@requires("provider:lines.manage")
+def service_lines_page():
+    """The provider's service lines, each renamable, and the form to add one."""
+    return _render_lines()
+
+
+@bp.route("/provider/service-lines", methods=["POST"])
+@requires("provider:lines.manage")
+def add_service_line():
+    """Add a line; a refusal re-shows the form with what was typed and what to fix."""
+    form = request.form
+    try:
+        line = lines.add_line(_actor(), key=form.get("key", ""), name=form.get("name", ""),
+                              needs_approval=form.get("needs_approval") == "1", ip=request.remote_addr)
+    except services.WorkError as err:
+        flash(str(err), "error")
+        return _render_lines(err.status, {"key": form.get("key", ""), "name": form.get("name", ""),
+                                          "needs_approval": form.get("needs_approval") == "1"})
+    flash(_("Service line “%(name)s” added: it is in every service list, and its queue is open.", name=line.name),
+          "success")
+    return redirect(url_for("work.service_lines_page"))
+
+
+@bp.route("/provider/service-lines/<line_key>", methods=["POST"])
+@requires("provider:lines.manage")
+def change_service_line(line_key: str):
+    """Rename a line, or change whether its tasks go to the client for approval."""
+    try:
+        line = lines.change_line(_actor(), line_key, name=request.form.get("name", ""),
+                                 needs_approval=request.form.get("needs_approval") == "1", ip=request.remote_addr)
+    except services.WorkError as err:
+        flash(str(err), "error")
+        return _render_lines(err.status)
+    if line is None:
+        abort(404, description=_("There is no such service line; choose one from the team queues."))
+    flash(_("Service line “%(name)s” saved.", name=line.name), "success")
+    return redirect(url_for("work.service_lines_page"))

@@ -31,6 +31,7 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.list_document_requests": "tenant:requests.view",
         "api_v1.create_document_request": "tenant:requests.manage",
         "api_v1.get_document_request": "tenant:requests.view",
+        "api_v1.list_service_lines": "account:manage",
         "api_v1.list_tasks": "tenant:tasks.view",
         "api_v1.create_task": "tenant:tasks.create",
         "api_v1.get_task": "tenant:tasks.view",
@@ -57,7 +58,8 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
     assert documented == served
-    assert set(served) == {"/api/v1/me", "/api/v1/tenants", "/api/v1/tenants/{tenant_slug}/users",
+    assert set(served) == {"/api/v1/me", "/api/v1/tenants", "/api/v1/service-lines",
+                           "/api/v1/tenants/{tenant_slug}/users",
                            "/api/v1/tenants/{tenant_slug}/audit-events", "/api/v1/tenants/{tenant_slug}/documents",
                            "/api/v1/tenants/{tenant_slug}/documents/{document_id}",
                            "/api/v1/tenants/{tenant_slug}/documents/{document_id}/content",
