@@ -176,6 +176,8 @@ def list_documents(actor: User, *, category: str | None = None, period: date | N
 
 @dataclass(frozen=True)
 class Recent:
+    """A document as the home page lists it."""
+
     id: uuid.UUID
     title: str
 

@@ -76,8 +76,16 @@ def take_next(actor: User, line_key: str | None = None) -> Taken | None:
 
 # --- my work ---------------------------------------------------------------------------------
 
+class _Due:
+    due_date: date | None
+
+    @property
+    def overdue(self) -> bool:
+        return self.due_date is not None and self.due_date < utcnow().date()
+
+
 @dataclass(frozen=True)
-class WorkItem:
+class WorkItem(_Due):
     """A task as "my work" lists it."""
 
     id: uuid.UUID
@@ -89,10 +97,6 @@ class WorkItem:
     priority: int
     due_date: date | None
     role: str  # assignee | reviewer
-
-    @property
-    def overdue(self) -> bool:
-        return self.due_date is not None and self.due_date < utcnow().date()
 
 
 def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None = None,
@@ -161,7 +165,7 @@ def queue_overview(actor: User, *, ip: str | None = None) -> list[LineQueue]:
 
 
 @dataclass(frozen=True)
-class QueueItem:
+class QueueItem(_Due):
     """A waiting task as its team queue lists it, in the order take-next hands them out."""
 
     id: uuid.UUID
@@ -171,10 +175,6 @@ class QueueItem:
     priority: int
     due_date: date | None
     created_at: datetime
-
-    @property
-    def overdue(self) -> bool:
-        return self.due_date is not None and self.due_date < utcnow().date()
 
 
 QueueKey = tuple[int, date, datetime, uuid.UUID]

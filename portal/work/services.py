@@ -230,7 +230,7 @@ def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None
     task.reviewer_id = reviewer.id if reviewer else None
     task.updated_at = utcnow()
     add_event(task, actor, "assigned", assignee=assignee.name if assignee else None,
-           reviewer=reviewer.name if reviewer else None)
+              reviewer=reviewer.name if reviewer else None)
     notify.task_event(task, "assigned", actor)
     db.session.commit()
     return task
@@ -292,7 +292,7 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     if target == State.DONE:
         task.done_at = task.updated_at
     add_event(task, actor, "moved", source=source, target=target, move=move_name,
-           internal=move_name == "request_changes")
+              internal=move_name == "request_changes")
     if move_name == "client_approve":
         _approve(actor, task, seen_sha256)
     if move_name in ("client_approve", "client_reject"):

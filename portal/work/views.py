@@ -229,8 +229,8 @@ def my_work():
     try:
         after = _work_cursor(args.get("after"))
         items, next_key = queues.my_work(_actor(), tenant_slug=args.get("tenant") or None,
-                                           line_key=args.get("line") or None, state=args.get("state") or None,
-                                           overdue=args.get("overdue") == "1", after=after, ip=request.remote_addr)
+                                         line_key=args.get("line") or None, state=args.get("state") or None,
+                                         overdue=args.get("overdue") == "1", after=after, ip=request.remote_addr)
     except (services.WorkError, ValueError, TypeError):  # TypeError: a cursor whose parts have the wrong types
         abort(400, description=_("A filter is not valid; start again from the full list."))
     next_cursor = encode_cursor([next_key[0].isoformat(), next_key[1], str(next_key[2])]) if next_key else None
