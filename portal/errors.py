@@ -13,13 +13,10 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
+from portal.i18n import N_
 from tenants.isolation import CrossTenantWrite
 
 log = logging.getLogger(__name__)
-
-def N_(message: str) -> str:  # noqa: N802 - marks a string for extraction; translated where shown
-    return message
-
 
 # Titles stay English in problem documents (API clients match on them); pages translate them.
 TITLES = {

@@ -31,10 +31,7 @@ from stream_unzip import (
     stream_unzip,
 )
 
-
-def N_(message: str) -> str:  # noqa: N802 - marks a message for extraction; translated where shown
-    return message
-
+from portal.i18n import N_
 
 CATEGORIES = ("invoice", "receipt", "bank_statement", "payroll_input", "contract", "other")
 KINDS = ("pdf", "image", "csv", "xlsx", "xml", "zip")

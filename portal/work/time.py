@@ -38,6 +38,9 @@ from tenants.models import Assignment, User, new_id, utcnow
 from tenants.reach import across_tenants, visible_tenants
 
 MAX_MINUTES = 1440  # one manual entry: at most a day
+# A timer left running (overnight, over a weekend) must not bill days: it is logged up to this much,
+# and the person is told, so they can add a manual entry if they really worked longer.
+MAX_TIMER_MINUTES = 12 * 60
 MAX_NOTE = 300
 _OPEN = Task.state.not_in([s.value for s in FINAL])
 # One person's timer clicks run one after the other (a double click, two tabs): the second sees the first.
@@ -81,6 +84,7 @@ class Stopped:
     task_id: uuid.UUID
     task_title: str
     minutes: int
+    capped: bool = False  # ran longer than MAX_TIMER_MINUTES: logged as that much
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,13 @@ def _stop(entry: TimeEntry) -> Stopped:
     """End a running entry now; flushed at once, while its tenant is bound."""
     entry.ended_at = utcnow()
     entry.minutes = minutes_between(entry.started_at, entry.ended_at)
+    capped = entry.minutes > MAX_TIMER_MINUTES
+    if capped:
+        entry.minutes = MAX_TIMER_MINUTES
+        entry.ended_at = entry.started_at + timedelta(minutes=MAX_TIMER_MINUTES)
     title = db.session.scalar(select(Task.title).where(Task.id == entry.task_id)) or ""
     db.session.flush()
-    return Stopped(entry.task_id, title, entry.minutes)
+    return Stopped(entry.task_id, title, entry.minutes, capped)
 
 
 def _insert_running(actor: User, task: Task, billable: bool) -> uuid.UUID | None:

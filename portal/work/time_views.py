@@ -69,6 +69,10 @@ def timer_stop(tenant_slug: str, task_id: str) -> Response:
     stopped = timing.stop_timer(_actor(), task_id)
     if stopped is None:
         flash(_("No timer of yours is running on this task, so there was nothing to stop."), "info")
+    elif stopped.capped:
+        flash(_("Timer stopped. It had run for more than %(hours)d hours, so %(minutes)d min were logged; if you "
+                "really worked longer, add the rest as a manual entry.", hours=timing.MAX_TIMER_MINUTES // 60,
+                minutes=stopped.minutes), "info")
     else:
         flash(_("Timer stopped: %(minutes)d min logged.", minutes=stopped.minutes), "success")
     return _back(tenant_slug, task_id)

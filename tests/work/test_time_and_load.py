@@ -92,6 +92,27 @@ def test_a_timer_records_at_least_a_minute_and_a_double_start_keeps_one_timer(ap
     assert len(running) == 1
 
 
+
+def test_a_timer_left_running_over_a_weekend_logs_at_most_twelve_hours_and_says_so(app, world):
+    manager = _signed_in(app, world["manager"])
+    task_url = _open_task(manager, world.a.slug, assignee=str(world["staff"].id))
+    staff = _signed_in(app, world["staff"])
+    token = csrf_token(staff, task_url)
+    assert staff.post(task_url + "/timer/start", data={"csrf_token": token, "billable": "1"}).status_code == 302
+    with app.app_context(), for_tenant(world.a.id):  # started on Friday evening, stopped on Monday
+        entry = db.session.scalars(select(TimeEntry).where(TimeEntry.user_id == world["staff"].id,
+                                                           TimeEntry.ended_at.is_(None))).one()
+        entry.started_at -= timedelta(hours=62)
+        started = entry.started_at
+        db.session.commit()
+    r = staff.post(task_url + "/timer/stop", data={"csrf_token": token})
+    page = staff.get(r.headers["Location"]).get_data(as_text=True)
+    assert "more than 12 hours, so 720 min were logged" in page and "manual entry" in page
+    with app.app_context(), for_tenant(world.a.id):
+        entry = db.session.scalars(select(TimeEntry).where(TimeEntry.user_id == world["staff"].id)).one()
+        assert entry.minutes == timing.MAX_TIMER_MINUTES == 720
+        assert entry.ended_at - started == timedelta(hours=12)
+
 def test_starting_a_timer_stops_the_one_running_for_another_client(app, world):
     admin = _signed_in(app, world["provider_admin"])  # works for every client
     beta_url = _open_task(admin, world.b.slug, title="Run the Beta payroll")
