@@ -74,3 +74,51 @@ def test_take_ask_answer_review_approve(app: Flask, browser: Browser, live_serve
     checker.locator('[data-move="approve"]').click()
     expect(checker.get_by_test_id("task-state")).to_have_text("Done")
     expect(checker.get_by_test_id("timeline")).to_contain_text("In review → Done")
+
+
+def test_team_queues_show_what_waits_and_take_from_a_line(app: Flask, browser: Browser, live_server: str) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        staff = make_person(Role.STAFF, mfa=True)
+        admin = db.session.get(User, make_person(Role.PROVIDER_ADMIN).id)
+        assign(admin, tenant, db.session.get(User, staff.id))
+        with bound(Scope(user_id=admin.id, tenant_ids=frozenset({tenant.id}), role=Role.PROVIDER_ADMIN)):
+            for title, priority in (("October payroll, second run", 3), ("October payroll", 1)):
+                create_task(admin, db.session.get(Tenant, tenant.id), title=title, service_line_key="payroll",
+                            priority=priority)
+    context = browser.new_context(base_url=live_server, viewport=DESKTOP, locale="en-GB")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    _sign_in_with_mfa(page, staff)
+    page.goto("/provider/work")
+    page.get_by_role("link", name="Team queues").click()
+    payroll = page.locator('tr[data-line="payroll"]')
+    expect(payroll.get_by_test_id("waiting")).to_have_text("2")
+    expect(payroll.locator("meter")).to_be_visible()
+    payroll.get_by_role("link", name="Payroll").click()
+    expect(page.get_by_test_id("queue-summary")).to_contain_text("2 tasks are waiting")
+    expect(page.get_by_test_id("queue").locator("tbody tr").first).to_contain_text("October payroll")
+    page.get_by_test_id("take-from-queue").get_by_role("button", name="Take the next task").click()
+    expect(page.get_by_test_id("task-title")).to_have_text("October payroll")  # the urgent one first
+    expect(page.get_by_test_id("task-state")).to_have_text("In progress")
+    page.goto("/provider/queues")
+    expect(page.locator('tr[data-line="payroll"]').get_by_test_id("waiting")).to_have_text("1")
+    context.close()
+
+
+def test_an_admin_adds_a_service_line_in_the_browser(app: Flask, browser: Browser, live_server: str) -> None:
+    with app.app_context():
+        admin = make_person(Role.PROVIDER_ADMIN, mfa=True)
+    context = browser.new_context(base_url=live_server, viewport=DESKTOP, locale="en-GB")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    _sign_in_with_mfa(page, admin)
+    page.goto("/provider/")
+    page.get_by_role("link", name="Service lines").click()
+    form = page.get_by_test_id("add-line")
+    form.get_by_label("Name").fill("Audit support")
+    form.get_by_label("Key (used in links and the API)").fill("audit_support")
+    form.get_by_role("button", name="Add the line").click()
+    expect(page.locator(".flash, [role=status], .alert").first).to_contain_text("Service line “Audit support” added")
+    expect(page.locator('tr[data-line="audit_support"] input[name="name"]')).to_have_value("Audit support")
+    context.close()
