@@ -86,6 +86,7 @@ def load() -> list[tuple[str, str, str]]:
                 logins.append((role, tenant.slug, email))
             db.session.commit()
         _documents(tenant, staff[spec["staff"][-1]], user_by_email(spec["users"][-1][0]))
+        _work(tenant, staff[spec["staff"][0]], staff[spec["staff"][-1]])
     return logins
 
 
@@ -118,6 +119,30 @@ def _documents(tenant: Tenant, staff: User, member: User) -> None:
         requests.create_request(staff, tenant, title="Documents for the March close", note=None, items=[
             requests.ItemInput("March bank statement, Vietcombank", "bank_statement", soon),
             requests.ItemInput("Signed labour contracts of new hires", "contract", None)])
+
+
+def _work(tenant: Tenant, manager: User, staff: User) -> None:
+    """Tasks in the queues and on a desk, and two recurring templates, so the work pages are not empty."""
+    from portal.work import recurring, services
+    from portal.work.models import TaskTemplate
+
+    with bound(Scope(user_id=manager.id, tenant_ids=frozenset({tenant.id}), role=Role.MANAGER)):
+        if db.session.scalar(select(TaskTemplate.id).limit(1)):
+            return
+        today = utcnow().date()
+        for title, line, priority, days, assignee in (
+                ("Register two new employees for social insurance", "admin", 2, 3, staff),
+                ("Payroll for this month", "payroll", 2, 12, None),
+                ("Quarterly VAT return", "bookkeeping", 1, 6, None),
+                ("Key in the supplier invoices of last week", "data_entry", 3, 2, None)):
+            services.create_task(manager, tenant, title=title, service_line_key=line, priority=priority,
+                                 due=today + timedelta(days=days), assignee_id=str(assignee.id) if assignee else None,
+                                 reviewer_id=str(manager.id) if assignee else None)
+        recurring.add_template(manager, tenant, title="Monthly close", service_line_key="bookkeeping",
+                               rule={"kind": "working_day", "n": 5})
+        recurring.add_template(manager, tenant, title="Payroll", service_line_key="payroll",
+                               rule={"kind": "day_of_month", "day": 25, "roll": "backward"})
+        db.session.commit()
 
 
 def print_logins(logins: list[tuple[str, str, str]]) -> None:

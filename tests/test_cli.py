@@ -55,3 +55,16 @@ def test_demo_is_idempotent_and_prints_every_login(app, ctx):
     for email in ("admin@saigonbo.example", "giamdoc@hoasen.example", "office@northwind.example"):
         assert email in second.output
     assert db.session.scalars(select(User).where(User.email == "admin@saigonbo.example")).one()
+    # Work to look at in every demo tenant, made once however often the demo runs.
+    from portal.work.models import Task, TaskTemplate
+    from tenants.context import for_tenant
+    from tenants.lifecycle import tenant_by_slug
+
+    for slug in ("hoa-sen-trading", "northwind-vn"):
+        with for_tenant(tenant_by_slug(slug).id):
+            manual = db.session.scalars(select(Task).where(Task.source == "manual")).all()
+            assert len(manual) == 4 and {t.service_line.key for t in manual} == {"admin", "payroll", "bookkeeping",
+                                                                                 "data_entry"}
+            assert sum(t.assignee_id is None for t in manual) == 3  # waiting in the team queues
+            assert len(db.session.scalars(select(TaskTemplate)).all()) == 2
+        db.session.rollback()
