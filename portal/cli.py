@@ -359,6 +359,9 @@ def dev(port: int) -> None:
     worker_proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"], env=env)
     print_logins(logins)
     click.echo(f"\n  Portal: http://127.0.0.1:{port}   (Ctrl+C stops it and the worker)\n")
+    # SIGTERM (timeout, a supervisor, `kill`) must stop the worker and the embedded services as Ctrl+C
+    # does: by default it ends the process at once and would leave both running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         # Werkzeug directly: app.run() refuses to block inside a Flask CLI command.
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)

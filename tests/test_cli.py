@@ -68,3 +68,52 @@ def test_demo_is_idempotent_and_prints_every_login(app, ctx):
             assert sum(t.assignee_id is None for t in manual) == 3  # waiting in the team queues
             assert len(db.session.scalars(select(TaskTemplate)).all()) == 2
         db.session.rollback()
+
+
+def test_portal_dev_serves_and_a_sigterm_stops_it_with_its_worker(app, tmp_path):
+    """What `make run` runs: it comes up, and stopping it (Ctrl+C, `kill`, a supervisor) leaves no worker."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from tests.services import free_port
+
+    port = free_port()
+    cfg = app.config
+    env = dict(os.environ, PORTAL_INSTANCE=str(tmp_path), DATABASE_URL=cfg["DATABASE_URL"],
+               MIGRATION_DATABASE_URL=cfg["MIGRATION_DATABASE_URL"], REDIS_URL=cfg["REDIS_URL"],
+               SECRET_KEY=cfg["SECRET_KEY"], FIELD_KEY=cfg["FIELD_KEY"] or "", KEY_DIR=cfg["KEY_DIR"],
+               STORAGE_DIR=cfg["STORAGE_DIR"], MAIL_OUTBOX_DIR=str(tmp_path / "outbox"))
+    proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "dev", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "portal dev did not come up in 90 s"
+                time.sleep(0.5)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children, "no worker process beside the web process"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        output = proc.stdout.read().decode()
+        assert "admin@saigonbo.example" in output and f"http://127.0.0.1:{port}" in output
+        for pid in map(int, children):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            raise AssertionError(f"process {pid} (the worker) outlived portal dev")
+    finally:  # whatever happened, nothing of this run is left behind (its own process group)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
