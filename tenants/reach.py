@@ -78,7 +78,8 @@ def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = N
 
     The single path for views over several tenants (a manager's overview, a staff
     member's work across assigned tenants). Never more than the user's own reach,
-    whatever ``only`` asks for; the read is recorded once in the platform log.
+    whatever ``only`` asks for; the read is recorded once in the platform log when the
+    block ends without an error, and the caller commits after the block.
 
     ``record=False`` is for a write whose one result is recorded in its own tenant's
     log instead (taking the next task of a queue): the platform chain's lock would
@@ -86,8 +87,11 @@ def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = N
     """
     reach = {t.id for t in visible_tenants(user)}
     ids = frozenset(reach if only is None else reach & set(only))
-    if record:
-        audit.record("cross_tenant.read", audit.Actor.of(user), ip=ip,
-                     data={"reason": reason, "tenants": sorted(str(t) for t in ids)})
     with bound(Scope(user_id=user.id, tenant_ids=ids)):
         yield ids
+    if record:
+        # After the read, in the caller's transaction (it commits, or a failure rolls back both): the
+        # platform chain's lock is then held from here to the commit, not through the whole read,
+        # so people reading across their clients at the same moment do not queue behind each other.
+        audit.record("cross_tenant.read", audit.Actor.of(user), ip=ip,
+                     data={"reason": reason, "tenants": sorted(str(t) for t in ids)})

@@ -151,11 +151,11 @@ def start_timer(actor: User, task_id: str, *, billable: bool = True, ip: str | N
         # A timer runs in another of the actor's tenants: find it there (recorded), stop it, start again.
         with across_tenants(actor, "stop the running timer to start another", ip=ip):
             running = _running_here(actor)
-            if running is not None and running.task_id == task.id:
-                db.session.commit()
-                return Started(running.id, already=True)
-            if running is not None:
+            if running is not None and running.task_id != task.id:
                 stopped = _stop(running)
+        if running is not None and running.task_id == task.id:  # started on this task meanwhile
+            db.session.commit()
+            return Started(running.id, already=True)
         if running is None:
             db.session.rollback()
             raise Conflict(_("A timer of yours is still running for a client you no longer work for. Ask a "

@@ -16,7 +16,7 @@ def test_manager_overview_is_limited_to_assigned_tenants(ctx, world):
         assert ids == {world.a.id}
         tenants = {m.tenant_id for m in db.session.scalars(select(Membership))}
         assert tenants == {world.a.id}
-        db.session.commit()
+    db.session.commit()
     event = db.session.scalars(select(PlatformAuditEvent).where(PlatformAuditEvent.actor_id == manager.id)
                                .order_by(PlatformAuditEvent.seq.desc()).limit(1)).one()
     assert event.action == "cross_tenant.read" and event.data["tenants"] == [str(world.a.id)]
@@ -34,3 +34,46 @@ def test_provider_admin_reaches_every_tenant(ctx, world):
     admin = db.session.get(User, world["provider_admin"].id)
     ids = {t.id for t in visible_tenants(admin)}
     assert {world.a.id, world.b.id} <= ids
+
+
+def test_reads_across_tenants_at_the_same_moment_do_not_queue_behind_each_other(app, world):
+    """The platform log's lock is taken when a read ends, not while it runs: a long read (a KPI page)
+    does not hold up a colleague's My work, and both reads are recorded."""
+    import threading
+    import time
+
+    inside, done = threading.Event(), threading.Event()
+    took: dict[str, float] = {}
+
+    def long_read() -> None:
+        with app.app_context():
+            manager = db.session.get(User, world["manager"].id)
+            with across_tenants(manager, "a long report"):
+                db.session.scalars(select(Membership)).all()
+                inside.set()
+                done.wait(10)  # still reading while the colleague's read runs
+            db.session.commit()
+
+    def quick_read() -> None:
+        with app.app_context():
+            staff = db.session.get(User, world["staff"].id)
+            start = time.monotonic()
+            with across_tenants(staff, "my work"):
+                db.session.scalars(select(Membership)).all()
+            db.session.commit()
+            took["quick"] = time.monotonic() - start
+            done.set()
+
+    first = threading.Thread(target=long_read)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=quick_read)
+    second.start()
+    second.join(20)
+    first.join(20)
+    assert took["quick"] < 5  # it did not wait for the long read to finish
+    with app.app_context():
+        reasons = [e.data["reason"] for e in db.session.scalars(
+            select(PlatformAuditEvent).where(PlatformAuditEvent.action == "cross_tenant.read")
+            .order_by(PlatformAuditEvent.seq.desc()).limit(2))]
+    assert reasons == ["a long report", "my work"]  # both recorded, the chain in commit order
