@@ -54,6 +54,11 @@ def timer_start(tenant_slug: str, task_id: str) -> Response:
                                  ip=request.remote_addr)
     if started.already:
         flash(_("Your timer is already running on this task."), "info")
+    elif started.stopped is not None and started.stopped.capped:
+        flash(_("Timer started. Your timer on “%(title)s” had run for more than %(hours)d hours, so %(minutes)d min "
+                "were logged there; if you really worked longer, add the rest as a manual entry.",
+                title=started.stopped.task_title, hours=timing.MAX_TIMER_MINUTES // 60,
+                minutes=started.stopped.minutes), "info")
     elif started.stopped is not None:
         flash(_("Timer started. Your timer on “%(title)s” was stopped with %(minutes)d min.",
                 title=started.stopped.task_title, minutes=started.stopped.minutes), "success")

@@ -113,6 +113,17 @@ def test_a_timer_left_running_over_a_weekend_logs_at_most_twelve_hours_and_says_
         assert entry.minutes == timing.MAX_TIMER_MINUTES == 720
         assert entry.ended_at - started == timedelta(hours=12)
 
+    # The same when the forgotten timer is stopped by starting another one.
+    other_url = _open_task(manager, world.a.slug, title="Post the March receipts", assignee=str(world["staff"].id))
+    assert staff.post(task_url + "/timer/start", data={"csrf_token": token}).status_code == 302
+    with app.app_context(), for_tenant(world.a.id):
+        running = db.session.scalars(select(TimeEntry).where(TimeEntry.ended_at.is_(None))).one()
+        running.started_at -= timedelta(hours=20)
+        db.session.commit()
+    r = staff.post(other_url + "/timer/start", data={"csrf_token": csrf_token(staff, other_url)})
+    page = staff.get(r.headers["Location"]).get_data(as_text=True)
+    assert "had run for more than 12 hours, so 720 min were logged there" in page
+
 def test_starting_a_timer_stops_the_one_running_for_another_client(app, world):
     admin = _signed_in(app, world["provider_admin"])  # works for every client
     beta_url = _open_task(admin, world.b.slug, title="Run the Beta payroll")
