@@ -186,14 +186,16 @@ def _image() -> int:
     import io
     import warnings
 
+    import pillow_heif
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    pillow_heif.register_heif_opener()  # HEIC/HEIF: what iPhones save photos as
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     data = sys.stdin.buffer.read()
     try:
         # Only the formats we accept: every other decoder stays out of reach.
-        image = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP", "TIFF"])
+        image = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
         if image.format == "JPEG":
             image.draft(None, (MAX_SIDE * 2, MAX_SIDE * 2))  # decode at a fraction of the size
         image = ImageOps.exif_transpose(image)
@@ -213,7 +215,7 @@ def _image() -> int:
     except MemoryError:
         return _OUT_OF_MEMORY
     except UnidentifiedImageError:
-        return _NO_PREVIEW if _is_heif(data) else _UNREADABLE  # Pillow has no HEIF decoder
+        return _NO_PREVIEW if _is_heif(data) else _UNREADABLE  # a HEIF variant libheif cannot decode
     except Exception:  # noqa: BLE001 - whatever the decoders raise, the answer is "unreadable"
         return _UNREADABLE
     sys.stdout.buffer.write(out.getvalue())

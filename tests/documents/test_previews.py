@@ -140,9 +140,29 @@ def test_kinds_without_previews(kind: str) -> None:
     assert render_thumbnail(untouched(), kind) is None
 
 
-def test_heic_has_no_preview() -> None:
-    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
-    assert render_thumbnail([heic], "image") is None
+def heic_photo(size: tuple[int, int] = (1200, 900), colour: tuple[int, int, int] = (30, 120, 200)) -> bytes:
+    """A real HEIC (HEVC in a HEIF container), as an iPhone saves photos."""
+    import pillow_heif
+
+    out = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", size, colour)).save(out, quality=80)
+    return out.getvalue()
+
+
+def test_an_iphone_photo_in_heic_gets_a_thumbnail() -> None:
+    image = opened(render_thumbnail(pieces(heic_photo()), "image"))
+    assert image.size == (480, 360)
+    assert all(abs(a - b) <= 12 for a, b in zip(image.getpixel((240, 180)), (30, 120, 200), strict=True))
+    assert_no_metadata(image)
+
+
+def test_a_heif_we_cannot_decode_has_no_preview_and_a_cut_one_is_unreadable() -> None:
+    header_only = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    assert render_thumbnail([header_only], "image") is None  # a HEIF variant: "no preview", not an error
+    photo = heic_photo()
+    with pytest.raises(PreviewFailed) as caught:
+        render_thumbnail([photo[: len(photo) // 2]], "image")
+    assert caught.value.reason == "unreadable"
 
 
 def test_input_over_the_limit_stops_feeding() -> None:
