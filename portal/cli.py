@@ -72,11 +72,9 @@ def tenants_list() -> None:
 @with_appcontext
 def tenants_suspend(slug: str, undo: bool) -> None:
     """Suspend a tenant (its client users can no longer open it)."""
-    from tenants.lifecycle import TenantError, set_status, tenant_by_slug
+    from tenants.lifecycle import TenantError, set_status
 
-    tenant = tenant_by_slug(slug)
-    if tenant is None:
-        raise click.ClickException(f"no tenant {slug!r}; see `portal tenants list`")
+    tenant = _tenant(slug)
     try:
         set_status(None, tenant, "active" if undo else "suspended")
     except TenantError as err:
@@ -155,14 +153,13 @@ def documents_upload(files: tuple[str, ...], slug: str, category: str, period: s
     from pathlib import Path
 
     from portal.documents import services
-    from tenants.context import Scope, bound
-    from tenants.policy import Role
+    from portal.documents.custody import system_scope
 
     tenant = _tenant(slug)
     if not tenant.is_active:
         raise click.ClickException(f"{slug} is {tenant.status}; documents can only go into an active tenant")
     failed = 0
-    with bound(Scope(tenant_ids=frozenset({tenant.id}), role=Role.PROVIDER_ADMIN)):
+    with system_scope(tenant):
         try:
             target = services.upload_target(None, category=category, period=period, tags=tags)
         except services.DocumentError as err:

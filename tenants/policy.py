@@ -23,6 +23,8 @@ class Role(StrEnum):
 
 PROVIDER_ROLES = (Role.PROVIDER_ADMIN, Role.MANAGER, Role.STAFF)
 CLIENT_ROLES = (Role.CLIENT_ADMIN, Role.CLIENT_APPROVER, Role.CLIENT_MEMBER)
+# Client people who give their company's word on work (approve or reject it).
+APPROVER_ROLES = (Role.CLIENT_ADMIN, Role.CLIENT_APPROVER)
 ALL_ROLES = PROVIDER_ROLES + CLIENT_ROLES
 
 PA, MG, ST = Role.PROVIDER_ADMIN, Role.MANAGER, Role.STAFF

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from flask import g, has_request_context
@@ -45,6 +45,15 @@ _MEMBER_OF = (_COLUMNS.join(Membership, Membership.tenant_id == Tenant.id)
               .where(Membership.user_id == bindparam("user_id")))
 
 
+def own_rows(user: User) -> AbstractContextManager[object]:
+    """Bind ``user`` to read their own rows (row-level security's "own rows" clause needs only them).
+
+    When the request already bound this user (with its tenant), that scope is kept: rebinding
+    would cost two round trips to change the settings and back.
+    """
+    return nullcontext() if current_scope().user_id == user.id else bound(Scope(user_id=user.id))
+
+
 def visible_tenants(user: User) -> list[Reachable]:
     """Tenants ``user`` may open: memberships, every tenant for provider admins, assignments otherwise.
 
@@ -62,10 +71,7 @@ def visible_tenants(user: User) -> list[Reachable]:
         q = _ASSIGNED
     else:
         q = _MEMBER_OF
-    # Own rows need the user only; when the request already bound this user (with its tenant),
-    # keep that scope: rebinding would cost two round trips to change the settings and back.
-    same = current_scope().user_id == user.id
-    with nullcontext() if same else bound(Scope(user_id=user.id)):
+    with own_rows(user):
         tenants = [Reachable(*row) for row in db.session.execute(q, {"user_id": user.id})]
     cache[user.id] = tenants
     return list(tenants)

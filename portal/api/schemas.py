@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from portal.documents.content import CATEGORIES
+
 CLIENT_ROLES = ("client_admin", "client_approver", "client_member")
 
 
@@ -99,7 +101,6 @@ AuditEventPageSchema = page_of(AuditEventSchema, "AuditEventPage")
 
 # --- documents ------------------------------------------------------------------------------
 
-CATEGORIES = ("invoice", "receipt", "bank_statement", "payroll_input", "contract", "other")
 
 
 class DocumentArgs(PageArgs):

@@ -14,16 +14,14 @@ from portal.api.pagination import decode_cursor, encode_cursor
 from portal.api.views import _caller, _refusals, blp
 from portal.work import services
 from portal.work.models import Task
-from portal.work.states import WHO, allowed_moves
 
 
 def task_json(task: Task, *, detail: bool = True) -> dict:
     """A task as the caller may see it (clients: plain-language state, no internal comments)."""
-    mine = services.capacities(_caller(), task)
     out = {"id": task.id, "title": task.title, "description": task.description,
            "service_line": task.service_line.key, "state": task.state, "state_label": services.label(task.state),
            "priority": task.priority, "due_date": task.due_date,
-           "allowed_moves": [m for m in allowed_moves(task.state) if WHO[m] & mine]}
+           "allowed_moves": services.moves_for(_caller(), task)}
     version = services.product_version(task)
     out["product"] = ({"document_id": task.product_id, "version": version.number, "sha256": version.object.sha256,
                        "approved": task.approved_sha256 == version.object.sha256} if version else None)

@@ -49,8 +49,6 @@ HEAD_BYTES = 8192
 CODES = ("empty", "too_large", "type_not_allowed", "unknown_type", "encrypted", "csv_encoding", "xml_unsafe",
          "damaged", "zip_bomb", "zip_nested", "zip_encrypted", "zip_member_not_allowed", "xlsx_macros")
 
-ACCEPTED = "PDF, image (JPEG, PNG, WebP, HEIC, TIFF), CSV, XLSX or XML"
-
 EMPTY = N_("This file is empty. Check that you picked the right file, then upload it again.")
 UNKNOWN = N_("We could not tell what kind of file this is. Upload the document as PDF, image (JPEG, PNG, WebP, "
              "HEIC, TIFF), CSV, XLSX or XML.")

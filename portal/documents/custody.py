@@ -40,8 +40,8 @@ from tenants.sealed import KeyRef
 BATCH = 500
 
 
-def _system_scope(tenant: Tenant) -> bound:
-    """Bind one tenant for a provider-side operation (CLI), seeing all its documents."""
+def system_scope(tenant: Tenant) -> bound:
+    """Bind one tenant for a provider-side operation (the CLI: rotation, export, offboarding, bulk upload)."""
     return bound(Scope(tenant_ids=frozenset({tenant.id}), role=Role.PROVIDER_ADMIN))
 
 
@@ -57,7 +57,7 @@ class Rotation:
 def rotate_tenant_key(tenant: Tenant, actor: User | None = None) -> Rotation:
     """New tenant key version; re-wrap every data key under it; retire versions nothing uses."""
     keyring = vault_keyring()
-    with _system_scope(tenant):
+    with system_scope(tenant):
         new = keyring.rotate_tenant(tenant.id)
         count = 0
         while True:
@@ -118,7 +118,7 @@ def export_tenant(tenant: Tenant, out: Path, actor: User | None = None) -> Expor
     writer = csv.writer(manifest)
     writer.writerow(["path", "document_id", "title", "category", "period", "version", "sha256", "bytes",
                      "uploaded_at"])
-    with _system_scope(tenant), zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with system_scope(tenant), zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         query = (select(DocumentVersion).join(Document)
                  .order_by(Document.category, Document.created_at, DocumentVersion.number))
         for version in db.session.scalars(query):
@@ -191,7 +191,7 @@ class Certificate:
 def offboard(tenant: Tenant, actor: User | None = None) -> Certificate:
     """Crypto-shred the tenant: destroy its keys, delete its objects and catalogue, certify it."""
     storage, keyring = vault_storage(), vault_keyring()
-    with _system_scope(tenant):
+    with system_scope(tenant):
         documents = db.session.scalar(select(func.count()).select_from(Document)) or 0
         objects = list(db.session.execute(select(StoredObject.storage_key, StoredObject.size)))
         admins = list(db.session.scalars(select(User.email).join(Membership, Membership.user_id == User.id)

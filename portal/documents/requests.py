@@ -84,12 +84,9 @@ def get_request(request_id: uuid.UUID | str) -> DocumentRequest:
     return request
 
 
-def list_requests(*, open_only: bool = False) -> list[DocumentRequest]:
-    """The bound tenant's requests, newest first; ``open_only`` keeps those with items outstanding."""
+def list_requests() -> list[DocumentRequest]:
+    """The bound tenant's requests, newest first."""
     query = select(DocumentRequest).order_by(DocumentRequest.created_at.desc(), DocumentRequest.id.desc())
-    if open_only:
-        query = query.where(DocumentRequest.id.in_(
-            select(RequestItem.request_id).where(RequestItem.fulfilled_at.is_(None))))
     return list(db.session.scalars(query.limit(200)))
 
 

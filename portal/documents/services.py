@@ -25,6 +25,7 @@ from werkzeug.exceptions import NotFound
 
 from portal.documents import content, vault
 from portal.documents.models import Document, DocumentVersion, RequestItem, StoredObject
+from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
 from portal.extensions import db
 from tenants import audit
@@ -36,7 +37,6 @@ from tenants.sealed import IntegrityError as SealedIntegrityError
 from tenants.sealed import KeyRef
 
 PAGE = 50
-PREVIEW_KINDS = frozenset({"pdf", "image"})
 MAX_TAGS = 10
 _TAG = re.compile(r"[^\w\- ]+", re.UNICODE)
 

@@ -19,6 +19,8 @@ from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from tenants.sealed import SupportsRead
+
 # "3f/a9/3fa9…" : 128 random bits in hex, sharded by the first two bytes so no folder gets huge.
 _KEY = re.compile(r"\A([0-9a-f]{2})/([0-9a-f]{2})/(\1\2[0-9a-f]{28})\Z")
 _COPY_CHUNK = 1024 * 1024
@@ -26,12 +28,6 @@ _COPY_CHUNK = 1024 * 1024
 
 class ObjectMissing(Exception):
     """No object is stored under the key."""
-
-
-class SupportsRead(Protocol):
-    """A binary stream: ``read(n)`` returns at most ``n`` bytes, ``b""`` at the end."""
-
-    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class Storage(Protocol):

@@ -79,7 +79,7 @@ def index(tenant_slug: str):
     filtered = any(args.get(k) for k in ("category", "period", "tag", "q"))
     next_cursor = encode_cursor([page.next_key[0].isoformat(), str(page.next_key[1])]) if page.next_key else None
     return render_template("documents/index.html", tenant=g.tenant, page=page, used=used, quota=quota,
-                           filtered=filtered, next_cursor=next_cursor, limit=services.upload_limit(g.tenant), item=None)
+                           filtered=filtered, next_cursor=next_cursor, limit=services.upload_limit(g.tenant))
 
 
 def _csrf_checker():  # noqa: ANN202
@@ -237,5 +237,5 @@ def request_create(tenant_slug: str):
 def request_detail(tenant_slug: str, request_id: str):
     """A request's items: upload against each outstanding one; see what was sent for the others."""
     return render_template("documents/request.html", tenant=g.tenant, req=requests.get_request(request_id),
-                           limit=services.upload_limit(g.tenant), may_upload=allowed(g.role, "tenant:documents.upload"))
+                           limit=services.upload_limit(g.tenant))
 

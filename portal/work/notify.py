@@ -15,8 +15,7 @@ comments are not an event here at all, so they never reach a client.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -30,10 +29,10 @@ from portal import mail
 from portal.extensions import db
 from portal.work.models import Notification, Task
 from portal.work.states import FINAL, State
-from tenants.context import Scope, bound, current_scope
-from tenants.models import Assignment, Membership, Tenant, User, new_id, utcnow
-from tenants.policy import CLIENT_ROLES, SEES_ALL_TENANTS, Role
-from tenants.reach import visible_tenants
+from tenants.context import Scope, bound
+from tenants.models import Membership, Tenant, User, new_id, utcnow
+from tenants.policy import APPROVER_ROLES, CLIENT_ROLES, SEES_ALL_TENANTS
+from tenants.reach import own_rows, visible_tenants
 
 MODES = ("immediate", "digest")
 # What happened, as the recipient reads it: the whole content of the e-mail, with a link.
@@ -51,7 +50,6 @@ WHAT = {
 # A move of the state machine → the notification it makes (``approve`` only when it needs the client).
 _ON_MOVE = {"submit": "review", "ask_client": "question", "answer": "answer", "client_approve": "approved",
             "client_reject": "rejected"}
-APPROVERS = (Role.CLIENT_ADMIN, Role.CLIENT_APPROVER)
 DIGEST_LINES = 50  # a longer digest ends with "and N more" and the link to the notifications page
 # Rows of someone now on "immediate" that no immediate job will send (they were on the digest when
 # it happened) go out with the next digest once they are this old (a younger row may still have its job).
@@ -92,7 +90,7 @@ def _recipients(task: Task, kind: str) -> list[uuid.UUID | None]:
         return [task.reviewer_id]
     if kind in ("approved", "rejected"):
         return [task.assignee_id, task.reviewer_id]
-    roles = APPROVERS if kind == "approval_needed" else CLIENT_ROLES  # "question": every client user
+    roles = APPROVER_ROLES if kind == "approval_needed" else CLIENT_ROLES  # "question": every client user
     return list(db.session.scalars(select(Membership.user_id).where(
         Membership.tenant_id == task.tenant_id, Membership.role.in_([r.value for r in roles]))))
 
@@ -246,24 +244,15 @@ def send_due_reminders(tenant_id: uuid.UUID | str, today: date | None = None) ->
 # --- in the portal -----------------------------------------------------------------------------
 
 def _reachable(user: User) -> ColumnElement[bool]:
-    """Rows of tenants ``user`` can still open (as ``tenants.reach.visible_tenants`` decides)."""
+    """Rows of tenants ``user`` can still open (``tenants.reach.visible_tenants``, read once per request)."""
     if user.provider_role in SEES_ALL_TENANTS:
-        return true()
-    if user.provider_role:
-        return Notification.tenant_id.in_(select(Assignment.tenant_id).where(Assignment.user_id == user.id))
-    return Notification.tenant_id.in_(select(Membership.tenant_id).where(Membership.user_id == user.id))
-
-
-@contextmanager
-def _own_rows(user: User) -> Iterator[None]:
-    """Read ``user``'s own rows: row-level security admits them with only the user bound."""
-    with nullcontext() if current_scope().user_id == user.id else bound(Scope(user_id=user.id)):
-        yield
+        return true()  # every tenant: no need to list them
+    return Notification.tenant_id.in_([t.id for t in visible_tenants(user)])
 
 
 def unread_count(user: User) -> int:
     """How many of the user's notifications are unread (one indexed count; no tenant bound)."""
-    with _own_rows(user):
+    with own_rows(user):
         return db.session.scalar(
             select(func.count()).select_from(Notification)
             .where(Notification.user_id == user.id, Notification.read_at.is_(None), _reachable(user))
@@ -285,7 +274,7 @@ class Item:
 
 def notifications_for(user: User, limit: int = 100) -> list[Item]:
     """The user's notifications across their tenants, unread first, newest first."""
-    with _own_rows(user):
+    with own_rows(user):
         rows = db.session.execute(
             select(Notification, Tenant.name, Tenant.slug).join(Tenant, Tenant.id == Notification.tenant_id)
             .where(Notification.user_id == user.id, _reachable(user))

@@ -113,8 +113,6 @@ class Rule:
     def __post_init__(self) -> None:
         _validate(self)
 
-    # -- text -------------------------------------------------------------------------------
-
     # -- storage ----------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -218,11 +216,6 @@ class Calendar:
     def holidays(self) -> frozenset[date]:
         """The holidays (including substitute days) this calendar closes on."""
         return self._holidays
-
-    @property
-    def weekend(self) -> frozenset[int]:
-        """Weekly rest days as ``date.weekday()`` numbers."""
-        return self._weekend
 
     def is_working_day(self, d: date) -> bool:
         """True unless ``d`` is a weekend day or a holiday."""

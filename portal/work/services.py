@@ -18,14 +18,15 @@ from sqlalchemy import select, tuple_
 from werkzeug.exceptions import NotFound
 
 from portal.documents.models import DocumentVersion
+from portal.documents.services import get_document, parse_id
 from portal.extensions import db
 from portal.work import notify
 from portal.work.models import ServiceLine, Task, TaskComment, TaskDocument, TaskEvent
-from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, next_state
+from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, allowed_moves, next_state
 from tenants import audit
 from tenants.context import current_scope
 from tenants.models import Assignment, Tenant, User, utcnow
-from tenants.policy import CLIENT_ROLES, Role, is_client
+from tenants.policy import APPROVER_ROLES, CLIENT_ROLES, Role, is_client
 
 PRIORITIES = {1: _l("Urgent"), 2: _l("High"), 3: _l("Normal"), 4: _l("Low")}
 PAGE = 50
@@ -104,10 +105,7 @@ def service_line(key: str) -> ServiceLine:
 
 def get_task(task_id: uuid.UUID | str, *, lock: bool = False) -> Task:
     """A task of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
-    try:
-        key = uuid.UUID(str(task_id))
-    except ValueError:
-        raise NotFound() from None
+    key = parse_id(task_id)
     # Lock only the task's row (``of``): its people are joined in, on the nullable side of an outer join.
     task = db.session.get(Task, key, with_for_update={"of": Task} if lock else None, populate_existing=lock)
     if task is None:
@@ -125,12 +123,10 @@ def comments_for(task: Task) -> list[TaskComment]:
     return [c for c in task.comments if not (c.internal and is_client(_role()))]
 
 
-def tenant_tasks(*, states: list[str] | None = None, limit: int = 200) -> list[Task]:
+def tenant_tasks(limit: int = 200) -> list[Task]:
     """The bound tenant's tasks, unfinished first by due date."""
     query = select(Task).order_by(Task.state.in_([s.value for s in FINAL]), Task.due_date.asc().nulls_last(),
                                   Task.priority, Task.created_at)
-    if states:
-        query = query.where(Task.state.in_(states))
     return list(db.session.scalars(query.limit(limit)))
 
 
@@ -160,8 +156,8 @@ def task_page(*, state: str | None = None, line_key: str | None = None, unassign
 
 # --- creating and assigning -------------------------------------------------------------
 
-def _staff_of(tenant: Tenant, user_id: uuid.UUID | str | None) -> User | None:
-    """A provider person who may work on ``tenant`` (assigned, or a provider admin), or a clear refusal."""
+def _staff_of(user_id: uuid.UUID | str | None) -> User | None:
+    """A provider person who may work on the bound tenant (assigned, or a provider admin), or a clear refusal."""
     if not user_id:
         return None
     try:
@@ -176,7 +172,7 @@ def _staff_of(tenant: Tenant, user_id: uuid.UUID | str | None) -> User | None:
     return user
 
 
-def team(tenant: Tenant) -> list[User]:
+def team() -> list[User]:
     """The provider people who may work on the bound tenant: assigned staff and managers."""
     return list(db.session.scalars(select(User).join(Assignment, Assignment.user_id == User.id)
                                    .where(User.is_active.is_(True)).order_by(User.name)))
@@ -202,7 +198,7 @@ def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_
     if priority not in PRIORITIES:
         raise WorkError(_("Priority must be 1 (urgent) to 4 (low)."))
     line = service_line(service_line_key)
-    assignee, reviewer = _staff_of(tenant, assignee_id), _staff_of(tenant, reviewer_id)
+    assignee, reviewer = _staff_of(assignee_id), _staff_of(reviewer_id)
     if assignee and reviewer and assignee.id == reviewer.id:
         raise Conflict(_("The reviewer must be someone other than the person doing the work."))
     task = Task(tenant_id=tenant.id, title=title, description=(description or "").strip() or None,
@@ -223,7 +219,7 @@ def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None
     task = get_task(task_id, lock=True)
     if task.state in FINAL:
         raise Conflict(_("This task is finished; it cannot be reassigned."))
-    assignee, reviewer = _staff_of(tenant, assignee_id), _staff_of(tenant, reviewer_id)
+    assignee, reviewer = _staff_of(assignee_id), _staff_of(reviewer_id)
     if reviewer and (reviewer.id == (assignee.id if assignee else None) or reviewer.id == task.worked_by_id):
         raise Conflict(_("The reviewer must be someone other than the person doing the work."))
     task.assignee_id = assignee.id if assignee else None
@@ -238,21 +234,43 @@ def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None
 
 # --- moving ------------------------------------------------------------------------------
 
-def capacities(actor: User, task: Task) -> set[str]:
-    """What the actor is to this task: assignee, reviewer, manager, client, approver."""
+# Besides moves (portal.work.states.WHO): which capacities may attach a task's work product, and link
+# documents to it.
+ATTACH_PRODUCT = frozenset({"assignee", "manager"})
+LINK_DOCUMENT = frozenset({"assignee", "reviewer", "manager", "client"})
+
+
+def _role_capacities() -> set[str]:
     role = _role()
     out: set[str] = set()
-    if task.assignee_id == actor.id:
-        out.add("assignee")
-    if task.reviewer_id == actor.id:
-        out.add("reviewer")
     if role in (Role.PROVIDER_ADMIN, Role.MANAGER):
         out.add("manager")
     if role in CLIENT_ROLES:
         out.add("client")
-    if role in (Role.CLIENT_ADMIN, Role.CLIENT_APPROVER):
+    if role in APPROVER_ROLES:
         out.add("approver")
     return out
+
+
+def capacities(actor: User, task: Task) -> set[str]:
+    """What the actor is to this task: assignee, reviewer, manager, client, approver."""
+    out = _role_capacities()
+    if task.assignee_id == actor.id:
+        out.add("assignee")
+    if task.reviewer_id == actor.id:
+        out.add("reviewer")
+    return out
+
+
+def moves_for(actor: User, task: Task) -> list[str]:
+    """The moves the state machine allows from the task's state that this person may make."""
+    mine = capacities(actor, task)
+    return [m for m in allowed_moves(task.state) if WHO[m] & mine]
+
+
+def may_approve() -> bool:
+    """Whether the current person gives their company's word on work (the approval inbox's buttons)."""
+    return bool(WHO["client_approve"] & _role_capacities())
 
 
 def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: str | None = None,
@@ -322,10 +340,8 @@ def comment(actor: User, task_id: str, body: str, *, internal: bool = False) -> 
 
 def link_document(actor: User, task_id: str, document_id: str) -> Task:
     """Link a vault document to a task: the people on it, a manager, or the client (an attachment)."""
-    from portal.documents.services import get_document
-
     task = get_task(task_id)
-    if not {"assignee", "reviewer", "manager", "client"} & capacities(actor, task):
+    if not LINK_DOCUMENT & capacities(actor, task):
         raise NotYours(_("Only the people working on this task or the client can attach documents to it."))
     document = get_document(actor, document_id)  # one the actor may see, in this tenant
     exists = db.session.scalar(select(TaskDocument.id).where(TaskDocument.task_id == task.id,
@@ -345,8 +361,6 @@ def linked_documents(task: Task) -> list[TaskDocument]:
 def request_work(actor: User, tenant: Tenant, *, title: str, description: str | None,
                  document_ids: list[str]) -> Task:
     """A client asks for admin work ("register two new employees for social insurance"), with attachments."""
-    from portal.documents.services import get_document
-
     for document_id in document_ids:  # every attachment must be theirs to see, before anything is created
         get_document(actor, document_id)
     task = create_task(actor, tenant, title=title, service_line_key="admin", description=description,
@@ -365,10 +379,8 @@ def product_version(task: Task) -> DocumentVersion | None:
 
 def attach_product(actor: User, task_id: str, document_id: str) -> Task:
     """Attach a vault document as the work product the client will approve (the assignee or a manager)."""
-    from portal.documents.services import get_document
-
     task = get_task(task_id, lock=True)
-    if not {"assignee", "manager"} & capacities(actor, task):
+    if not ATTACH_PRODUCT & capacities(actor, task):
         raise NotYours(_("Only the person the task is assigned to or a manager can attach its work product."))
     if task.state in FINAL:
         raise Conflict(_("This task is finished; reopen the work before changing what the client approves."))

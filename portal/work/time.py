@@ -28,6 +28,7 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from werkzeug.exceptions import NotFound
 
+from portal.documents.services import parse_id
 from portal.extensions import db
 from portal.work.models import Task, TimeEntry
 from portal.work.services import Conflict, NotYours, WorkError, get_task
@@ -213,11 +214,7 @@ def add_entry(actor: User, task_id: str, *, day: str | None, minutes: str | int 
 
 def delete_entry(actor: User, entry_id: str) -> uuid.UUID:
     """Delete one of the actor's own entries in the bound tenant (a running one too); returns its task's id."""
-    try:
-        key = uuid.UUID(str(entry_id))
-    except ValueError:
-        raise NotFound() from None
-    entry = db.session.get(TimeEntry, key, with_for_update=True)
+    entry = db.session.get(TimeEntry, parse_id(entry_id), with_for_update=True)
     if entry is None:
         raise NotFound()
     if entry.user_id != actor.id:
@@ -259,14 +256,10 @@ class EntryRow:
     running: bool
 
 
-@dataclass(frozen=True)
-class TaskTime:
-    """The time of one task: the reader's running timer, entries, and totals per person."""
+class _PeopleTotals:
+    """Billable and non-billable minutes summed over ``people``."""
 
-    running: EntryRow | None
-    entries: list[EntryRow]
     people: list[Line]
-    can_start: bool
 
     @property
     def billable(self) -> int:
@@ -275,6 +268,16 @@ class TaskTime:
     @property
     def non_billable(self) -> int:
         return sum(p.non_billable for p in self.people)
+
+
+@dataclass(frozen=True)
+class TaskTime(_PeopleTotals):
+    """The time of one task: the reader's running timer, entries, and totals per person."""
+
+    running: EntryRow | None
+    entries: list[EntryRow]
+    people: list[Line]
+    can_start: bool
 
 
 def task_time(actor: User, task: Task, *, limit: int = 100) -> TaskTime:
@@ -296,7 +299,7 @@ def task_time(actor: User, task: Task, *, limit: int = 100) -> TaskTime:
 
 
 @dataclass(frozen=True)
-class MonthTotals:
+class MonthTotals(_PeopleTotals):
     """One tenant's minutes in one month: per person, per task, and in all (billable and not)."""
 
     tenant_id: uuid.UUID
@@ -304,18 +307,6 @@ class MonthTotals:
     month: int
     people: list[Line] = field(default_factory=list)
     tasks: list[Line] = field(default_factory=list)
-
-    @property
-    def first_day(self) -> date:
-        return date(self.year, self.month, 1)
-
-    @property
-    def billable(self) -> int:
-        return sum(p.billable for p in self.people)
-
-    @property
-    def non_billable(self) -> int:
-        return sum(p.non_billable for p in self.people)
 
     @property
     def total(self) -> int:

@@ -19,7 +19,7 @@ from portal.api.pagination import decode_cursor, encode_cursor
 from portal.documents import services as documents
 from portal.work import bp, lines, queues, recurring, rule_text, services
 from portal.work.recurrence import Rule
-from portal.work.states import FINAL, NEEDS_REASON, WHO, State, allowed_moves
+from portal.work.states import FINAL, NEEDS_REASON, State
 from tenants.models import User
 from tenants.policy import allowed, is_client
 from tenants.reach import visible_tenants
@@ -57,7 +57,7 @@ def _date(raw: str | None) -> date | None:
 def task_list(tenant_slug: str):
     """The workspace's tasks: unfinished first, by due date."""
     return render_template("work/tasks.html", tenant=g.tenant, tasks=services.tenant_tasks(),
-                           lines=services.service_lines(), team=services.team(g.tenant),
+                           lines=services.service_lines(), team=services.team(),
                            done=[s.value for s in FINAL],
                            templates=recurring.templates() if not is_client(g.role) else [],
                            my_documents=documents.list_documents(_actor(), limit=50).documents
@@ -123,17 +123,17 @@ def task_create(tenant_slug: str):
 def task_detail(tenant_slug: str, task_id: str):
     """One task: its state, the moves this person can make, the timeline and the comments."""
     task = services.get_task(task_id)
-    mine = services.capacities(_actor(), task)
-    moves = [m for m in allowed_moves(task.state) if WHO[m] & mine]
-    may_attach = bool({"assignee", "manager"} & mine) and task.state not in FINAL
-    may_link = bool({"assignee", "reviewer", "manager", "client"} & mine) and task.state not in FINAL
+    mine, open_ = services.capacities(_actor(), task), task.state not in FINAL
+    moves = services.moves_for(_actor(), task)
+    may_attach = bool(services.ATTACH_PRODUCT & mine) and open_
+    may_link = bool(services.LINK_DOCUMENT & mine) and open_
     return render_template("work/task.html", tenant=g.tenant, task=task, moves=moves,
                            product=services.product_version(task), may_attach=may_attach, may_link=may_link,
                            linked=services.linked_documents(task),
                            documents=documents.list_documents(_actor(), limit=50).documents
                            if may_attach or may_link else [],
                            events=services.events_for(task), comments=services.comments_for(task),
-                           team=services.team(g.tenant) if allowed(g.role, "tenant:tasks.assign") else [],
+                           team=services.team() if allowed(g.role, "tenant:tasks.assign") else [],
                            needs_reason=NEEDS_REASON)
 
 
@@ -186,7 +186,7 @@ def approvals(tenant_slug: str):
     tasks = services.approval_inbox()
     return render_template("work/approvals.html", tenant=g.tenant, tasks=tasks,
                            products={t.id: services.product_version(t) for t in tasks},
-                           may_approve=g.role in ("client_admin", "client_approver"))
+                           may_approve=services.may_approve())
 
 
 @bp.route("/t/<tenant_slug>/tasks/<task_id>/comment", methods=["POST"])
