@@ -312,6 +312,9 @@ def worker(queues: str, burst: bool) -> None:
             with app.app_context():
                 try:
                     tick()
+                except Exception:  # the periods are given back for the next tick; relaying goes on
+                    app.logger.exception("scheduler tick")
+                try:
                     relay()
                     reap()
                 except Exception:  # keep relaying; the error is logged

@@ -227,7 +227,8 @@ class TenantOverview:
         return frozenset(s.id for s in self.staff)
 
 
-def _read_overviews(tenant_ids: frozenset[uuid.UUID]) -> dict[uuid.UUID, TenantOverview]:
+def _read_overviews(tenant_ids: frozenset[uuid.UUID], *,
+                    with_documents: bool = False) -> dict[uuid.UUID, TenantOverview]:
     # Runs with exactly ``tenant_ids`` bound: the ORM criteria and RLS both scope the reads.
     staff: dict[uuid.UUID, list[StaffRef]] = {t: [] for t in tenant_ids}
     rows = db.session.execute(
@@ -239,9 +240,11 @@ def _read_overviews(tenant_ids: frozenset[uuid.UUID]) -> dict[uuid.UUID, TenantO
     counts: dict[uuid.UUID, int] = {
         tenant_id: n for tenant_id, n in db.session.execute(
             select(Membership.tenant_id, func.count(Membership.id)).group_by(Membership.tenant_id))}
-    from portal.documents.requests import outstanding_counts  # the vault sits above this module
+    waiting: dict[uuid.UUID, tuple[int, int]] = {}
+    if with_documents:  # only the dashboard shows them
+        from portal.documents.requests import outstanding_counts  # the vault sits above this module
 
-    waiting = outstanding_counts()
+        waiting = outstanding_counts()
     return {t: TenantOverview(t, tuple(staff[t]), counts.get(t, 0), *waiting.get(t, (0, 0))) for t in tenant_ids}
 
 
@@ -254,13 +257,14 @@ def tenant_overview(actor: User, tenant: Tenant) -> TenantOverview:
 
 
 def assignments_overview(actor: User, tenant_ids: Iterable[uuid.UUID], *, why: str = "assignments overview",
-                         ip: str | None = None) -> dict[uuid.UUID, TenantOverview]:
+                         ip: str | None = None, with_documents: bool = False) -> dict[uuid.UUID, TenantOverview]:
     """Assigned staff and client-user counts of several tenants at once: the one cross-tenant read.
 
     Every tenant must be visible to ``actor`` (provider admin: any; manager or
     staff: their assignments), else ``TenantNotFound`` and nothing is read.
     Binds all of them in one scope, reads, and records one ``cross_tenant.read``
-    event in the platform log naming the tenants and ``why``; commits.
+    event in the platform log naming the tenants and ``why``; commits. ``with_documents`` adds the
+    requested documents still outstanding (the dashboard shows them).
     """
     _require(actor, "provider:console.view")
     ids = frozenset(tenant_ids)
@@ -270,6 +274,6 @@ def assignments_overview(actor: User, tenant_ids: Iterable[uuid.UUID], *, why: s
         if reachable != ids:  # asked for a tenant beyond the actor's reach: read nothing
             db.session.rollback()
             raise TenantNotFound("a tenant the actor is not assigned to")
-        overviews = _read_overviews(ids)
+        overviews = _read_overviews(ids, with_documents=with_documents)
     db.session.commit()
     return overviews

@@ -43,8 +43,10 @@ def app_role() -> str:
 def protect_tenant_table(table: str, *, also_readable: str | None = None) -> None:
     """ENABLE and FORCE row-level security with one policy (USING and WITH CHECK).
 
-    ``also_readable`` widens what may be *read* (never written), e.g. OWN_ROWS.
+    ``also_readable`` widens what may be *read* (never written), e.g. OWN_ROWS; by default what
+    ``ALSO_READABLE`` says for the table, so that a later ``rewrite_policy`` keeps it.
     """
+    also_readable = also_readable if also_readable is not None else ALSO_READABLE.get(table)
     op.execute(f"alter table {table} enable row level security")
     op.execute(f"alter table {table} force row level security")
     op.execute(f"create policy tenant_isolation on {table} {_clauses(also_readable)}")

@@ -30,17 +30,29 @@ def tick(now: datetime | None = None) -> int:
     """Enqueue the periodic jobs whose period has not run yet; returns how many were enqueued."""
     now = now or utcnow()
     count = 0
-    for name, fmt in PERIODIC.items():
-        period = now.strftime(fmt)
-        if not redis_connection().set(f"portal:schedule:{name}:{period}", "1", nx=True, ex=7 * 24 * 3600):
-            continue
-        if name in PROVIDER_WIDE:
-            enqueue(name)
-            count += 1
-            continue
-        # One job per active tenant, each bound to its own tenant like a request.
-        for tenant_id in db.session.scalars(select(Tenant.id).where(Tenant.status == "active")):
-            enqueue(name, tenant_id, tenant_id=tenant_id)
-            count += 1
-    db.session.commit()
+    claimed: list[str] = []
+    tenant_ids: list | None = None  # read once, when a per-tenant job first needs them
+    try:
+        for name, fmt in PERIODIC.items():
+            key = f"portal:schedule:{name}:{now.strftime(fmt)}"
+            if not redis_connection().set(key, "1", nx=True, ex=7 * 24 * 3600):
+                continue
+            claimed.append(key)
+            if name in PROVIDER_WIDE:
+                enqueue(name)
+                count += 1
+                continue
+            # One job per active tenant, each bound to its own tenant like a request.
+            if tenant_ids is None:
+                tenant_ids = list(db.session.scalars(select(Tenant.id).where(Tenant.status == "active")))
+            for tenant_id in tenant_ids:
+                enqueue(name, tenant_id, tenant_id=tenant_id)
+                count += 1
+        db.session.commit()
+    except BaseException:
+        # Nothing was enqueued: give the periods back, so the next tick enqueues them.
+        db.session.rollback()
+        if claimed:
+            redis_connection().delete(*claimed)
+        raise
     return count

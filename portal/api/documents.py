@@ -38,10 +38,6 @@ def _request_json(req: DocumentRequest) -> dict:
                        "fulfilled_at": i.fulfilled_at, "document_id": i.document_id} for i in req.items]}
 
 
-def _client_error(err: services.DocumentError) -> None:
-    abort(err.status, description=str(err))
-
-
 @blp.route("/tenants/<tenant_slug>/documents")
 @blp.arguments(schemas.DocumentArgs, location="query", as_kwargs=True)
 @blp.response(200, schemas.DocumentPageSchema)
@@ -53,11 +49,8 @@ def list_documents(tenant_slug: str, cursor: str | None, limit: int, category: s
 
     Newest first. A client member's token sees only that member's own uploads.
     """
-    try:
-        page = services.list_documents(_caller(), category=category, period=services.parse_period(period),
-                                       tag=tag, q=q, after=decode_time_id_cursor(cursor), limit=limit)
-    except services.DocumentError as err:
-        _client_error(err)
+    page = services.list_documents(_caller(), category=category, period=services.parse_period(period),
+                                   tag=tag, q=q, after=decode_time_id_cursor(cursor), limit=limit)
     key = page.next_key
     return {"items": [document_json(d, versions=False) for d in page.documents],
             "next_cursor": encode_cursor([key[0].isoformat(), str(key[1])]) if key else None}
@@ -93,10 +86,7 @@ def upload_documents(tenant_slug: str) -> tuple[dict, int]:
     Answers 201 when at least one file was stored (or linked to an identical one),
     422 when every file was refused; each result says what happened and why.
     """
-    try:
-        results = receive.receive(request, _caller(), g.tenant)
-    except services.DocumentError as err:
-        _client_error(err)
+    results = receive.receive(request, _caller(), g.tenant)
     answer = {"results": [{"name": r.name, "status": r.status, "message": r.message, "code": r.code,
                            "document": document_json(r.document) if r.document else None} for r in results]}
     if not any(r.ok for r in results):
@@ -126,11 +116,8 @@ def refile_document(body: dict, tenant_slug: str, document_id: str) -> dict:
 
     Set its category, month or tags; fields left out stay as they are.
     """
-    try:
-        doc = services.refile(_caller(), g.tenant, document_id, ip=request.remote_addr,
-                              **{k: body[k] for k in ("category", "period", "tags") if k in body})
-    except services.DocumentError as err:
-        _client_error(err)
+    doc = services.refile(_caller(), g.tenant, document_id, ip=request.remote_addr,
+                          **{k: body[k] for k in ("category", "period", "tags") if k in body})
     return document_json(doc)
 
 
@@ -173,11 +160,8 @@ def create_document_request(body: dict, tenant_slug: str) -> dict:
     """
     items = [ItemInput(i["description"], i["category"], i["due_date"].isoformat() if i.get("due_date") else None)
              for i in body["items"]]
-    try:
-        created = requests.create_request(_caller(), g.tenant, title=body["title"], note=body.get("note"),
-                                          items=items, ip=request.remote_addr)
-    except services.DocumentError as err:
-        _client_error(err)
+    created = requests.create_request(_caller(), g.tenant, title=body["title"], note=body.get("note"),
+                                      items=items, ip=request.remote_addr)
     return _request_json(created)
 
 

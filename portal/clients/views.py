@@ -103,7 +103,7 @@ def home(tenant_slug: str):
     return render_template("clients/home.html", tenant=g.tenant, member_count=count,
                            recent=recent, action_labels=ACTION_LABELS, describe=describe_object,
                            documents=documents.recent_documents(_actor()),
-                           outstanding=document_requests.outstanding_items()[:5])
+                           outstanding=document_requests.outstanding_items(limit=5))
 
 
 # --- users ---------------------------------------------------------------------------------

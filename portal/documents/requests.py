@@ -90,11 +90,11 @@ def list_requests() -> list[DocumentRequest]:
     return list(db.session.scalars(query.limit(200)))
 
 
-def outstanding_items() -> list[RequestItem]:
+def outstanding_items(limit: int = 500) -> list[RequestItem]:
     """Every unfulfilled item of the bound tenant, the most urgent first (no due date last)."""
     query = (select(RequestItem).where(RequestItem.fulfilled_at.is_(None))
              .order_by(RequestItem.due_date.asc().nulls_last(), RequestItem.created_at))
-    return list(db.session.scalars(query.limit(500)))
+    return list(db.session.scalars(query.limit(limit)))
 
 
 def outstanding_counts(today: date | None = None) -> dict[uuid.UUID, tuple[int, int]]:

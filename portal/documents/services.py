@@ -258,7 +258,11 @@ def upload_target(actor: User, *, category: str | None = None, period: str | Non
 
 def upload_limit(tenant: Tenant) -> int:
     """The most bytes the next file may have: the per-file limit or what is left of the quota."""
-    used, quota = usage(tenant)
+    return limit_for(*usage(tenant))
+
+
+def limit_for(used: int, quota: int) -> int:
+    """``upload_limit`` from a ``usage`` already read."""
     return max(0, min(current_app.config["UPLOAD_MAX_BYTES"], quota - used))
 
 
@@ -270,21 +274,26 @@ def refuse_early(tenant: Tenant, size: int | None) -> str | None:
     """A message when a declared size is already over the limit, before reading the body."""
     if size is None:
         return None
-    used, quota = usage(tenant)
     if size > current_app.config["UPLOAD_MAX_BYTES"]:
         return _("This file is %(size)s; files may be at most %(limit)s. Split it or compress it, then upload "
                  "again.", size=_mib(size), limit=_mib(current_app.config["UPLOAD_MAX_BYTES"]))
+    used, quota = usage(tenant)
     if used + size > quota:
-        return _("Your storage is full (%(used)s of %(quota)s used). Ask your provider for more space.",
-                 used=_mib(used), quota=_mib(quota))
+        return _storage_full(used, quota)
     return None
+
+
+def _storage_full(used: int, quota: int) -> str:
+    return _("Your storage is full (%(used)s of %(quota)s used). Ask your provider for more space.",
+             used=_mib(used), quota=_mib(quota))
 
 
 class _Inspector:
     """Looks at the plaintext as it streams to storage: type from the first bytes, size cap."""
 
-    def __init__(self, category: str, limit: int, tenant: Tenant) -> None:
-        self.category, self.limit, self.tenant = category, limit, tenant
+    def __init__(self, category: str, used: int, quota: int) -> None:
+        self.category, self.used, self.quota = category, used, quota
+        self.limit = limit_for(used, quota)
         self.head = bytearray()
         self.sniffed: content.Sniffed | None = None
         self.size = 0
@@ -293,7 +302,7 @@ class _Inspector:
         for chunk in chunks:
             self.size += len(chunk)
             if self.size > self.limit:
-                raise content.Refused("too_large", _too_large(self.tenant))
+                raise content.Refused("too_large", _too_large(self.used, self.quota))
             if self.sniffed is None:
                 self.head += chunk
                 if len(self.head) < content.HEAD_BYTES:
@@ -312,12 +321,10 @@ class _Inspector:
             content.check_allowed(self.category, self.sniffed.kind)
 
 
-def _too_large(tenant: Tenant) -> str:
-    used, quota = usage(tenant)
+def _too_large(used: int, quota: int) -> str:
     limit = current_app.config["UPLOAD_MAX_BYTES"]
     if quota - used < limit:
-        return _("Your storage is full (%(used)s of %(quota)s used). Ask your provider for more space.",
-                 used=_mib(used), quota=_mib(quota))
+        return _storage_full(used, quota)
     return _("This file is larger than %(limit)s. Split it or compress it, then upload again.", limit=_mib(limit))
 
 
@@ -334,7 +341,7 @@ def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filen
     object deleted), and the message says what was wrong and what to do.
     """
     name = content.display_name(filename)
-    inspector = _Inspector(target.category, upload_limit(tenant), tenant)
+    inspector = _Inspector(target.category, *usage(tenant))
     storage, keyring = vault_storage(), vault_keyring()
     try:
         stored = vault.store(storage, keyring, tenant.id, inspector.wrap(chunks))

@@ -79,7 +79,7 @@ def index(tenant_slug: str):
     filtered = any(args.get(k) for k in ("category", "period", "tag", "q"))
     next_cursor = encode_cursor([page.next_key[0].isoformat(), str(page.next_key[1])]) if page.next_key else None
     return render_template("documents/index.html", tenant=g.tenant, page=page, used=used, quota=quota,
-                           filtered=filtered, next_cursor=next_cursor, limit=services.upload_limit(g.tenant))
+                           filtered=filtered, next_cursor=next_cursor, limit=services.limit_for(used, quota))
 
 
 def _csrf_checker():  # noqa: ANN202

@@ -70,7 +70,7 @@ def dashboard() -> ResponseReturnValue:
     """Every tenant this person works for, with its status and who works on it."""
     tenants = visible_tenants(_actor())
     overviews = assignments_overview(_actor(), [t.id for t in tenants], why="provider dashboard",
-                                     ip=request.remote_addr)
+                                     ip=request.remote_addr, with_documents=True)
     return render_template("provider/dashboard.html", tenants=tenants, overviews=overviews,
                            can_create=_may("provider:tenants.manage"),
                            can_open=_may("provider:tenants.view"))

@@ -100,10 +100,9 @@ class Task(TenantScoped, Timestamped, db.Model):
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
     reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id], lazy="joined")
     product: Mapped[Document | None] = relationship()
-    events: Mapped[list[TaskEvent]] = relationship(back_populates="task", order_by="TaskEvent.at",
-                                                   lazy="selectin")
-    comments: Mapped[list[TaskComment]] = relationship(back_populates="task", order_by="TaskComment.created_at",
-                                                       lazy="selectin")
+    # Loaded when read (the task page), not with every task a list or a job loads.
+    events: Mapped[list[TaskEvent]] = relationship(back_populates="task", order_by="TaskEvent.at")
+    comments: Mapped[list[TaskComment]] = relationship(back_populates="task", order_by="TaskComment.created_at")
 
 
 class TaskEvent(TenantScoped, db.Model):

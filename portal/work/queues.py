@@ -108,7 +108,7 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
     only = [t.id for t in tenants.values() if tenant_slug in (None, "", t.slug)]
     due = Task.due_date
     with across_tenants(actor, "my work", only=only, ip=ip) as reach:
-        # Columns, not rows: a list needs neither the timeline nor the comments every Task loads.
+        # Columns, not rows: a list needs none of a task's relationships.
         query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
                         Task.due_date, Task.assignee_id)
                  .join(ServiceLine, ServiceLine.id == Task.service_line_id)
@@ -148,19 +148,26 @@ class LineQueue:
     next_due: date | None
 
 
+def _waiting_counts(line_id: uuid.UUID | None = None) -> dict[uuid.UUID, tuple[int, int, int, date | None]]:
+    """Per line (or for one), over the bound tenants: waiting, urgent, overdue, and the next due date."""
+    query = (select(Task.service_line_id, func.count(), func.count().filter(Task.priority == 1),
+                    func.count().filter(Task.due_date < utcnow().date()), func.min(Task.due_date))
+             .where(WAITING).group_by(Task.service_line_id))
+    if line_id is not None:
+        query = query.where(Task.service_line_id == line_id)
+    return {row[0]: tuple(row[1:]) for row in db.session.execute(query)}
+
+
+def _line_queue(line: ServiceLine, counts: dict) -> LineQueue:
+    return LineQueue(line.id, line.key, line.name, *counts.get(line.id, (0, 0, 0, None)))
+
+
 def queue_overview(actor: User, *, ip: str | None = None) -> list[LineQueue]:
     """Every service line with the open, unassigned tasks of the actor's clients (one audited read)."""
-    today = utcnow().date()
-    counts: dict[uuid.UUID, tuple[int, int, int, date | None]] = {}
     with across_tenants(actor, "team queues", ip=ip) as reach:
-        if reach:
-            for line_id, waiting, urgent, late, next_due in db.session.execute(
-                    select(Task.service_line_id, func.count(), func.count().filter(Task.priority == 1),
-                           func.count().filter(Task.due_date < today), func.min(Task.due_date))
-                    .where(WAITING).group_by(Task.service_line_id)):
-                counts[line_id] = (waiting, urgent, late, next_due)
-    lines = [LineQueue(line.id, line.key, line.name, *counts.get(line.id, (0, 0, 0, None))) for line in service_lines()]
-    db.session.commit()
+        counts = _waiting_counts() if reach else {}
+    lines = [_line_queue(line, counts) for line in service_lines()]
+    db.session.commit()  # the recorded read
     return lines
 
 
@@ -184,19 +191,22 @@ def queue_page(actor: User, line_key: str, *, after: QueueKey | None = None, lim
                ip: str | None = None) -> tuple[LineQueue | None, list[QueueItem], QueueKey | None]:
     """One line's waiting tasks over the actor's clients, most urgent first (take-next's order).
 
-    Returns the line (None when no such line), a page of tasks and the key of the next page.
+    Returns the line with its counts (None when no such line), a page of tasks and the key of the next page.
     """
-    line = next((x for x in queue_overview(actor, ip=ip) if x.key == line_key), None)
-    if line is None:
+    found = db.session.scalar(select(ServiceLine).where(ServiceLine.key == line_key))
+    if found is None:
         return None, [], None
     tenants = {t.id: t for t in visible_tenants(actor)}
     order = (Task.priority, func.coalesce(Task.due_date, FAR), Task.created_at, Task.id)
-    with across_tenants(actor, "team queue", ip=ip, record=False) as reach:  # recorded by the overview above
+    with across_tenants(actor, "team queue", ip=ip) as reach:
+        counts = _waiting_counts(found.id) if reach else {}
         query = (select(Task.id, Task.tenant_id, Task.title, Task.priority, Task.due_date, Task.created_at)
-                 .where(WAITING, Task.service_line_id == line.id).order_by(*order))
+                 .where(WAITING, Task.service_line_id == found.id).order_by(*order))
         if after:
             query = query.where(tuple_(*order) > tuple_(*after))
         rows = db.session.execute(query.limit(limit + 1)).all() if reach else []
+    line = _line_queue(found, counts)
+    db.session.commit()  # the recorded read
     items = [QueueItem(id_, tenants[tid].slug, tenants[tid].name, title, priority, due, created)
              for id_, tid, title, priority, due, created in rows[:limit]]
     last = items[-1] if len(rows) > limit else None

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, tuple_
+from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
 from portal.documents.models import DocumentVersion
@@ -133,7 +134,7 @@ def tenant_tasks(limit: int = 200) -> list[Task]:
 def task_page(*, state: str | None = None, line_key: str | None = None, unassigned: bool = False,
               after: tuple[str, str] | None = None, limit: int = PAGE) -> tuple[list[Task], tuple | None]:
     """The bound tenant's tasks newest first, by keyset (created_at, id) so deep pages stay fast."""
-    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc())
+    query = select(Task).options(selectinload(Task.product)).order_by(Task.created_at.desc(), Task.id.desc())
     if state:
         try:
             query = query.where(Task.state == State(state))
@@ -426,5 +427,6 @@ def product_changed(document_id: uuid.UUID, sha256: str, actor: User | None = No
 
 def approval_inbox() -> list[Task]:
     """What needs the client's word in the bound tenant, oldest first."""
-    return list(db.session.scalars(select(Task).where(Task.state == State.AWAITING_APPROVAL)
+    return list(db.session.scalars(select(Task).options(selectinload(Task.product))
+                                   .where(Task.state == State.AWAITING_APPROVAL)
                                    .order_by(Task.updated_at)))

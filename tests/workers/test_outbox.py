@@ -114,3 +114,29 @@ def test_reaper_requeues_a_job_whose_worker_died(ctx, smtp, run_jobs):
     assert relay() >= 1
     run_jobs()
     assert len(smtp.to("orphan@example.test")) == 1
+
+
+def test_the_scheduler_enqueues_each_period_once_and_a_failed_tick_leaves_it_to_the_next(ctx, monkeypatch):
+    import secrets
+    from datetime import datetime, timedelta
+
+    import pytest
+
+    from workers import schedule
+
+    # A moment of its own (the Redis keys outlive a test run), on the hour: every job is due.
+    now = datetime(2090 + secrets.randbelow(900), 1 + secrets.randbelow(12), 3, secrets.randbelow(24))
+    first = schedule.tick(now)
+    assert first >= len(schedule.PERIODIC)  # the provider-wide digest, and each job for every active tenant
+    assert schedule.tick(now) == 0  # a second tick in the same periods enqueues nothing
+
+    later = now + timedelta(days=1)
+
+    def outage(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(schedule, "enqueue", outage)
+    with pytest.raises(RuntimeError):
+        schedule.tick(later)
+    monkeypatch.undo()
+    assert schedule.tick(later) == first  # the failed tick's periods were given back, none lost
