@@ -14,12 +14,11 @@ from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from portal.extensions import db
-from portal.work.models import Task, TaskEvent, TaskTemplate
+from portal.work.models import TaskTemplate
 from portal.work.recurrence import Rule, due_periods, vietnam_calendar
-from portal.work.services import PRIORITIES, WorkError, service_line
+from portal.work.services import PRIORITIES, WorkError, open_keyed_task, service_line
 from tenants.models import Tenant, User, utcnow
 
 
@@ -56,19 +55,9 @@ def create_due_tasks(tenant_id: uuid.UUID | str, today: date | None = None) -> i
         calendar = vietnam_calendar(range(min(template.since.year, today.year) - 1, today.year + 2))
         for period, due in due_periods(rule, calendar, since=template.since, today=today,
                                        lead_days=template.lead_days):
-            task_id = uuid.uuid4()
-            inserted = db.session.execute(
-                insert(Task).values(id=task_id, tenant_id=template.tenant_id, title=f"{template.title} ({period})",
-                                    service_line_id=template.service_line_id, priority=template.priority,
-                                    due_date=due, source="recurring", state="open",
-                                    needs_approval=template.service_line.needs_approval,
-                                    recurrence_key=f"{template.id}:{period}", created_at=utcnow(),
-                                    updated_at=utcnow())
-                .on_conflict_do_nothing(constraint="uq_tasks_recurrence").returning(Task.id)).scalar()
-            if inserted is not None:
-                db.session.add(TaskEvent(tenant_id=template.tenant_id, task_id=task_id, actor_label="system",
-                                         kind="created", to_state="open", data={"source": "recurring",
-                                                                                 "period": period}))
+            if open_keyed_task(template.tenant_id, template.service_line, f"{template.id}:{period}",
+                               title=f"{template.title} ({period})", source="recurring",
+                               priority=template.priority, due=due, period=period) is not None:
                 created += 1
     db.session.commit()
     return created

@@ -15,12 +15,12 @@ from datetime import date
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from portal.documents.models import Document
 from portal.extensions import db
-from portal.work.models import ServiceLine, Task, TaskDocument, TaskEvent
-from tenants.models import Tenant, User, utcnow
+from portal.work.models import Task, TaskDocument, TaskEvent
+from portal.work.services import open_keyed_task, service_line
+from tenants.models import Tenant, User
 
 # category → (service line, task title); categories not listed open nothing.
 _BOOKKEEPING = _l("Bookkeeping %(month)s: documents to post")
@@ -44,19 +44,11 @@ def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
     month = document.period or date.today().replace(day=1)
     label = month.strftime("%Y-%m")
     key = f"upload:{line_key}:{label}"
-    line = db.session.scalar(select(ServiceLine).where(ServiceLine.key == line_key))
+    line = service_line(line_key)
     with force_locale(db.session.scalar(select(Tenant.locale).where(Tenant.id == document.tenant_id)) or "en"):
         title = str(title) % {"month": label}
-    new_id = uuid.uuid4()
-    created = db.session.execute(
-        insert(Task).values(id=new_id, tenant_id=document.tenant_id, title=title,
-                            service_line_id=line.id, state="open", priority=3, needs_approval=line.needs_approval,
-                            source="upload", recurrence_key=key, created_at=utcnow(), updated_at=utcnow())
-        .on_conflict_do_nothing(constraint="uq_tasks_recurrence").returning(Task.id)).scalar()
-    task_id = created or db.session.scalar(select(Task.id).where(Task.recurrence_key == key))
-    if created:
-        db.session.add(TaskEvent(tenant_id=document.tenant_id, task_id=task_id, actor_label="system",
-                                 kind="created", to_state="open", data={"source": "upload"}))
+    task_id = (open_keyed_task(document.tenant_id, line, key, title=title, source="upload")
+               or db.session.scalar(select(Task.id).where(Task.recurrence_key == key)))
     db.session.add(TaskDocument(tenant_id=document.tenant_id, task_id=task_id, document_id=document.id))
     db.session.add(TaskEvent(tenant_id=document.tenant_id, task_id=task_id, actor_id=actor.id if actor else None,
                              actor_label=actor.name if actor else "system", kind="document_linked",

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
@@ -156,6 +157,26 @@ def task_page(*, state: str | None = None, line_key: str | None = None, unassign
 
 
 # --- creating and assigning -------------------------------------------------------------
+
+def open_keyed_task(tenant_id: uuid.UUID, line: ServiceLine, key: str, *, title: str, source: str,
+                    priority: int = 3, due: date | None = None, **event_data: object) -> uuid.UUID | None:
+    """Open the one task of ``key`` (a recurring period, an upload month) unless it exists already.
+
+    ``ON CONFLICT DO NOTHING`` on the tenant's unique key: two schedulers, or two uploads, at the
+    same moment still open one task. Returns the new task's id, or None when it existed.
+    """
+    task_id, now = uuid.uuid4(), utcnow()
+    inserted = db.session.execute(
+        insert(Task).values(id=task_id, tenant_id=tenant_id, title=title, service_line_id=line.id,
+                            priority=priority, due_date=due, source=source, state=State.OPEN,
+                            needs_approval=line.needs_approval, recurrence_key=key, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(constraint="uq_tasks_recurrence").returning(Task.id)).scalar()
+    if inserted is None:
+        return None
+    db.session.add(TaskEvent(tenant_id=tenant_id, task_id=task_id, actor_label="system", kind="created",
+                             to_state=State.OPEN, data={"source": source, **event_data}))
+    return task_id
+
 
 def _staff_of(user_id: uuid.UUID | str | None) -> User | None:
     """A provider person who may work on the bound tenant (assigned, or a provider admin), or a clear refusal."""
