@@ -15,7 +15,6 @@ calendar), whoever is looking, so billing totals never depend on the viewer.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from werkzeug.exceptions import NotFound
 
 from portal.documents.services import parse_id
 from portal.extensions import db
+from portal.work.kpi import BadMonth, Month
 from portal.work.models import Task, TimeEntry
 from portal.work.services import Conflict, NotYours, WorkError, get_task
 from portal.work.states import FINAL, State
@@ -313,23 +313,12 @@ class MonthTotals(_PeopleTotals):
         return self.billable + self.non_billable
 
 
-def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
-    """The instants a month begins and the next one begins, in the provider's calendar."""
-    first = date(year, month, 1)
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return _start_of(first), _start_of(following)
-
-
-def parse_month(raw: str | None) -> tuple[int, int]:
-    """``"2031-05"`` → ``(2031, 5)``; the current month when empty; a clear refusal otherwise."""
-    if not raw:
-        now = today()
-        return now.year, now.month
-    match = re.fullmatch(r"(\d{4})-(\d{2})", raw.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 2999:
-        raise WorkError(_("Give the month as YYYY-MM, for example %(example)s.",
-                          example=today().strftime("%Y-%m")))
-    return int(match.group(1)), int(match.group(2))
+def parse_month(raw: str | None) -> Month:
+    """``"2031-05"``; the current month when empty; a clear refusal (422) otherwise."""
+    try:
+        return Month.parse(raw, Month.of(today()))
+    except BadMonth as err:
+        raise WorkError(str(err)) from None
 
 
 def month_totals(year: int, month: int) -> MonthTotals:
@@ -341,7 +330,8 @@ def month_totals(year: int, month: int) -> MonthTotals:
     tenant_id = current_tenant_id()
     if tenant_id is None:
         raise TenantContextMissing("month_totals needs exactly one tenant bound")
-    start, end = month_bounds(year, month)
+    month_ = Month(year, month)
+    start, end = _start_of(month_.start), _start_of(month_.end)
     billable = func.coalesce(func.sum(case((TimeEntry.billable, TimeEntry.minutes), else_=0)), 0)
     non_billable = func.coalesce(func.sum(case((TimeEntry.billable, 0), else_=TimeEntry.minutes)), 0)
     where = (TimeEntry.tenant_id == tenant_id, TimeEntry.minutes.is_not(None),

@@ -8,8 +8,6 @@ blueprint's error handler.
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
@@ -107,19 +105,14 @@ def time_delete(tenant_slug: str, entry_id: str) -> Response:
 
 # --- a client's month -------------------------------------------------------------------------
 
-def _shift(year: int, month: int, by: int) -> str:
-    index = year * 12 + month - 1 + by
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
 @bp.route("/t/<tenant_slug>/time")
 @requires("tenant:time.view")
 def time_month(tenant_slug: str) -> str:
     """The workspace's time in one month (``?month=YYYY-MM``): per person and per task, billable and not."""
-    year, month = timing.parse_month(request.args.get("month"))
-    totals = timing.month_totals(year, month)
-    return render_template("work/time.html", tenant=g.tenant, totals=totals, month=date(year, month, 1),
-                           previous=_shift(year, month, -1), following=_shift(year, month, 1),
+    month = timing.parse_month(request.args.get("month"))
+    totals = timing.month_totals(month.year, month.month)
+    return render_template("work/time.html", tenant=g.tenant, totals=totals, month=month.start,
+                           previous=month.previous().key, following=month.next().key,
                            current=timing.today().strftime("%Y-%m"))
 
 
