@@ -516,6 +516,14 @@ class KmsKeyring(_FileKeyring):
         return count
 
 
+def aws_client_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """boto3 client arguments from the settings (region, credentials); unset ones come from boto3's chain."""
+    return {argument: config[setting] for setting, argument in (
+        ("AWS_REGION", "region_name"), ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+        ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"), ("AWS_SESSION_TOKEN", "aws_session_token"))
+        if config.get(setting)}
+
+
 def keyring_from_config(config: Mapping[str, Any]) -> Keyring:
     """``KmsKeyring`` when ``KMS_KEY_ID`` is set, else ``LocalKeyring``; keys in ``KEY_DIR``.
 
@@ -531,11 +539,7 @@ def keyring_from_config(config: Mapping[str, Any]) -> Keyring:
         return LocalKeyring(key_dir)
     import boto3
 
-    credentials = {arg: config[name] for arg, name in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
-                                                       ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-                                                       ("aws_session_token", "AWS_SESSION_TOKEN"))
-                   if config.get(name)}
     # KMS_ENDPOINT_URL first: an S3-compatible store (MinIO) may own AWS_ENDPOINT_URL and has no KMS.
     endpoint = config.get("KMS_ENDPOINT_URL") or config.get("AWS_ENDPOINT_URL")
-    client = boto3.client("kms", endpoint_url=endpoint, region_name=config.get("AWS_REGION"), **credentials)
+    client = boto3.client("kms", endpoint_url=endpoint, **aws_client_options(config))
     return KmsKeyring(key_dir, client, kms_key_id)

@@ -71,7 +71,7 @@ def create_request(actor: User, tenant: Tenant, *, title: str, note: str | None,
     db.session.flush()
     audit.record("request.created", audit.Actor.of(actor), tenant_id=tenant.id, object_type="document_request",
                  object_id=request.id, ip=ip, data={"name": title, "items": len(items)})
-    _notify(tenant, request, "created")
+    _notify(tenant, _recipients(), request.id, "created")
     db.session.commit()
     return request
 
@@ -106,19 +106,20 @@ def outstanding_counts(today: date | None = None) -> dict[uuid.UUID, tuple[int, 
     return {tenant_id: (outstanding, overdue) for tenant_id, outstanding, overdue in rows}
 
 
-def _recipients(tenant: Tenant) -> list[User]:
+def _recipients() -> list[User]:
+    """The bound tenant's client people who can sign in (those still to accept an invite cannot)."""
     query = (select(User).join(Membership, Membership.user_id == User.id)
              .where(Membership.role.in_([r.value for r in CLIENT_ROLES]), User.is_active.is_(True),
                     User.password_hash.is_not(None)))
     return list(db.session.scalars(query))
 
 
-def _notify(tenant: Tenant, request: DocumentRequest, why: str, due: date | None = None) -> int:
-    """E-mail the client's people about a request: what happened and a link, no document names."""
+def _notify(tenant: Tenant, people: list[User], request_id: uuid.UUID, why: str, due: date | None = None) -> int:
+    """E-mail ``people`` about a request: what happened and a link, no document names."""
     # Built by hand: jobs have no request to build URLs from.
-    link = f"{current_app.config['BASE_URL'].rstrip('/')}/t/{tenant.slug}/requests/{request.id}"
+    link = f"{current_app.config['BASE_URL'].rstrip('/')}/t/{tenant.slug}/requests/{request_id}"
     sent = 0
-    for user in _recipients(tenant):
+    for user in people:
         with force_locale(user.locale or "en"):
             if why == "created":
                 subject = _("%(company)s: your accountants need some documents", company=tenant.name)
@@ -160,12 +161,13 @@ def send_reminders(tenant_id: uuid.UUID | str, today: date | None = None) -> int
         .values(reminded_after_at=now).returning(RequestItem.request_id, RequestItem.due_date)
         .execution_options(synchronize_session=False)).all()
     sent = 0
+    people = _recipients() if before or after else []
     for rows, why in ((before, "due_soon"), (after, "overdue")):
         earliest: dict[uuid.UUID, date] = {}
         for request_id, due in rows:
             earliest[request_id] = min(due, earliest.get(request_id, due))
         for request_id, due in earliest.items():
-            sent += _notify(tenant, db.session.get(DocumentRequest, request_id), why, due)
+            sent += _notify(tenant, people, request_id, why, due)
     if sent:
         audit.record("request.reminders_sent", audit.SYSTEM, tenant_id=tenant.id,
                      data={"due_soon": len(before), "overdue": len(after)})

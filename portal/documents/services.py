@@ -378,8 +378,11 @@ def _row(stored: vault.StoredObject, tenant_id: uuid.UUID, purpose: str, kind: s
 
 def _catalogue(tenant: Tenant, stored: vault.StoredObject, kind: str, mime: str) -> tuple[StoredObject, bool]:
     """The catalogue row for a stored object; an identical one of the tenant wins (the new copy goes)."""
-    existing = db.session.scalar(select(StoredObject).where(StoredObject.purpose == "content",
+    def same_content() -> StoredObject | None:
+        return db.session.scalar(select(StoredObject).where(StoredObject.purpose == "content",
                                                             StoredObject.sha256 == stored.sha256))
+
+    existing = same_content()
     if existing is None:
         obj = _row(stored, tenant.id, "content", kind, mime, "pending" if kind in PREVIEW_KINDS else "none")
         try:
@@ -387,8 +390,7 @@ def _catalogue(tenant: Tenant, stored: vault.StoredObject, kind: str, mime: str)
                 db.session.add(obj)
             return obj, False
         except UniqueViolation:  # the same file, uploaded at the same moment by someone else
-            existing = db.session.scalar(select(StoredObject).where(StoredObject.purpose == "content",
-                                                                    StoredObject.sha256 == stored.sha256))
+            existing = same_content()
             if existing is None:
                 raise
     vault_storage().delete(stored.storage_key)

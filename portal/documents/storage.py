@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from tenants.keyring import aws_client_options
 from tenants.sealed import SupportsRead
 
 # "3f/a9/3fa9…" : 128 random bits in hex, sharded by the first two bytes so no folder gets huge.
@@ -275,14 +276,8 @@ def storage_from_config(config: Mapping[str, Any]) -> Storage:
     from botocore.config import Config
 
     endpoint = config.get("S3_ENDPOINT_URL") or config.get("AWS_ENDPOINT_URL") or None
-    options: dict[str, Any] = {}
-    for setting, argument in (("AWS_REGION", "region_name"), ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
-                              ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-                              ("AWS_SESSION_TOKEN", "aws_session_token")):
-        if config.get(setting):
-            options[argument] = config[setting]
     # S3-compatible endpoints (MinIO, moto, on-premises) rarely resolve bucket sub-domains.
     s3_options = {"addressing_style": "path"} if endpoint else {}
     client = boto3.client("s3", endpoint_url=endpoint, config=Config(retries={"mode": "standard"}, s3=s3_options),
-                          **options)
+                          **aws_client_options(config))
     return S3Storage(client, str(bucket))
