@@ -81,8 +81,11 @@ def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
     _compile_translations()
     # A Redis database of this run's own: parallel workers (pytest-xdist) each get a different one,
     # or one worker's rq jobs could be run by another's worker against the wrong database.
+    # PORTAL_TEST_REDIS_DB pins it, for several test runs side by side on one machine.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    url = redis_url(1 + int(worker[2:]) % 15 if worker.startswith("gw") else 1 + os.getpid() % 15)
+    pinned = os.environ.get("PORTAL_TEST_REDIS_DB")
+    url = redis_url(int(pinned) if pinned else 1 + int(worker[2:]) % 15 if worker.startswith("gw")
+                    else 1 + os.getpid() % 15)
     Redis.from_url(url).flushdb()
     app = create_app({
         "TESTING": True,
