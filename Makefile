@@ -4,13 +4,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the test run needs (the browser test) and later areas use (OCR, PDF, file types).
-SYSTEM_PACKAGES := chromium libmagic1 fonts-dejavu-core tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie \
-                   poppler-utils libpango-1.0-0 libpangoft2-1.0-0 wrk
+# Debian packages the running portal needs: libmagic (file types), poppler (PDF previews), OCR, fonts, Pango.
+RUN_PACKAGES := libmagic1 poppler-utils fonts-dejavu-core tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie \
+                libpango-1.0-0 libpangoft2-1.0-0
+# And those only the tests and benchmarks need: Chromium (browser tests), wrk (bench), 7-Zip (exports open in it).
+TEST_PACKAGES := chromium wrk 7zip
 
-.PHONY: run test lint bench install system-deps translations messages clean
+.PHONY: run test lint bench mutate install run-deps system-deps translations messages clean
 
-run: install translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
+run: install run-deps translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
 	$(BIN)/portal dev
 
 test: install system-deps translations ## set up and run the whole test suite against real services
@@ -23,6 +25,19 @@ lint: install
 bench: install system-deps translations
 	$(BIN)/python bench/home.py
 
+# Mutation testing (mutmut) of the modules listed under [tool.mutmut] in pyproject.toml, against the
+# tests listed there; docs/mutation-testing.md. Not part of `make test`: it takes about half an hour.
+# Starts afresh each time (mutants/ holds a copy of the project); lists the surviving mutants at the end
+# and fails only when the tool does (e.g. the tests fail without any mutant), never because of survivors.
+MUTATE_JOBS ?= 2
+mutate: install run-deps ## mutation testing of the security-critical modules; lists the surviving mutants
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATE_JOBS)
+	@echo; echo "Mutants not killed, per module (diffs below; 'mutmut browse' to explore):"
+	@$(BIN)/mutmut results
+	@for m in $$($(BIN)/mutmut results | sed -n 's/^ *\([^ :]*\): survived$$/\1/p'); do \
+	  echo; $(BIN)/mutmut show $$m | grep -v '^\(---\|+++\) '; done
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -32,13 +47,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
 	touch $(STAMP)
 
-system-deps: ## install missing Debian packages (needs root, as on CI)
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(call apt_install,PACKAGES): install those of PACKAGES that are missing (root, or sudo otherwise).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+run-deps: ## install the missing Debian packages the running portal needs
+	$(call apt_install,$(RUN_PACKAGES))
+
+system-deps: ## install the missing Debian packages of the portal and of the tests (needs root, as on CI)
+	$(call apt_install,$(RUN_PACKAGES) $(TEST_PACKAGES))
 
 translations: install ## compile the .po catalogues (English and Vietnamese)
 	@if ls portal/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \

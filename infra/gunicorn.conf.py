@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 
 from gunicorn.glogging import Logger
+
+from portal.logs import redact
 
 
 def _int(name: str, default: int) -> int:
@@ -90,12 +91,13 @@ else:
     control_socket_disable = True
 
 # --- logs ----------------------------------------------------------------------------------
-# Invite and password-reset links carry their secret in the path: never write it to a log.
-_SECRET_PATH = re.compile(r"^(/auth/(?:invite|reset)/)[^/?\s]+")
+# The portal's own loggers (portal, tenants, workers) write to stderr themselves, one line each and
+# an error's traceback after it (portal/logs.py); gunicorn's error log goes to stderr beside them.
 
 
 class RedactingLogger(Logger):
-    """Gunicorn's logger with the tokens of invite and reset links replaced by [redacted]."""
+    """Gunicorn's logger with the tokens of invite and reset links replaced by [redacted]
+    (``portal.logs.redact``, which the app's error log uses too)."""
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
@@ -103,7 +105,7 @@ class RedactingLogger(Logger):
             value = atoms.get(key)
             if isinstance(value, str):
                 method, sep, rest = value.partition(" ") if key == "r" else ("", "", value)
-                atoms[key] = method + sep + _SECRET_PATH.sub(r"\1[redacted]", rest)
+                atoms[key] = method + sep + redact(rest)
         return atoms
 
 

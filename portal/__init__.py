@@ -28,25 +28,31 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         account,
         api,
         auth,
+        boundary,
         cli,
         clients,
         documents,
         errors,
         extensions,
         i18n,
+        logs,
+        offboarding,
         provider,
         security,
+        trust,
         views,
         work,
     )
     from workers import init_app as init_workers
 
+    logs.init_app(app)
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(settings.ROOT / "migrations"))
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
+    boundary.init_app(app)  # before the gate: its tenant lookup would be the first query to choke
     access.init_app(app)
     security.init_app(app)
     errors.init_app(app)
@@ -57,6 +63,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     work.init_app(app)
     provider.init_app(app)
     api.init_app(app)
+    trust.init_app(app)
+    offboarding.init_app(app)
     init_workers(app)
     cli.init_app(app)
     return app

@@ -82,7 +82,7 @@ def tenant_role(user: User, slug: str) -> TenantAccess | None:
     query needs no tenant bound yet (only the user).
     """
     row = db.session.execute(_TENANT_ROLE, {"user_id": user.id, "slug": slug}).first()
-    if row is None:
+    if row is None or row[0].is_gone:  # an offboarded tenant is not there for anyone
         return None
     tenant, membership_role, assignment_id = row
     if membership_role:

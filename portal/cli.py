@@ -94,43 +94,73 @@ def _tenant(slug: str):  # noqa: ANN202
 @tenants_cli.command("export")
 @click.argument("slug")
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Where to write the ZIP (default: <slug>-export.zip).")
+              help="Where to write the archive (default: <slug>-export.7z).")
+@click.option("--by", "by_email", required=True, help="E-mail of the provider admin handing the data back.")
 @with_appcontext
-def tenants_export(slug: str, out: str | None) -> None:
-    """Write a ZIP of all the tenant's documents, decrypted, for handing back."""
+def tenants_export(slug: str, out: str | None, by_email: str) -> None:
+    """Write everything the tenant owns to an encrypted 7z archive (mode 0600); prints its passphrase once.
+
+    Clients take their own export from the Export page of their workspace; this is for handing it over
+    by other means.
+    """
     from pathlib import Path
 
-    from portal.documents.custody import export_tenant
+    from portal.offboarding.export import export_to_file
+    from tenants.context import for_tenant
 
-    result = export_tenant(_tenant(slug), Path(out or f"{slug}-export.zip"))
-    click.echo(f"wrote {result.path}: {result.files} files, {result.size} bytes, with manifest.csv")
+    tenant, actor = _tenant(slug), _provider_admin(by_email)
+    path = Path(out or f"{slug}-export.7z")
+    with for_tenant(tenant.id, actor.id):
+        files, passphrase = export_to_file(tenant, path, actor)
+    click.echo(f"wrote {path}: {files} documents and the tables of requests, tasks, comments, approvals and the "
+               f"access log, encrypted (7z, AES-256).\npassphrase (shown once, not kept): {passphrase}")
+
+
+def _provider_admin(email: str):  # noqa: ANN202
+    from portal.auth.services import user_by_email
+
+    actor = user_by_email(email)
+    if actor is None or actor.provider_role != "provider_admin" or not actor.is_active:
+        raise click.ClickException("--by must be the e-mail of an active provider admin")
+    return actor
 
 
 @tenants_cli.command("offboard")
 @click.argument("slug")
+@click.option("--by", "by_email", required=True, help="E-mail of the provider admin offboarding the tenant.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--certificate", "cert_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the deletion certificate to this file.")
 @with_appcontext
-def tenants_offboard(slug: str, yes: bool, cert_path: str | None) -> None:
-    """Destroy the tenant's keys and delete its documents (irreversible); certify it to the client."""
+def tenants_offboard(slug: str, by_email: str, yes: bool, cert_path: str | None) -> None:
+    """Destroy the tenant's keys and delete its data (irreversible); certify it to the client.
+
+    Run it again after a failure: it continues where it stopped.
+    """
     from pathlib import Path
 
-    from portal.documents.custody import offboard
+    from portal.offboarding.procedure import OffboardError, offboard
 
-    tenant = _tenant(slug)
+    tenant, actor = _tenant(slug), _provider_admin(by_email)
     if tenant.status == "offboarded":
         raise click.ClickException(f"{slug} was already offboarded")
     if not yes:
-        click.echo(f"This destroys every document of {tenant.name} for good. Export first: "
-                   f"`portal tenants export {slug}`.")
+        click.echo(f"This destroys every document and all other data of {tenant.name} for good. Export it first: "
+                   f"the client's Export page, or `portal tenants export {slug} --by {by_email}`.")
         typed = click.prompt(f"Type the tenant's short name ({slug}) to confirm", default="", show_default=False)
         if typed.strip() != slug:
             raise click.ClickException("not confirmed; nothing was changed")
-    certificate = offboard(tenant)
+    try:
+        result = offboard(tenant, actor, via="from the command line")
+    except OffboardError as err:
+        raise click.ClickException(str(err)) from err
+    if result.certificate is None:
+        click.echo(f"{slug} was offboarded on {result.record.finished_at:%Y-%m-%d}; its certificate was e-mailed "
+                   "then.")
+        return
     if cert_path:
-        Path(cert_path).write_text(certificate.text(), encoding="utf-8")
-    click.echo(certificate.text())
+        Path(cert_path).write_text(result.certificate, encoding="utf-8")
+    click.echo(result.certificate)
 
 
 # --- documents and keys ------------------------------------------------------------------
@@ -182,14 +212,38 @@ def keys_cli() -> None:
 
 @keys_cli.command("rotate")
 @click.option("--tenant", "slug", required=True)
+@click.option("--retire-only", is_flag=True, help="Only retire old versions a previous rotation left pending.")
 @with_appcontext
-def keys_rotate(slug: str) -> None:
+def keys_rotate(slug: str, retire_only: bool) -> None:
     """New tenant key version; re-wrap every data key (objects are not rewritten); retire the old."""
-    from portal.documents.custody import rotate_tenant_key
+    from portal.documents.custody import RotationBusy, retire_unused, rotate_tenant_key, system_scope
 
-    result = rotate_tenant_key(_tenant(slug))
+    tenant = _tenant(slug)
+    if retire_only:
+        with system_scope(tenant):
+            _count, retired, pending = retire_unused(tenant)
+        click.echo(f"{slug}: retired versions: {', '.join(map(str, retired)) or 'none'}"
+                   + (f"; still in use by uploads in progress: {', '.join(map(str, pending))}" if pending else ""))
+        return
+    try:
+        result = rotate_tenant_key(tenant)
+    except RotationBusy as err:
+        raise click.ClickException(str(err)) from err
     click.echo(f"{slug}: now {result.new.key_id} v{result.new.version}; {result.rewrapped} data keys re-wrapped; "
                f"retired versions: {', '.join(map(str, result.retired)) or 'none'}")
+    if result.pending:
+        click.echo(f"versions {', '.join(map(str, result.pending))} stay until the uploads in progress finish: "
+                   f"run `portal keys rotate --tenant {slug} --retire-only` later")
+
+
+@keys_cli.command("rotate-signing")
+@with_appcontext
+def keys_rotate_signing() -> None:
+    """A new signing key for certificates and audit checkpoints; the old ones keep verifying what they signed."""
+    from tenants.keyring import app_keyring
+    from tenants.signing import key_id
+
+    click.echo(f"now signing with {key_id(app_keyring().rotate_signing())}; publish /keys again if you copy it")
 
 
 @keys_cli.command("rotate-master")
@@ -279,15 +333,81 @@ def audit_cli() -> None:
 @audit_cli.command("verify")
 @with_appcontext
 def audit_verify() -> None:
-    """Recompute every chain; exit 1 and list the rows that were edited or removed."""
-    from tenants.audit import verify_all
+    """Check every chain row by row and against every signed checkpoint; exit 1 and list what is wrong.
 
-    problems = verify_all()
-    for p in problems:
+    When nothing is wrong, the heads are checkpointed again (signed, to object storage).
+    """
+    from portal.trust.anchors import verify
+
+    result = verify()
+    for p in result.problems:
         click.echo(f"TAMPERED {p}", err=True)
-    if problems:
+    if result.problems:
         sys.exit(1)
-    click.echo("audit log intact")
+    click.echo(f"audit log intact: {result.checkpoints_checked} signed checkpoints agree with the database; "
+               f"{result.checkpointed_now} chain heads checkpointed now")
+
+
+@audit_cli.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Sign the head of every chain that moved since its last checkpoint and store it (the scheduler does this)."""
+    from portal.trust.anchors import write_checkpoints
+
+    click.echo(f"{write_checkpoints()} chain heads checkpointed")
+
+
+# --- data ----------------------------------------------------------------------------
+
+@click.group("data")
+def data_cli() -> None:
+    """The data at rest."""
+
+
+@data_cli.command("seal")
+@with_appcontext
+def data_seal() -> None:
+    """Seal, with each tenant's key, the free text written before its column was sealed (idempotent)."""
+    from tenants.context import for_tenant
+    from tenants.fields import seal_legacy_values
+    from tenants.models import LIVE_STATUSES, Tenant
+
+    total = 0
+    for tenant in db.session.scalars(select(Tenant).where(Tenant.status.in_(LIVE_STATUSES))).all():
+        with for_tenant(tenant.id):
+            sealed = seal_legacy_values(db.session, tenant.id)
+            db.session.commit()
+        total += sealed
+        if sealed:
+            click.echo(f"{tenant.slug}: {sealed} values sealed")
+    click.echo(f"{total} values sealed")
+
+
+# --- certificates --------------------------------------------------------------------
+
+@click.group("certificates")
+def certificates_cli() -> None:
+    """Signed certificates (deletion certificates)."""
+
+
+@certificates_cli.command("verify")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def certificates_verify(path: str) -> None:
+    """Check that a certificate file was signed by this portal and is unchanged; print what it states."""
+    from pathlib import Path
+
+    from portal.trust.certificates import NotACertificate, check
+    from tenants.signing import BadSignature
+
+    try:
+        statement = check(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (NotACertificate, BadSignature) as err:
+        click.echo(f"NOT VALID: {err}", err=True)
+        sys.exit(1)
+    click.echo("valid: signed by this portal and unchanged")
+    for key, value in sorted(statement.items()):
+        click.echo(f"  {key}: {value}")
 
 
 # --- running -------------------------------------------------------------------------
@@ -347,15 +467,18 @@ def dev(port: int) -> None:
     from flask_migrate import upgrade
     from werkzeug.serving import run_simple
 
-    from portal import create_app
+    from portal import create_app, logs
     from portal.demo import load, print_logins
 
-    app = create_app()
+    # E-mailed links name the server actually served, unless BASE_URL says otherwise.
+    app = create_app(None if os.environ.get("BASE_URL") else {"BASE_URL": f"http://127.0.0.1:{port}"})
     with app.app_context():
         upgrade()
         logins = load()
+    logs.init_app(app)  # alembic's env.py ran logging.config.fileConfig, which switched our loggers off
     env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"],
-               MIGRATION_DATABASE_URL=app.config["MIGRATION_DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"])
+               MIGRATION_DATABASE_URL=app.config["MIGRATION_DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
+               BASE_URL=app.config["BASE_URL"])
     worker_proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"], env=env)
     print_logins(logins)
     click.echo(f"\n  Portal: http://127.0.0.1:{port}   (Ctrl+C stops it and the worker)\n")
@@ -377,7 +500,8 @@ def dev(port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (tenants_cli, users_cli, audit_cli, documents_cli, keys_cli, worker, demo, dev):
+    for command in (tenants_cli, users_cli, audit_cli, certificates_cli, data_cli, documents_cli, keys_cli, worker,
+                    demo, dev):
         app.cli.add_command(command)
 
 

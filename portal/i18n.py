@@ -27,9 +27,9 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str:
-    """Times are stored in UTC and shown in the tenant's time zone."""
-    tenant = g.get("tenant")
-    return tenant.timezone if tenant is not None else "UTC"
+    """Times are stored in UTC and shown in the tenant's time zone (the provider's own on its other pages)."""
+    tenant = g.get("tenant") if has_request_context() else None
+    return tenant.timezone if tenant is not None else current_app.config["PROVIDER_TIMEZONE"]
 
 
 def init_app(app: Flask) -> None:

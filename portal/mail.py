@@ -26,13 +26,19 @@ from tenants.models import Timestamped, new_id, utcnow
 
 
 class MailMessage(Timestamped, db.Model):
-    """One queued e-mail; the body is sealed because invite links are secrets."""
+    """One queued e-mail; the body is sealed because invite links are secrets.
+
+    Once delivered over SMTP only the row's id and times stay (the outbox folder of the
+    embedded default keeps its files: it is the development mail server).
+    """
 
     __tablename__ = "mail_messages"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     to_addr: Mapped[str] = mapped_column(String(254), nullable=False)
-    subject: Mapped[str] = mapped_column(String(200), nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(200))  # messages queued before subjects were sealed
+    # Subjects name tenants ("… invited you to <company>"): sealed like the body until delivered.
+    subject_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -41,7 +47,7 @@ def send(to: str, subject: str, body: str) -> MailMessage:
     """Queue an e-mail to go out after the current transaction commits."""
     from workers import enqueue
 
-    msg = MailMessage(to_addr=to, subject=subject, body_enc=seal(body))
+    msg = MailMessage(to_addr=to, subject_enc=seal(subject), body_enc=seal(body))
     db.session.add(msg)
     db.session.flush()
     enqueue("mail.deliver", msg.id, queue_name="mail")
@@ -52,7 +58,7 @@ def _compose(msg: MailMessage) -> EmailMessage:
     email = EmailMessage()
     email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = msg.to_addr
-    email["Subject"] = msg.subject
+    email["Subject"] = unseal(msg.subject_enc) if msg.subject_enc else msg.subject or ""
     email["Message-ID"] = make_msgid(idstring=str(msg.id))
     email["Date"] = format_datetime(msg.created_at)
     email.set_content(unseal(msg.body_enc))
@@ -68,7 +74,9 @@ def deliver(message_id: uuid.UUID) -> None:
     url = current_app.config.get("SMTP_URL")
     if url:
         _smtp(url, email)
-        msg.body_enc = None  # delivered: keep no copy of the link
+        # Delivered: keep no copy of the link, of who it went to or of what it was about (a person
+        # erased later, or a tenant offboarded, leaves nothing behind here).
+        msg.body_enc, msg.subject_enc, msg.to_addr, msg.subject = None, None, "", None
     else:
         _folder(Path(current_app.config["MAIL_OUTBOX_DIR"]), msg, email)
     msg.sent_at = utcnow()

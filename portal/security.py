@@ -1,9 +1,31 @@
-"""Security headers on every response."""
+"""Security headers on every response, and what text may hold at all.
+
+``unstorable`` is the rule ``portal/boundary.py`` applies to every request and the streamed
+upload parser (``portal/documents/multipart.py``) to its fields: no NUL byte (PostgreSQL refuses
+it in text) and no unpaired surrogate (it cannot be encoded to UTF-8).
+"""
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response, request
 from flask_login import current_user
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_NAME_MAX = 100
+
+
+def unstorable(text: str) -> bool:
+    """True when ``text`` holds a NUL or an unpaired surrogate."""
+    return _UNSTORABLE.search(text) is not None
+
+
+def shown(name: str) -> str:
+    """``name`` fit to print in an answer: the offending characters escaped, never echoed raw."""
+    name = _UNSTORABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
+    return name if len(name) <= _NAME_MAX else name[:_NAME_MAX] + "…"
+
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

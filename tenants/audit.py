@@ -7,11 +7,22 @@ Each row stores the hash of the previous row of its chain; writers of a chain
 are serialised with a transaction-level advisory lock and write in the same
 transaction as the action they record. The application's database role may
 only SELECT and INSERT these tables (see the migrations), so it cannot rewrite
-history; ``verify`` finds any row that was edited or removed by someone who can.
+history; ``verify_rows`` finds any row that was edited or removed by someone who
+can, up to the newest rows, and the signed checkpoints of each chain's head
+(``portal.anchors``, kept outside the database) catch a rewrite of the whole tail
+and rows cut from the end.
+
+A tenant's row keeps who did it, from where and the details (names of files,
+requests, tokens) sealed with the tenant's key (``sealed``; ``tenants.fields``):
+the hash covers the sealed bytes, so the chain still verifies after offboarding
+destroyed the key, while nothing of the content can be read any more. What stays
+clear is the shape of the event: when, which side, which action, on what id.
+``internal`` events (internal notes, time) are not shown in the client's access log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -20,16 +31,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, LargeBinary, String, UniqueConstraint, Uuid, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
 from tenants.context import Scope, bound, current_scope
+from tenants.fields import seal_for, unseal_for
 from tenants.isolation import TenantScoped
+from tenants.keyring import KeyUnavailable
 from tenants.models import Tenant, new_id, utcnow
 
 GENESIS = bytes(32)
+DETAILS = "audit_events.details"  # the sealed details' purpose (tenants.fields)
 
 
 class _ChainRow:
@@ -44,6 +69,9 @@ class _ChainRow:
     object_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, nullable=False)
+    # Tenant rows: the label, IP and data above, sealed with the tenant's key (they stay empty then).
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false", nullable=False)
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
 
@@ -51,7 +79,7 @@ class _ChainRow:
         return str(getattr(self, "tenant_id", None) or "platform")
 
     def compute_hash(self) -> bytes:
-        """SHA-256 over the canonical form of this row and the previous row's hash."""
+        """SHA-256 over the previous row's hash and the canonical form of this row."""
         body = {
             "chain": self.chain_key(),
             "seq": self.seq,
@@ -65,8 +93,38 @@ class _ChainRow:
             "ip": self.ip,
             "data": self.data or {},
         }
+        # Added later: present only when set, so the rows written before keep their hashes.
+        if self.sealed is not None:
+            body["sealed"] = bytes(self.sealed).hex()
+        if self.internal:
+            body["internal"] = True
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(self.prev_hash + canonical.encode()).digest()
+
+    def _opened(self) -> tuple[str | None, str | None, dict[str, Any]]:
+        if self.sealed is None:
+            return self.actor_label, self.ip, self.data or {}
+        cached = self.__dict__.get("_opened_details")
+        if cached is None:
+            body = json.loads(unseal_for(DETAILS, self.sealed))
+            cached = (body.get("label"), body.get("ip"), body.get("data") or {})
+            self.__dict__["_opened_details"] = cached
+        return cached
+
+    @property
+    def who(self) -> str | None:
+        """Who did it, as recorded (decrypted for a sealed row)."""
+        return self._opened()[0]
+
+    @property
+    def address(self) -> str | None:
+        """The IP address it came from, if recorded."""
+        return self._opened()[1]
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """What was recorded about it (names of files, requests, …)."""
+        return self._opened()[2]
 
 
 class AuditEvent(_ChainRow, TenantScoped, db.Model):
@@ -81,6 +139,50 @@ class PlatformAuditEvent(_ChainRow, db.Model):
 
     __tablename__ = "platform_audit_events"
     __table_args__ = (UniqueConstraint("seq"),)
+
+
+class _CheckpointRow:
+    """A signed statement of a chain's head (``portal.anchors``): row ``seq`` had hash ``head_hash``.
+
+    The authoritative copy is the signed record in object storage (``record``); this row is
+    the database's copy, to show the client when its log was last anchored.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    head_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    record: Mapped[str] = mapped_column(String(200), nullable=False)
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+
+class AuditCheckpoint(_CheckpointRow, TenantScoped, db.Model):
+    """A signed checkpoint of one tenant's chain."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_tenant_seq", "tenant_id", "seq"),)
+
+
+class PlatformAuditCheckpoint(_CheckpointRow, db.Model):
+    """A signed checkpoint of the platform chain."""
+
+    __tablename__ = "platform_audit_checkpoints"
+    __table_args__ = (Index("ix_platform_audit_checkpoints_seq", "seq"),)
+
+
+class AuditReadMark(db.Model):
+    """When a person's cross-tenant read (one reason, one set of tenants) was last written to the log.
+
+    The platform log gets one row per such read per window (``CROSS_TENANT_AUDIT_WINDOW_SECONDS``),
+    not one per page view: its growth is bounded by people x pages x sets of clients x windows.
+    """
+
+    __tablename__ = "audit_read_marks"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(80), primary_key=True)
+    scope_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 @dataclass(frozen=True)
@@ -115,11 +217,14 @@ def record(
     object_id: Any = None,
     ip: str | None = None,
     data: dict[str, Any] | None = None,
+    internal: bool = False,
 ) -> _ChainRow:
     """Append an event to the tenant's chain (``tenant_id``) or the platform chain.
 
     Runs in the caller's transaction, so the event commits or rolls back with the
-    action it records. ``tenant_id`` must be a tenant bound in the current scope.
+    action it records. ``tenant_id`` must be a tenant bound in the current scope; its
+    row's label, IP and data are sealed with the tenant's key. ``internal`` keeps the
+    event out of the client's access log (the provider's internal notes and time).
     """
     model: type[_ChainRow] = AuditEvent if tenant_id else PlatformAuditEvent
     chain = str(tenant_id or "platform")
@@ -141,9 +246,15 @@ def record(
         object_id=str(object_id) if object_id is not None else None,
         ip=ip,
         data=data or {},
+        internal=internal,
     )
     if tenant_id:
         row.tenant_id = tenant_id
+        row.actor_label, row.ip, row.data = None, None, {}
+        details = {"label": actor.label, "ip": ip, "data": data or {}}
+        # A tenant whose key was destroyed keeps the event without its details, never with them in clear.
+        with contextlib.suppress(KeyUnavailable):
+            row.sealed = seal_for(tenant_id, DETAILS, json.dumps(details, ensure_ascii=False).encode())
     row.hash = row.compute_hash()
     session.add(row)
     session.flush()
@@ -186,3 +297,55 @@ def verify_all() -> list[Problem]:
             problems += verify_rows(tenant.slug, rows)
     db.session.rollback()
     return problems
+
+
+# --- chain heads --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Head:
+    """The newest row of a chain."""
+
+    chain: str  # "platform" or a tenant's id
+    seq: int
+    hash: bytes
+
+
+def all_tenants_scope() -> Scope:
+    """A scope binding every tenant: the system's own reads over all chains (checkpoints, verify)."""
+    ids = frozenset(db.session.scalars(select(Tenant.id)))
+    return Scope(user_id=current_scope().user_id, tenant_ids=ids)
+
+
+def _newest_per_tenant(model: Any, *columns: Any) -> list[Any]:
+    """(tenant id, *columns) of each tenant's highest-seq row of ``model``, with every tenant bound.
+
+    One index probe per tenant (a lateral LIMIT 1), not a pass over every row of every chain.
+    """
+    with bound(all_tenants_scope()):
+        inner = (select(*columns).where(model.tenant_id == Tenant.id).order_by(model.seq.desc())
+                 .limit(1).lateral())
+        return db.session.execute(select(Tenant.id, *inner.c).join(inner, text("true"))
+                                  .order_by(Tenant.id)).all()
+
+
+def heads() -> list[Head]:
+    """The head of the platform chain and of every tenant's chain that has rows."""
+    out = []
+    last = db.session.execute(select(PlatformAuditEvent.seq, PlatformAuditEvent.hash)
+                              .order_by(PlatformAuditEvent.seq.desc()).limit(1)).first()
+    if last is not None:
+        out.append(Head("platform", last.seq, last.hash))
+    rows = _newest_per_tenant(AuditEvent, AuditEvent.seq, AuditEvent.hash)
+    return out + [Head(str(tid), seq, hash_) for tid, seq, hash_ in rows]
+
+
+def last_checkpoints() -> dict[str, tuple[int, dict[str, Any]]]:
+    """Each chain's newest checkpoint ("platform" and tenant ids): its seq and signed envelope."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    platform = db.session.execute(select(PlatformAuditCheckpoint.seq, PlatformAuditCheckpoint.envelope)
+                                  .order_by(PlatformAuditCheckpoint.seq.desc()).limit(1)).first()
+    if platform is not None:
+        out["platform"] = (platform.seq, platform.envelope)
+    for tid, seq, envelope in _newest_per_tenant(AuditCheckpoint, AuditCheckpoint.seq, AuditCheckpoint.envelope):
+        out[str(tid)] = (seq, envelope)
+    return out

@@ -51,6 +51,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tenants.sealed import IntegrityError, KeyRef
 
 KEY_ID_PREFIX = "tenant:"
+# The provider's signing key (audit checkpoints, deletion certificates) is kept like a tenant key of
+# the nil UUID, which no tenant has: each version is 32 random bytes (an Ed25519 seed), wrapped under
+# the master key or KMS in the key directory, never in the database; rotate-master re-wraps it with
+# the tenant keys. Its versions are never retired: old signatures must stay verifiable.
+SIGNING_OWNER = UUID(int=0)
 CACHE_SECONDS = 60.0
 _NONCE = 12
 _U32 = struct.Struct(">I")
@@ -81,6 +86,10 @@ class Keyring(Protocol):
     def rotate_master(self, new_kms_key_id: str | None = None) -> int: ...
     def destroy_tenant(self, tenant_id: UUID) -> list[KeyRef]: ...
     def versions(self, tenant_id: UUID) -> list[tuple[KeyRef, str]]: ...
+    def field_key(self, tenant_id: UUID) -> bytes: ...
+    def signing_seed(self, version: int | None = None) -> tuple[int, bytes]: ...
+    def signing_versions(self) -> list[int]: ...
+    def rotate_signing(self) -> int: ...
 
 
 # --- files ------------------------------------------------------------------------------------------------
@@ -179,6 +188,10 @@ def _dek_aad(tenant_id: UUID, object_id: UUID, version: int) -> bytes:
     return b"portal-dek:v1|" + tenant_id.bytes + object_id.bytes + _U32.pack(version)
 
 
+def _field_aad(tenant_id: UUID, version: int) -> bytes:
+    return b"portal-field-key:v1|" + tenant_id.bytes + _U32.pack(version)
+
+
 # --- the keyring --------------------------------------------------------------------------------------------
 
 class _FileKeyring:
@@ -187,6 +200,9 @@ class _FileKeyring:
     def __init__(self, key_dir: Path) -> None:
         self.key_dir = _private_dir(Path(key_dir))
         self._tenants = _private_dir(self.key_dir / "tenants")
+        # tenant → (the field key file's identity, the unwrapped key): a stat per use tells whether the
+        # file changed (rotated) or went (destroyed by any process), so the cache never outlives either.
+        self._field_keys: dict[UUID, tuple[tuple[int, int, int], bytes]] = {}
 
     # What subclasses provide.
     def _wrap_tenant_key(self, tenant_id: UUID, version: int, key: bytes) -> dict[str, Any]:
@@ -292,12 +308,77 @@ class _FileKeyring:
                                  "or was altered") from None
 
     def rotate_tenant(self, tenant_id: UUID) -> KeyRef:
-        """A new current version; older versions keep opening their wraps until retired."""
+        """A new current version; older versions keep opening their wraps until retired.
+
+        The tenant's field key is re-wrapped under the new version at once (sealed fields
+        themselves are never rewritten)."""
         tenant_id = _uuid(tenant_id)
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id)
             self._refuse_destroyed(meta)
-            return self._create_version(tenant_id, meta)
+            ref = self._create_version(tenant_id, meta)
+            self._rewrap_field_key(tenant_id, ref.version)
+            return ref
+
+    # The tenant's field key: small text columns of its rows (task titles, comments, audit details)
+    # are sealed with it (``tenants.fields``). One random key per tenant, kept in the key directory
+    # wrapped under the tenant key's current version: rotation re-wraps it, so sealed fields are never
+    # rewritten, and destroying the tenant shreds it with the key versions.
+    def _field_path(self, tenant_id: UUID) -> Path:
+        return self._dir(tenant_id) / "fields.key"
+
+    def _wrap_field_key(self, tenant_id: UUID, key: bytes, version: int) -> bytes:
+        nonce = os.urandom(_NONCE)
+        blob = nonce + AESGCM(self._tenant_key(tenant_id, version)).encrypt(nonce, key,
+                                                                              _field_aad(tenant_id, version))
+        return _json({"format": 1, "tenant_id": str(tenant_id), "version": version,
+                      "blob": base64.b64encode(blob).decode()})
+
+    def _unwrap_field_key(self, tenant_id: UUID, record: Mapping[str, Any]) -> bytes:
+        version = int(record["version"])
+        if record.get("tenant_id") != str(tenant_id):
+            raise IntegrityError("the field key file of this tenant names another tenant")
+        blob = base64.b64decode(record["blob"])
+        try:
+            return AESGCM(self._tenant_key(tenant_id, version)).decrypt(blob[:_NONCE], blob[_NONCE:],
+                                                                        _field_aad(tenant_id, version))
+        except InvalidTag:
+            raise IntegrityError("the field key file of this tenant was altered or moved") from None
+
+    def _rewrap_field_key(self, tenant_id: UUID, version: int) -> None:
+        """Put the field key under ``version`` (call with the tenant's lock held)."""
+        record = _read_json(self._field_path(tenant_id))
+        if record is not None and int(record["version"]) != version:
+            key = self._unwrap_field_key(tenant_id, record)
+            _replace(self._field_path(tenant_id), self._wrap_field_key(tenant_id, key, version))
+
+    def field_key(self, tenant_id: UUID) -> bytes:
+        """The tenant's 32-byte field key, created on first use; ``KeyUnavailable`` once destroyed."""
+        tenant_id = _uuid(tenant_id)
+        path = self._field_path(tenant_id)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+            hit = self._field_keys.get(tenant_id)
+            if hit is not None and hit[0] == identity:
+                return hit[1]
+            record = _read_json(path)
+            if record is not None:
+                key = self._unwrap_field_key(tenant_id, record)
+                self._field_keys[tenant_id] = (identity, key)
+                return key
+        self._field_keys.pop(tenant_id, None)
+        ref = self.current(tenant_id)  # before the lock: it may take the same lock to create version 1
+        with _locked(_private_dir(self._dir(tenant_id))):
+            self._refuse_destroyed(self._meta(tenant_id))
+            if _read_json(path) is None:
+                with contextlib.suppress(FileExistsError):  # a racing process created it first
+                    _publish(path, self._wrap_field_key(tenant_id, AESGCM.generate_key(bit_length=256),
+                                                        ref.version))
+        return self.field_key(tenant_id)
 
     def rewrap(self, tenant_id: UUID, object_id: UUID, key_ref: KeyRef,
                wrapped: bytes) -> tuple[KeyRef, bytes]:
@@ -307,6 +388,8 @@ class _FileKeyring:
     def retire(self, tenant_id: UUID, version: int) -> None:
         """Shred one non-current version; wraps still under it stop opening. Rewrap them first."""
         tenant_id = _uuid(tenant_id)
+        if tenant_id == SIGNING_OWNER:
+            raise ValueError("signing key versions are never retired: what they signed must stay verifiable")
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id)
             self._refuse_destroyed(meta)
@@ -314,6 +397,7 @@ class _FileKeyring:
                 raise KeyUnavailable(f"key version {version} of this tenant does not exist")
             if version == meta["current"]:
                 raise ValueError(f"key version {version} is the current one: rotate before retiring it")
+            self._rewrap_field_key(tenant_id, meta["current"])  # never leave it under a retired version
             _shred(self._dir(tenant_id) / f"v{version}.key")
             entry = meta["versions"][str(version)]
             entry["retired_at"] = entry.get("retired_at") or _now()
@@ -327,12 +411,16 @@ class _FileKeyring:
         can be created for the tenant (``current`` raises ``KeyUnavailable``).
         """
         tenant_id = _uuid(tenant_id)
+        if tenant_id == SIGNING_OWNER:
+            raise ValueError("the provider's signing key is not a tenant's key")
         destroyed: list[KeyRef] = []
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id) or {"tenant_id": str(tenant_id), "current": 0, "versions": {}}
             for version, path in sorted(self._key_files(tenant_id).items()):
                 if _shred(path):
                     destroyed.append(KeyRef(self.key_id(tenant_id), version))
+            _shred(self._field_path(tenant_id))
+            self._field_keys.pop(tenant_id, None)
             meta["destroyed_at"] = meta.get("destroyed_at") or _now()
             self._save_meta(tenant_id, meta)
         self._forget(tenant_id)
@@ -355,6 +443,20 @@ class _FileKeyring:
                 state = "current" if number == meta["current"] else "active"
             out.append((KeyRef(self.key_id(tenant_id), number), state))
         return out
+
+    def signing_seed(self, version: int | None = None) -> tuple[int, bytes]:
+        """The provider's signing key: (version, 32-byte Ed25519 seed); the current one unless ``version``."""
+        number = version if version is not None else self.current(SIGNING_OWNER).version
+        return number, self._tenant_key(SIGNING_OWNER, number)
+
+    def signing_versions(self) -> list[int]:
+        """Every version of the signing key (all stay usable for verifying what they signed)."""
+        self.current(SIGNING_OWNER)  # the first use creates version 1
+        return [ref.version for ref, _state in self.versions(SIGNING_OWNER)]
+
+    def rotate_signing(self) -> int:
+        """A new signing key version for what is signed from now on; returns its number."""
+        return self.rotate_tenant(SIGNING_OWNER).version
 
     def _each_key_file(self) -> Iterator[tuple[UUID, int, Path]]:
         """Every tenant key file, each yielded with its tenant's lock held."""
@@ -522,6 +624,16 @@ def aws_client_options(config: Mapping[str, Any]) -> dict[str, Any]:
         ("AWS_REGION", "region_name"), ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
         ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"), ("AWS_SESSION_TOKEN", "aws_session_token"))
         if config.get(setting)}
+
+
+def app_keyring() -> Keyring:
+    """The keyring configured for the current app, built once per process (the KMS cache lives in it)."""
+    from flask import current_app
+
+    ext = current_app.extensions.setdefault("vault", {})
+    if "keyring" not in ext:
+        ext["keyring"] = keyring_from_config(current_app.config)
+    return ext["keyring"]
 
 
 def keyring_from_config(config: Mapping[str, Any]) -> Keyring:

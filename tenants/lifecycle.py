@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import available_timezones
 
+from blinker import Namespace
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,10 @@ from tenants.context import bound, for_tenant
 from tenants.models import Assignment, Membership, Tenant, User
 from tenants.policy import Role, allowed
 from tenants.reach import across_tenants, visible_tenants
+
+_signals = Namespace()
+# Sent inside the transaction that removes an assignment, with the tenant bound: (tenant, user=, actor=, ip=).
+assignment_removed = _signals.signal("assignment-removed")
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 CURRENCIES = {"VND": 0, "USD": 2, "EUR": 2, "JPY": 0, "SGD": 2, "KRW": 0}  # ISO 4217 minor units
@@ -136,7 +141,7 @@ def set_status(actor: User | None, tenant: Tenant, status: str, ip: str | None =
     _require(actor, "provider:tenants.manage")
     if status not in STATUSES:
         raise TenantError(_("Status must be one of %(list)s.", list=", ".join(STATUSES)), "status")
-    if tenant.status == "offboarded":
+    if tenant.is_gone:
         raise TenantError(_("This tenant was offboarded: its data is destroyed and it cannot be re-opened."),
                           "status")
     if tenant.status == status:
@@ -195,6 +200,9 @@ def unassign(actor: User, tenant: Tenant, staff: User, ip: str | None = None) ->
         db.session.delete(row)
         audit.record("assignment.removed", audit.Actor.of(actor), tenant_id=tenant.id, ip=ip,
                      object_type="user", object_id=staff.id, data={"email": staff.email})
+        # Areas built on this one hand over what the person leaves behind here (their running timer,
+        # the tasks they had taken), in this same transaction.
+        assignment_removed.send(tenant, user=staff, actor=actor, ip=ip)
         db.session.commit()
     return True
 

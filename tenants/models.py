@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
+from tenants.fields import Sealed
 from tenants.isolation import TenantScoped
 
 
@@ -43,6 +44,11 @@ class Timestamped:
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), nullable=False
     )
+
+
+# A tenant in these states can be opened (a suspended one by the provider only); "offboarding" and
+# "offboarded" tenants exist for nobody.
+LIVE_STATUSES = ("active", "suspended")
 
 
 class Tenant(Timestamped, db.Model):
@@ -64,6 +70,11 @@ class Tenant(Timestamped, db.Model):
     @property
     def is_active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def is_gone(self) -> bool:
+        """Offboarded, or being offboarded: it exists for nobody any more (its URLs answer 404)."""
+        return self.status not in LIVE_STATUSES
 
 
 class User(Timestamped, db.Model):
@@ -196,7 +207,7 @@ class ApiToken(TenantScoped, Timestamped, db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    name: Mapped[str] = mapped_column(Sealed("api_tokens.name"), nullable=False)
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True, nullable=False)
     scope: Mapped[str] = mapped_column(String(5), nullable=False)  # read | write

@@ -42,6 +42,8 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:settings.manage":         frozenset({PA, CA}),
     "tenant:audit.view":              frozenset({PA, MG, CA}),
     "tenant:tokens.manage":           frozenset({PA, MG, ST, CA, CP, CM}),
+    # Everything the client owns, in one encrypted archive (before leaving, or any time).
+    "tenant:export.manage":           frozenset({PA, CA}),
     # Documents: members see their own uploads only (services narrow to them);
     # everyone else who is in the tenant sees all of its documents.
     "tenant:documents.view":          frozenset({PA, MG, ST, CA, CP, CM}),
@@ -72,6 +74,7 @@ TABLE: dict[str, frozenset[Role]] = {
     "provider:lines.manage":          frozenset({PA}),
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),
+    "provider:tenants.offboard":      frozenset({PA}),
     "provider:staff.view":            frozenset({PA, MG}),
     "provider:staff.manage":          frozenset({PA}),
     "provider:assignments.manage":    frozenset({PA, MG}),

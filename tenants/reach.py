@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 
-from flask import g, has_request_context
-from sqlalchemy import bindparam, select
+from flask import current_app, g, has_request_context
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert
 
 from portal.extensions import db
 from tenants import audit
+from tenants.audit import AuditReadMark
 from tenants.context import Scope, bound, current_scope
-from tenants.models import Assignment, Membership, Tenant, User
+from tenants.models import LIVE_STATUSES, Assignment, Membership, Tenant, User
 from tenants.policy import SEES_ALL_TENANTS
 
 
@@ -36,8 +40,9 @@ class Reachable:
 
 
 # Built once: the header's workspace switcher runs one of these on every page.
-_COLUMNS = select(Tenant.id, Tenant.slug, Tenant.name, Tenant.status, Tenant.currency, Tenant.timezone,
-                  Tenant.locale).order_by(Tenant.name).execution_options(rls_only=True)
+_COLUMNS = (select(Tenant.id, Tenant.slug, Tenant.name, Tenant.status, Tenant.currency, Tenant.timezone,
+                   Tenant.locale).where(Tenant.status.in_(LIVE_STATUSES)).order_by(Tenant.name)
+            .execution_options(rls_only=True))
 _ALL = _COLUMNS
 _ASSIGNED = (_COLUMNS.join(Assignment, Assignment.tenant_id == Tenant.id)
              .where(Assignment.user_id == bindparam("user_id")))
@@ -84,8 +89,9 @@ def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = N
 
     The single path for views over several tenants (a manager's overview, a staff
     member's work across assigned tenants). Never more than the user's own reach,
-    whatever ``only`` asks for; the read is recorded once in the platform log when the
-    block ends without an error, and the caller commits after the block.
+    whatever ``only`` asks for; the read is recorded in the platform log when the block
+    ends without an error (once per person, reason and set of tenants in each
+    ``CROSS_TENANT_AUDIT_WINDOW_SECONDS``), and the caller commits after the block.
 
     ``record=False`` is for a write whose one result is recorded in its own tenant's
     log instead (taking the next task of a queue): the platform chain's lock would
@@ -95,9 +101,30 @@ def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = N
     ids = frozenset(reach if only is None else reach & set(only))
     with bound(Scope(user_id=user.id, tenant_ids=ids)):
         yield ids
-    if record:
+    if record and _due(user, reason, ids):
         # After the read, in the caller's transaction (it commits, or a failure rolls back both): the
         # platform chain's lock is then held from here to the commit, not through the whole read,
         # so people reading across their clients at the same moment do not queue behind each other.
         audit.record("cross_tenant.read", audit.Actor.of(user), ip=ip,
-                     data={"reason": reason, "tenants": sorted(str(t) for t in ids)})
+                     data={"reason": reason, "tenants": sorted(str(t) for t in ids),
+                           "covers_seconds": current_app.config["CROSS_TENANT_AUDIT_WINDOW_SECONDS"]})
+
+
+def _due(user: User, reason: str, ids: frozenset[uuid.UUID]) -> bool:
+    """Whether this read is the first of its kind in the window (then it is written to the log).
+
+    One upsert: the mark moves, and the read is logged, only when the window since the last
+    logged read of the same kind has passed; the same read at the same moment logs once.
+    """
+    window = int(current_app.config["CROSS_TENANT_AUDIT_WINDOW_SECONDS"])
+    if window <= 0:
+        return True
+    digest = hashlib.sha256(",".join(sorted(str(t) for t in ids)).encode()).digest()
+    stmt = (insert(AuditReadMark).values(user_id=user.id, reason=reason[:80], scope_hash=digest,
+                                         recorded_at=func.now())
+            .on_conflict_do_update(index_elements=[AuditReadMark.user_id, AuditReadMark.reason,
+                                                   AuditReadMark.scope_hash],
+                                   set_={"recorded_at": func.now()},
+                                   where=AuditReadMark.recorded_at < func.now() - timedelta(seconds=window))
+            .returning(AuditReadMark.user_id))
+    return db.session.execute(stmt).first() is not None

@@ -4,6 +4,14 @@ Autogenerate does not see policies, so every revision that adds a tenant-owned
 table calls ``protect_tenant_table`` for it, and every revision that adds any
 table calls ``grant_app`` with exactly the privileges the application needs.
 Kept small and stable: old revisions import it.
+
+Each protected table has one policy for every command, ``tenant_isolation``: USING and
+WITH CHECK on the bound tenants only, so reads, inserts, updates and deletes all stay
+inside them. A table whose users may also *read* some rows of other tenants (their own
+memberships, say) has a second policy, ``also_readable``, FOR SELECT only: PostgreSQL
+ORs permissive policies per command, and UPDATE and DELETE find their rows through
+their own policies' USING, so a widening in the main policy would let a user change or
+delete their rows in a tenant that is not bound (revision 0010 split them).
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ ALSO_READABLE = {
     "api_tokens": f"{OWN_ROWS} or {PRESENTED_TOKEN}",
     "notifications": OWN_ROWS,
 }
+POLICY = "tenant_isolation"  # every command, the bound tenants only
+READ_POLICY = "also_readable"  # FOR SELECT only: what ALSO_READABLE adds
 
 
 def app_role() -> str:
@@ -41,25 +51,31 @@ def app_role() -> str:
 
 
 def protect_tenant_table(table: str, *, also_readable: str | None = None) -> None:
-    """ENABLE and FORCE row-level security with one policy (USING and WITH CHECK).
+    """ENABLE and FORCE row-level security: the bound tenants' rows for every command (USING and
+    WITH CHECK), plus a FOR SELECT policy for ``also_readable`` when there is one.
 
-    ``also_readable`` widens what may be *read* (never written), e.g. OWN_ROWS; by default what
-    ``ALSO_READABLE`` says for the table, so that a later ``rewrite_policy`` keeps it.
+    ``also_readable`` widens what may be *read* (never written, updated or deleted), e.g. OWN_ROWS;
+    by default what ``ALSO_READABLE`` says for the table, so that a later ``rewrite_policy`` keeps it.
     """
     also_readable = also_readable if also_readable is not None else ALSO_READABLE.get(table)
     op.execute(f"alter table {table} enable row level security")
     op.execute(f"alter table {table} force row level security")
-    op.execute(f"create policy tenant_isolation on {table} {_clauses(also_readable)}")
+    op.execute(f"create policy {POLICY} on {table} {_clauses()}")
+    if also_readable:
+        op.execute(f"create policy {READ_POLICY} on {table} for select using ({also_readable})")
 
 
 def rewrite_policy(table: str) -> None:
-    """Replace ``table``'s policy expressions with the current ones (same rows, cheaper plan)."""
-    op.execute(f"alter policy tenant_isolation on {table} {_clauses(ALSO_READABLE.get(table))}")
+    """Replace ``table``'s policies with the current ones: the tenant match for every command, and
+    the read-only widening of ``ALSO_READABLE`` (if any) as a FOR SELECT policy of its own."""
+    op.execute(f"alter policy {POLICY} on {table} {_clauses()}")
+    op.execute(f"drop policy if exists {READ_POLICY} on {table}")
+    if table in ALSO_READABLE:
+        op.execute(f"create policy {READ_POLICY} on {table} for select using ({ALSO_READABLE[table]})")
 
 
-def _clauses(also_readable: str | None) -> str:
-    using = f"({TENANT_MATCH})" + (f" or ({also_readable})" if also_readable else "")
-    return f"using ({using}) with check ({TENANT_MATCH})"
+def _clauses() -> str:
+    return f"using ({TENANT_MATCH}) with check ({TENANT_MATCH})"
 
 
 def grant_app(table: str, privileges: str = "select, insert, update, delete") -> None:

@@ -13,7 +13,7 @@ Layout (all integers unsigned big-endian)::
     offset   size  field
     0        4     magic b"BOPV"
     4        1     format version = 1
-    5        4     chunk size C: plaintext bytes per chunk (1 .. 16 MiB; default 64 KiB)
+    5        4     chunk size C: plaintext bytes per chunk (1 .. 16 MiB; 1 MiB, or 64 KiB before 2026-11-23)
     9        16    tenant id (UUID, 16 raw bytes)
     25       16    object id (UUID, 16 raw bytes)
     41       2     key id length K (1 .. 255)

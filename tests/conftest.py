@@ -133,9 +133,20 @@ def run_jobs(app: Flask):
     from workers import redis_connection, relay
 
     def run() -> None:
-        with app.app_context():
-            relay()
-            queues = app.config["RQ_QUEUES"]
-            SimpleWorker(queues, connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+        import signal
+
+        # rq installs its own SIGINT/SIGTERM handlers in this (the test) process: put pytest's back after.
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with app.app_context():
+                for _round in range(5):  # jobs that queue jobs (an offboarding's e-mails) run too
+                    relay()
+                    queues = app.config["RQ_QUEUES"]
+                    SimpleWorker(queues, connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+                    if not relay():
+                        break
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
     return run

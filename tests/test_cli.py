@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -70,25 +77,82 @@ def test_demo_is_idempotent_and_prints_every_login(app, ctx):
         db.session.rollback()
 
 
-def test_portal_dev_serves_and_a_sigterm_stops_it_with_its_worker(app, tmp_path):
-    """What `make run` runs: it comes up, and stopping it (Ctrl+C, `kill`, a supervisor) leaves no worker."""
-    import contextlib
+def _servers_of(instance: Path) -> list[str]:
+    """The redis-server and postgres processes of ``instance`` (redis-server works in it; postgres names it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if ("redis-server" in cmdline and proc.info["cwd"] == str(instance)) or \
+                ("postgres" in cmdline and f"-D {instance}/" in cmdline):
+            found.append(f"{proc.info['pid']} {cmdline}")
+    return found
+
+
+def _body(path: Path) -> str:
+    from email import message_from_bytes, policy
+
+    return message_from_bytes(path.read_bytes(), policy=policy.default).get_body().get_content()
+
+
+def _end_servers(instance: Path) -> None:
+    """Stop what a failed run left: PostgreSQL at once (SIGQUIT), Redis saving (SIGTERM); wait for both."""
+    import psutil
+
+    procs = []
+    for server in _servers_of(instance):
+        pid, command = server.split(" ", 1)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc = psutil.Process(int(pid))
+            proc.send_signal(signal.SIGTERM if "redis-server" in command else signal.SIGQUIT)
+            procs.append(proc)
+    psutil.wait_procs(procs, timeout=15)
+
+
+@pytest.fixture
+def instance() -> Iterator[Path]:
+    """An instance folder outside pytest's (which pytest keeps at mode 0700, while the embedded
+    PostgreSQL runs as its own user when we are root)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="portal-dev-test-"))
+    yield folder
+    _end_servers(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _output_of(proc) -> str:  # noqa: ANN001
+    """What a failed ``portal dev`` printed. Its process group goes first: the worker and the embedded
+    servers share its stdout, and reading a pipe they still hold would wait for ever."""
     import os
-    import signal
-    import subprocess
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        return "(no output: a child still holds the pipe)"
+    return (out or b"").decode(errors="replace")[-2000:]
+
+
+def test_portal_dev_serves_and_a_sigterm_stops_it_with_its_worker(instance):
+    """What `make run` runs (embedded PostgreSQL and Redis): it comes up, e-mails links to the port it
+    serves, and stopping it (Ctrl+C, `kill`, a supervisor) leaves no worker and no server running."""
+    import os
+    import re
     import sys
     import time
     import urllib.request
-    from pathlib import Path
+    from urllib.parse import urlencode
 
     from tests.services import free_port
 
     port = free_port()
-    cfg = app.config
-    env = dict(os.environ, PORTAL_INSTANCE=str(tmp_path), DATABASE_URL=cfg["DATABASE_URL"],
-               MIGRATION_DATABASE_URL=cfg["MIGRATION_DATABASE_URL"], REDIS_URL=cfg["REDIS_URL"],
-               SECRET_KEY=cfg["SECRET_KEY"], FIELD_KEY=cfg["FIELD_KEY"] or "", KEY_DIR=cfg["KEY_DIR"],
-               STORAGE_DIR=cfg["STORAGE_DIR"], MAIL_OUTBOX_DIR=str(tmp_path / "outbox"))
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "SMTP_URL", "BASE_URL", "PORTAL_ENV")}
+    env.update(PORTAL_INSTANCE=str(instance), MAIL_OUTBOX_DIR=str(instance / "outbox"))
     proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "dev", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -99,21 +163,39 @@ def test_portal_dev_serves_and_a_sigterm_stops_it_with_its_worker(app, tmp_path)
                     assert answer.status == 200
                     break
             except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "portal dev did not come up in 90 s"
+                assert proc.poll() is None, _output_of(proc)
+                assert time.monotonic() < deadline, f"portal dev did not come up in 90 s: {_output_of(proc)}"
                 time.sleep(0.5)
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert children, "no worker process beside the web process"
+        servers = _servers_of(instance)
+        assert any("redis-server" in s for s in servers) and any("postgres" in s for s in servers), servers
+
+        # A password reset: the link is written by the web process and delivered by the worker.
+        base = f"http://127.0.0.1:{port}"
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        page = browser.open(f"{base}/auth/reset", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        browser.open(f"{base}/auth/reset", timeout=10,
+                     data=urlencode({"email": "admin@saigonbo.example", "csrf_token": token}).encode())
+        deadline = time.monotonic() + 30
+        while not (mails := [_body(m) for m in (instance / "outbox").glob("*.eml") if "reset" in _body(m)]):
+            assert time.monotonic() < deadline, "the reset e-mail did not arrive in 30 s"
+            time.sleep(0.5)
+        assert f"{base}/auth/reset/" in mails[0], mails[0]
+
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         output = proc.stdout.read().decode()
-        assert "admin@saigonbo.example" in output and f"http://127.0.0.1:{port}" in output
+        assert "admin@saigonbo.example" in output and base in output
         for pid in map(int, children):
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 continue
             raise AssertionError(f"process {pid} (the worker) outlived portal dev")
-    finally:  # whatever happened, nothing of this run is left behind (its own process group)
+        assert _servers_of(instance) == [], "embedded servers outlived portal dev"
+    finally:  # whatever happened, nothing of this run is left behind (its own process group, its servers)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        _end_servers(instance)

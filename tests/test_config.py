@@ -11,7 +11,8 @@ import pytest
 from portal import config
 
 PROD = {"PORTAL_ENV": "production", "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgresql://a@h/d",
-        "MIGRATION_DATABASE_URL": "postgresql://o@h/d", "REDIS_URL": "redis://h", "FIELD_KEY": "k"}
+        "MIGRATION_DATABASE_URL": "postgresql://o@h/d", "REDIS_URL": "redis://h", "FIELD_KEY": "k",
+        "BASE_URL": "https://portal.example.com"}
 
 
 @pytest.mark.parametrize("missing", config.REQUIRED_IN_PRODUCTION)
@@ -19,6 +20,44 @@ def test_production_names_the_missing_variable(missing):
     env = {k: v for k, v in PROD.items() if k != missing}
     with pytest.raises(config.ConfigError, match=f"^{missing} must be set"):
         config.load(env=env)
+
+
+def test_production_needs_the_public_address_for_e_mailed_links():
+    assert "BASE_URL" in config.REQUIRED_IN_PRODUCTION
+    assert config.load(env=PROD)["BASE_URL"] == "https://portal.example.com"
+    assert config.load(env={})["BASE_URL"] == "http://127.0.0.1:5000"  # development: `portal dev` moves the port
+
+
+def test_log_level_is_read_and_checked():
+    assert config.load(env={})["LOG_LEVEL"] == "INFO"
+    assert config.load(env={"LOG_LEVEL": " debug "})["LOG_LEVEL"] == "DEBUG"
+    with pytest.raises(config.ConfigError, match="^LOG_LEVEL must be"):
+        config.load(env={"LOG_LEVEL": "loud"})
+
+
+def test_a_refused_sign_in_says_when_to_retry(app, tmp_path):
+    """Throttling as configured: the 429 (our own error page) carries Retry-After."""
+    import random
+
+    from portal import create_app
+    from tests.factories import csrf_token, unique
+
+    settings = {k: app.config[k] for k in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "SECRET_KEY",
+                                           "FIELD_KEY", "BASE_URL")}
+    fresh = create_app(settings | {"TESTING": True, "INSTANCE_PATH": str(tmp_path), "LOGIN_LIMIT_IP": "2 per minute"})
+    ip = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"  # counters of its own
+    email = f"{unique('nobody')}@example.test"
+    client = fresh.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    statuses = []
+    for _ in range(3):
+        r = client.post("/auth/login", data={"email": email, "password": "not the password",
+                                             "csrf_token": csrf_token(client)})
+        statuses.append(r.status_code)
+    assert statuses == [200, 200, 429]
+    assert b"Too many attempts" in r.data
+    assert "Retry-After" in r.headers, dict(r.headers)
+    assert 1 <= int(r.headers["Retry-After"]) <= 60, r.headers["Retry-After"]
 
 
 def test_production_refuses_a_development_secret():

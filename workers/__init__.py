@@ -68,8 +68,21 @@ def _push(job: OutboxJob) -> None:
     )
 
 
-def relay(limit: int = 200) -> int:
-    """Push pending outbox rows to rq; returns how many. Safe to run in several processes."""
+def relay(batch: int = 200) -> int:
+    """Push every pending outbox row to rq, ``batch`` rows a transaction; returns how many.
+
+    Safe to run in several processes (rows are claimed with SKIP LOCKED). A scheduler tick
+    enqueues a job per tenant: all of them go out now, not 200 every few seconds.
+    """
+    pushed = 0
+    while True:
+        done, stop = _relay_batch(batch)
+        pushed += done
+        if stop or done < batch:
+            return pushed
+
+
+def _relay_batch(limit: int) -> tuple[int, bool]:
     pushed = 0
     with Session(db.engine) as session, session.begin():
         rows = session.scalars(
@@ -81,11 +94,11 @@ def relay(limit: int = 200) -> int:
                 _push(job)
             except Exception as exc:  # Redis down: the row stays pending for the next relay
                 log.warning("relay could not enqueue outbox job %s: %s", job.id, exc)
-                break
+                return pushed, True
             job.enqueued_at = utcnow()
             job.attempts += 1
             pushed += 1
-    return pushed
+    return pushed, False
 
 
 def reap() -> int:

@@ -1,4 +1,5 @@
-"""The job outbox: jobs are written in the same transaction as the change that causes them."""
+"""The job outbox (jobs written in the same transaction as the change that causes them) and the
+scheduler's claims of periods."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ class OutboxJob(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ScheduleRun(db.Model):
+    """One period of one periodic job, claimed by the tick that enqueued it."""
+
+    __tablename__ = "schedule_runs"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 nullable=False)

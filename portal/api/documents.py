@@ -125,12 +125,16 @@ def refile_document(body: dict, tenant_slug: str, document_id: str) -> dict:
 @blp.doc(responses={"200": {"description": "The file, as an attachment.",
                             "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                 "format": "binary"}}}}})
-@_refusals(401, 403, 404)
+@_refusals(401, 403, 404, 410, 502)
 @requires("tenant:documents.view")
 def download_document(tenant_slug: str, document_id: str):  # noqa: ANN201
     """Download a document
 
-    The latest version, or `?version=N`. Written to the tenant's access log.
+    The latest version, or `?version=N`. Written to the tenant's access log. A stored copy
+    that fails its integrity check answers 502 (410: its key was destroyed) before any byte.
+    A file over the server's verify limit (`DOWNLOAD_VERIFY_MAX_MB`, 16 MiB by default) is
+    streamed as it is authenticated: if a later part fails, the connection is dropped before
+    `Content-Length` bytes arrived, so treat a short body as a failed download.
     """
     return attachment(services.download(_caller(), g.tenant, document_id, version=request.args.get("version"),
                                         ip=request.remote_addr))

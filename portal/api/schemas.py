@@ -274,3 +274,29 @@ class TaskArgs(PageArgs):
 
 
 TaskPageSchema = page_of(TaskSchema, "TaskPage")
+
+
+class ExportSchema(Schema):
+    """An export of everything the client owns: one 7z archive, encrypted with a passphrase shown once."""
+
+    id = fields.UUID(required=True)
+    state = fields.String(required=True, metadata={
+        "description": "queued, building, ready, fetched (downloaded and deleted), expired (deleted) or failed."})
+    files_done = fields.Integer(required=True)
+    files_total = fields.Integer(required=True)
+    percent = fields.Integer(required=True)
+    size = fields.Integer(allow_none=True, metadata={"description": "Bytes of the archive, once ready."})
+    passphrase_available = fields.Boolean(required=True, metadata={
+        "description": "Whether the passphrase can still be taken (once) from POST …/passphrase."})
+    created_at = fields.DateTime(required=True)
+    ready_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True, metadata={"description": "Deleted then if not downloaded."})
+    fetched_at = fields.DateTime(allow_none=True)
+
+
+class ExportListSchema(Schema):
+    items = fields.List(fields.Nested(ExportSchema), required=True)
+
+
+class PassphraseSchema(Schema):
+    passphrase = fields.String(required=True, metadata={"description": "Shown this once; not kept by the portal."})

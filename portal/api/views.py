@@ -64,9 +64,9 @@ def _member(m: Membership) -> dict:
 
 
 def _event(e: AuditEvent) -> dict:
-    return {"id": e.id, "occurred_at": e.occurred_at, "actor": e.actor_label,
+    return {"id": e.id, "occurred_at": e.occurred_at, "actor": e.who,
             "actor_side": e.actor_side, "action": e.action, "object_type": e.object_type,
-            "object_id": e.object_id, "ip": e.ip}
+            "object_id": e.object_id, "ip": e.address}
 
 
 @blp.route("/me")

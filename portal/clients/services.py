@@ -23,8 +23,9 @@ from portal.auth import services as auth
 from portal.extensions import db
 from tenants import audit
 from tenants.audit import AuditEvent
+from tenants.context import current_scope
 from tenants.models import ApiToken, Membership, Tenant, User, utcnow
-from tenants.policy import CLIENT_ROLES, Role
+from tenants.policy import CLIENT_ROLES, Role, is_client
 
 AUDIT_PAGE = 50
 SIDES = ("provider", "client", "system")
@@ -185,11 +186,14 @@ def audit_events(*, before: int | None = None, side: str | None = None,
                  limit: int = AUDIT_PAGE) -> EventPage:
     """The bound tenant's audit events, newest first, older than ``before`` (a seq).
 
-    ``side`` keeps only what one side did ("provider": the provider's people).
+    ``side`` keeps only what one side did ("provider": the provider's people). Client readers
+    never see internal events (the provider's internal notes and time).
     """
     if side is not None and side not in SIDES:
         raise ClientError(_("Filter by provider, client or system."))
     query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit + 1)
+    if is_client(current_scope().role):  # the provider's internal notes and time are not the client's to read
+        query = query.where(AuditEvent.internal.is_(False))
     if before is not None:
         query = query.where(AuditEvent.seq < before)
     if side is not None:

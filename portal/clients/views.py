@@ -7,7 +7,7 @@ one service of ``portal.clients.services`` and renders.
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -19,6 +19,7 @@ from portal.clients import bp, services
 from portal.clients.forms import InviteForm, MfaForm, RoleForm, TokenForm
 from portal.documents import requests as document_requests
 from portal.documents import services as documents
+from portal.trust import anchors
 from tenants.audit import AuditEvent
 from tenants.models import User
 from tenants.policy import allowed
@@ -59,6 +60,20 @@ ACTION_LABELS = {
     "task.approval_invalidated": _l("voided an approval: the approved document changed"),
     "tenant.exported": _l("exported all documents"),
     "tenant.offboarded": _l("destroyed this workspace's keys and documents"),
+    "tenant.offboarding_started": _l("started taking this workspace's data off the portal"),
+    "document.unreadable": _l("found a document's stored copy damaged (it was not sent)"),
+    "task.created": _l("opened a task"),
+    "task.moved": _l("moved a task forward"),
+    "task.commented": _l("commented on a task"),
+    "task.document_linked": _l("attached a document to a task"),
+    "task.product_attached": _l("attached the work to approve"),
+    "task.released": _l("put a task back in the queue"),
+    "export.requested": _l("asked for an export of all data"),
+    "export.ready": _l("prepared the export"),
+    "export.passphrase_shown": _l("took the export's passphrase"),
+    "export.downloaded": _l("downloaded the export"),
+    "export.expired": _l("deleted an export nobody downloaded"),
+    "service_target.set": _l("set a turnaround target"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}
@@ -74,7 +89,7 @@ def _ip() -> str | None:
 
 def describe_object(event: AuditEvent) -> str:
     """A short, readable name for what an event was about (an e-mail, a name, a type)."""
-    data = event.data or {}
+    data = event.details
     for key in ("email", "name", "slug"):
         if data.get(key):
             return str(data[key])
@@ -209,7 +224,19 @@ def access_log(tenant_slug: str):
         abort(400, description=str(err))
     return render_template("clients/access_log.html", tenant=g.tenant, page=page, side=side,
                            action_labels=ACTION_LABELS, side_labels=SIDE_LABELS,
-                           describe=describe_object)
+                           describe=describe_object, checkpoint=anchors.latest_checkpoint())
+
+
+@bp.route("/t/<tenant_slug>/access-log/checkpoint.json")
+@requires("tenant:audit.view")
+def access_log_checkpoint(tenant_slug: str):
+    """The newest signed checkpoint of this workspace's log, to check with the published keys."""
+    checkpoint = anchors.latest_checkpoint()
+    if checkpoint is None:
+        abort(404, description=_("This workspace's log has no signed checkpoint yet."))
+    response = jsonify(checkpoint.envelope)
+    response.headers.set("Content-Disposition", "attachment", filename=f"checkpoint-{checkpoint.seq}.json")
+    return response
 
 
 # --- API tokens ------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Text,
     UniqueConstraint,
     Uuid,
     text,
@@ -28,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
+from tenants.fields import Sealed
 from tenants.isolation import TenantScoped
 from tenants.models import Timestamped, User, new_id
 
@@ -115,8 +115,8 @@ class DocumentRequest(TenantScoped, Timestamped, db.Model):
     __tablename__ = "document_requests"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    title: Mapped[str] = mapped_column(String(200), nullable=False)
-    note: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Sealed("document_requests.title"), nullable=False)
+    note: Mapped[str | None] = mapped_column(Sealed("document_requests.note"))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
 
     created_by: Mapped[User | None] = relationship(lazy="joined")
@@ -139,7 +139,7 @@ class RequestItem(TenantScoped, Timestamped, db.Model):
     request_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("document_requests.id", ondelete="CASCADE"), index=True, nullable=False)
     position: Mapped[int] = mapped_column(Integer, nullable=False)
-    description: Mapped[str] = mapped_column(String(300), nullable=False)
+    description: Mapped[str] = mapped_column(Sealed("document_request_items.description"), nullable=False)
     category: Mapped[str] = mapped_column(String(20), default="other", nullable=False)
     due_date: Mapped[date | None] = mapped_column(Date)
     document_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
 
+from portal.security import shown, unstorable
+
 READ_SIZE = 64 * 1024
 MAX_FIELD = 64 * 1024
 MAX_PARTS = 200
@@ -66,6 +68,13 @@ def _data(events: Iterator[object]) -> Iterator[bytes]:
             return
 
 
+def _refuse_unstorable(name: str, *texts: str) -> None:
+    # The boundary (portal/boundary.py) leaves streamed bodies alone, and fields end up in text
+    # columns, where PostgreSQL refuses a NUL. (File names are cleaned by content.display_name.)
+    if any(unstorable(text) for text in texts):
+        raise MalformedUpload(f"the form field '{shown(name)}' contains a NUL byte or an unpaired surrogate")
+
+
 def iter_parts(stream: BinaryIO, boundary: bytes) -> Iterator[FieldPart | FilePart]:
     """The parts of a multipart body in order; file data is streamed, fields are small strings."""
     events = _events(stream, boundary)
@@ -76,7 +85,9 @@ def iter_parts(stream: BinaryIO, boundary: bytes) -> Iterator[FieldPart | FilePa
                 value += piece
                 if len(value) > MAX_FIELD:
                     raise MalformedUpload(f"the form field {event.name!r} is too long")
-            yield FieldPart(event.name, value.decode("utf-8", "replace"))
+            field = FieldPart(event.name, value.decode("utf-8", "replace"))
+            _refuse_unstorable(field.name, field.name, field.value)
+            yield field
         elif isinstance(event, File):
             data = _data(events)
             yield FilePart(event.name, event.filename or "", data)

@@ -10,31 +10,36 @@ written to the tenant's audit log, which the client reads as its access log.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app, has_app_context
+from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError as UniqueViolation
 from werkzeug.exceptions import NotFound
 
+from portal import mail
 from portal.documents import content, vault
 from portal.documents.models import Document, DocumentVersion, RequestItem, StoredObject
 from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
 from portal.extensions import db
 from tenants import audit
-from tenants.context import current_scope
-from tenants.keyring import Keyring, KeyUnavailable, keyring_from_config
+from tenants.audit import AuditEvent
+from tenants.context import Scope, bound, current_scope
+from tenants.keyring import Keyring, KeyUnavailable, app_keyring
 from tenants.models import Tenant, User, utcnow
-from tenants.policy import allowed
+from tenants.policy import Role, allowed
 from tenants.sealed import IntegrityError as SealedIntegrityError
-from tenants.sealed import KeyRef
+from tenants.sealed import KeyRef, PlaintextStream
 
 PAGE = 50
 MAX_TAGS = 10
@@ -65,10 +70,27 @@ def vault_storage() -> Storage:
 
 def vault_keyring() -> Keyring:
     """The keyring configured for this app (built once per process)."""
-    ext = current_app.extensions.setdefault("vault", {})
-    if "keyring" not in ext:
-        ext["keyring"] = keyring_from_config(current_app.config)
-    return ext["keyring"]
+    return app_keyring()
+
+
+# An upload (or a thumbnail, or an export) holds its tenant's key lock, shared, from the moment it
+# wraps a data key under the current key version until it commits the object's catalogue row;
+# retiring a key version takes the lock exclusively (``custody``). So no version is destroyed while
+# an upload that used it can still commit, and uploads never wait for each other.
+_KEY_USE = text("select pg_advisory_xact_lock_shared(hashtextextended(:k, 0))")
+# The catalogue step of a tenant's uploads, one at a time: the quota is checked against what others stored.
+_QUOTA = text("select pg_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
+def key_lock_name(tenant_id: uuid.UUID) -> str:
+    """The advisory lock that uploads hold shared and key retirement exclusively."""
+    return f"keys:{tenant_id}"
+
+
+def store_sealed(tenant_id: uuid.UUID, chunks: Iterable[bytes]) -> vault.StoredObject:
+    """Seal and store ``chunks`` for the bound tenant; commit its catalogue row in this same transaction."""
+    db.session.execute(_KEY_USE, {"k": key_lock_name(tenant_id)})
+    return vault.store(vault_storage(), vault_keyring(), tenant_id, chunks)
 
 
 def read_object(obj: StoredObject) -> Iterator[bytes]:
@@ -266,8 +288,12 @@ def limit_for(used: int, quota: int) -> int:
     return max(0, min(current_app.config["UPLOAD_MAX_BYTES"], quota - used))
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+def _mib(n: int, *, up: bool = False) -> str:
+    """Bytes as people read them: MB (KB under one MB), to a tenth. A file's size rounds up and a limit's
+    down, so a file over a limit never reads as the limit itself ("200.1 MB; at most 200 MB")."""
+    unit, scale = ("MB", 1024 * 1024) if n >= 1024 * 1024 else ("KB", 1024)
+    tenths = math.ceil(n * 10 / scale) if up else math.floor(n * 10 / scale)
+    return f"{tenths // 10}.{tenths % 10} {unit}" if tenths % 10 else f"{tenths // 10} {unit}"
 
 
 def refuse_early(tenant: Tenant, size: int | None) -> str | None:
@@ -276,7 +302,7 @@ def refuse_early(tenant: Tenant, size: int | None) -> str | None:
         return None
     if size > current_app.config["UPLOAD_MAX_BYTES"]:
         return _("This file is %(size)s; files may be at most %(limit)s. Split it or compress it, then upload "
-                 "again.", size=_mib(size), limit=_mib(current_app.config["UPLOAD_MAX_BYTES"]))
+                 "again.", size=_mib(size, up=True), limit=_mib(current_app.config["UPLOAD_MAX_BYTES"]))
     used, quota = usage(tenant)
     if used + size > quota:
         return _storage_full(used, quota)
@@ -342,22 +368,35 @@ def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filen
     """
     name = content.display_name(filename)
     inspector = _Inspector(target.category, *usage(tenant))
-    storage, keyring = vault_storage(), vault_keyring()
+    storage = vault_storage()
     try:
-        stored = vault.store(storage, keyring, tenant.id, inspector.wrap(chunks))
+        stored = store_sealed(tenant.id, inspector.wrap(chunks))
     except content.Refused as exc:
         return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+    try:
+        return _keep(actor, tenant, stored, inspector, name, target, ip)
+    except content.Refused as exc:
+        db.session.rollback()
+        storage.delete(stored.storage_key)
+        return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+    except BaseException:
+        # Nothing refers to the object once the transaction is gone: never leave it in storage.
+        db.session.rollback()
+        storage.delete(stored.storage_key)
+        raise
+
+
+def _keep(actor: User | None, tenant: Tenant, stored: vault.StoredObject, inspector: _Inspector, name: str,
+          target: UploadTarget, ip: str | None) -> UploadResult:
+    """The stored object's type (a ZIP may be a workbook), its catalogue row and its document."""
+    storage, keyring = vault_storage(), vault_keyring()
     sniffed = inspector.sniffed
     assert sniffed is not None  # noqa: S101 - store() read the whole input through the inspector
     kind, mime, extension = sniffed.kind, sniffed.mime, sniffed.extension
     if kind == "zip":
-        try:
-            kind = content.classify_zip(vault.open_object(storage, keyring, tenant.id, stored.object_id,
-                                                          stored.storage_key, stored.key_ref, stored.wrapped_dek))
-            content.check_allowed(target.category, kind)
-        except content.Refused as exc:
-            storage.delete(stored.storage_key)
-            return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+        kind = content.classify_zip(vault.open_object(storage, keyring, tenant.id, stored.object_id,
+                                                      stored.storage_key, stored.key_ref, stored.wrapped_dek))
+        content.check_allowed(target.category, kind)
         if kind == "xlsx":
             mime, extension = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
     if not name.lower().endswith("." + extension):
@@ -367,8 +406,8 @@ def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filen
     return _file(actor, tenant, obj, duplicate_of, name, target, ip)
 
 
-def _row(stored: vault.StoredObject, tenant_id: uuid.UUID, purpose: str, kind: str, mime: str,
-         preview: str) -> StoredObject:
+def stored_row(stored: vault.StoredObject, tenant_id: uuid.UUID, purpose: str, kind: str, mime: str,
+               preview: str = "none") -> StoredObject:
     """The catalogue row of an object just stored: what it is, and its wrapped data key."""
     return StoredObject(id=stored.object_id, tenant_id=tenant_id, purpose=purpose, storage_key=stored.storage_key,
                         sha256=stored.sha256, size=stored.size, sealed_size=stored.sealed_size, kind=kind, mime=mime,
@@ -384,7 +423,12 @@ def _catalogue(tenant: Tenant, stored: vault.StoredObject, kind: str, mime: str)
 
     existing = same_content()
     if existing is None:
-        obj = _row(stored, tenant.id, "content", kind, mime, "pending" if kind in PREVIEW_KINDS else "none")
+        # Two uploads at once must not together pass the quota: re-read it, one tenant's upload at a time.
+        db.session.execute(_QUOTA, {"k": f"quota:{tenant.id}"})
+        used, quota = usage(tenant)
+        if used + stored.size > quota:
+            raise content.Refused("too_large", _storage_full(used, quota))
+        obj = stored_row(stored, tenant.id, "content", kind, mime, "pending" if kind in PREVIEW_KINDS else "none")
         try:
             with db.session.begin_nested():
                 db.session.add(obj)
@@ -403,7 +447,14 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
 
     doc = target.document
     if doc is not None:
-        if doc.latest.object_id == obj.id:
+        # The document's row, locked: two new versions at once get numbers one after the other, and an
+        # approval of its previous version (portal.work) either commits first and is voided below, or
+        # waits and finds this version.
+        doc = db.session.get(Document, doc.id, with_for_update={"of": Document}, populate_existing=True)
+        latest = db.session.scalar(select(DocumentVersion.object_id).where(DocumentVersion.document_id == doc.id)
+                                   .order_by(DocumentVersion.number.desc()).limit(1))
+        if latest == obj.id:
+            db.session.commit()  # nothing changed; the object stays (it is this version's)
             return UploadResult(name, "duplicate", _("This file is already the current version of “%(title)s”; "
                                                      "nothing was changed.", title=doc.title), doc)
         doc.current_version += 1
@@ -481,6 +532,14 @@ def refile(actor: User, tenant: Tenant, document_id: str, *, category: str | Non
 
 @dataclass(frozen=True)
 class Download:
+    """A version ready to send: its name, type, size and plaintext.
+
+    ``chunks`` is either plaintext that has all authenticated already (objects up to
+    ``DOWNLOAD_VERIFY_MAX_BYTES``) or a stream that authenticates each chunk as it goes and
+    writes the access log when it ends (``_stream``); it may be read after the request's
+    contexts are gone, as a WSGI server reads a response body.
+    """
+
     filename: str
     mime: str
     size: int
@@ -496,40 +555,185 @@ def _version(doc: Document, number: int | str | None) -> DocumentVersion:
     raise NotFound()
 
 
-def download(actor: User, tenant: Tenant, document_id: str, *, version: int | str | None = None,
+def download(actor: User | None, tenant: Tenant, document_id: str, *, version: int | str | None = None,
              ip: str | None = None) -> Download:
-    """A version's plaintext as a stream; the download is in the access log before a byte leaves."""
+    """A version's plaintext, never given out as good unless every chunk of it authenticated.
+
+    Up to ``DOWNLOAD_VERIFY_MAX_BYTES`` the object is read and authenticated whole here, and
+    the download is in the access log before a byte leaves: damage anywhere raises
+    ``Unreadable`` (502) before the answer starts, like damage in chunk 0. We keep the
+    plaintext rather than check in a first pass and read again: one storage read, and what is
+    sent is exactly what authenticated (a second read could meet a different object). A larger
+    object is streamed (``_stream``). Every refusal goes through ``report_unreadable``.
+    """
     doc = get_document(actor, document_id)
     ver = _version(doc, version)
     obj = ver.object
-    chunks = _open_checked(actor, tenant, doc, obj, ip)
+    served = _Served.of(actor, tenant, doc, obj, ip)
+    if obj.size > current_app.config["DOWNLOAD_VERIFY_MAX_BYTES"]:
+        return Download(ver.filename, obj.mime, obj.size, _stream(served, _open_checked(served, obj), ver.number))
+    result = Download(ver.filename, obj.mime, obj.size, iter(_read_whole(served, obj)))
     _record("document.downloaded", actor, tenant, doc, ip, version=ver.number)
     db.session.commit()
-    return Download(ver.filename, obj.mime, obj.size, chunks)
+    return result
 
 
-def _open_checked(actor: User | None, tenant: Tenant, doc: Document, obj: StoredObject,
-                  ip: str | None) -> Iterator[bytes]:
-    """Open an object for sending; a failure is audited and answered clearly, never half-sent as good."""
+@dataclass(frozen=True)
+class _Served:
+    """Who is given which object, as plain values: a stream still has them after its request ended."""
+
+    app: Flask
+    actor: audit.Actor
+    scope: Scope
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    document_id: uuid.UUID
+    title: str  # for the tenant's own access log only: never logged, never e-mailed
+    object_id: uuid.UUID
+    ip: str | None
+
+    @classmethod
+    def of(cls, actor: User | None, tenant: Tenant, doc: Document, obj: StoredObject, ip: str | None) -> _Served:
+        return cls(current_app._get_current_object(), audit.Actor.of(actor),  # type: ignore[attr-defined]
+                   current_scope(), tenant.id, tenant.slug, doc.id, doc.title, obj.id, ip)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The app context and the scope to write in.
+
+        A stream is read after its view returned, when the request's contexts are gone (and
+        perhaps in another ``contextvars`` context), so it brings its own.
+        """
+        with nullcontext() if has_app_context() else self.app.app_context(), bound(self.scope):
+            yield
+
+    def record(self, action: str, **data: object) -> None:
+        """Write ``action`` to the tenant's access log, shaped like ``_record``'s events, and commit."""
+        with self.writing():
+            audit.record(action, self.actor, tenant_id=self.tenant_id, object_type="document",
+                         object_id=self.document_id, ip=self.ip,
+                         data={"name": self.title, **{k: v for k, v in data.items() if v is not None}})
+            db.session.commit()
+
+
+def _open_checked(served: _Served, obj: StoredObject) -> PlaintextStream:
+    """Open an object for sending: header and chunk 0 checked; a failure is reported and refused, nothing sent."""
     try:
-        return read_object(obj)
+        return read_object(obj)  # vault.open_object's PlaintextStream
     except (SealedIntegrityError, ObjectMissing, KeyUnavailable) as exc:
-        current_app.logger.error("object %s of tenant %s unreadable: %s", obj.id, tenant.id, exc)
+        raise report_unreadable(served, exc, chunk=0 if isinstance(exc, SealedIntegrityError) else None) from exc
+
+
+def _read_whole(served: _Served, obj: StoredObject) -> list[bytes]:
+    """An object's plaintext chunks, every one authenticated (to the final flag) before any is returned."""
+    chunks = _open_checked(served, obj)
+    body: list[bytes] = []
+    try:
+        for chunk in chunks:
+            body.append(chunk)
+    except SealedIntegrityError as exc:
+        raise report_unreadable(served, exc, chunk=len(body)) from exc
+    finally:
+        chunks.close()
+    return body
+
+
+def _stream(served: _Served, chunks: PlaintextStream, version: int) -> Iterator[bytes]:
+    """A large object's plaintext as it authenticates; the access log says what really left.
+
+    One chunk is held back, so ``document.downloaded`` is committed once the last chunk
+    authenticated and before it leaves. When a later chunk fails, the failure is reported
+    (``report_unreadable``: ``document.unreadable`` with the chunk and the bytes already sent)
+    and raised: the WSGI server then drops the connection short of the declared
+    Content-Length, so no client can take the file for complete. A client that goes away
+    part-way (or a storage error) still leaves the bytes it was given in the access log.
+    """
+    released, recorded = 0, False
+    try:
+        held, authentic = next(chunks, b""), 1  # chunk 0 authenticated when the stream was opened
+        try:
+            for following in chunks:
+                authentic += 1
+                released += len(held)
+                yield held
+                held = following
+        except SealedIntegrityError as exc:
+            recorded = True
+            raise report_unreadable(served, exc, chunk=authentic, sent=released) from exc
+        served.record("document.downloaded", version=version)
+        recorded = True
+        yield held
+    finally:
+        chunks.close()
+        if not recorded and released:
+            served.record("document.downloaded", version=version, complete=False, sent=released)
+
+
+ALERT_EVERY = 24 * 3600  # seconds: the provider admins hear about a damaged document once a day, not per request
+
+
+def report_unreadable(served: _Served, exc: Exception, *, chunk: int | None = None,
+                      sent: int | None = None) -> Unreadable:
+    """Report an object that cannot be given out, and return the refusal for the caller to raise.
+
+    The one path for damage (found before the answer or mid-stream), a missing object and
+    a destroyed key: ``document.unreadable`` goes to the tenant's access log with the reason,
+    the first chunk that failed and the plaintext bytes already sent; an error goes to the
+    server log (ids and reason, never content); and every active provider admin is e-mailed
+    the tenant's slug, the document id and a link (no title, no content), once a day per document.
+    Whatever the caller had pending is rolled back; the report is committed on its own.
+    """
+    reason = type(exc).__name__
+    detail = "the stored object is missing" if isinstance(exc, ObjectMissing) else str(exc)  # not its storage key
+    where = f" at chunk {chunk}" if chunk is not None else ""
+    with served.writing():
+        current_app.logger.error("document %s (object %s) of tenant %s unreadable%s: %s: %s", served.document_id,
+                                 served.object_id, served.tenant_id, where, reason, detail)
         db.session.rollback()
-        _record("document.unreadable", actor, tenant, doc, ip, reason=type(exc).__name__)
-        db.session.commit()
+        if _first_alert(served):
+            _alert_provider_admins(served, reason)
+        served.record("document.unreadable", reason=reason, detail=detail, object=str(served.object_id),
+                      chunk=chunk, sent=sent)  # commits the e-mails with the event
         if isinstance(exc, KeyUnavailable):
             error = Unreadable(_("This document can no longer be decrypted: its encryption key was destroyed."))
             error.status = 410
-        else:
-            error = Unreadable(_("The stored copy of this document failed its integrity check, so it was not sent. "
-                                 "Your provider has been alerted; an earlier version may still open."))
-        raise error from exc
+            return error
+        return Unreadable(_("The stored copy of this document failed its integrity check, so it was not sent. "
+                            "Your provider has been alerted; an earlier version may still open."))
+
+
+def _first_alert(served: _Served) -> bool:
+    """True when the document's access log has no unreadable event in the last ALERT_EVERY seconds.
+
+    Thumbnails on the document list and retried downloads would otherwise mail every admin
+    on every request. (Called before this request's own event is written.)
+    """
+    since = utcnow() - timedelta(seconds=ALERT_EVERY)
+    return db.session.scalar(select(AuditEvent.id).where(
+        AuditEvent.tenant_id == served.tenant_id, AuditEvent.action == "document.unreadable",
+        AuditEvent.object_id == str(served.document_id), AuditEvent.occurred_at > since).limit(1)) is None
+
+
+def _alert_provider_admins(served: _Served, reason: str) -> None:
+    """Queue the e-mail of ``report_unreadable`` to every provider admin who can sign in (committed by the caller)."""
+    # Built by hand: a stream has no request to build URLs from once its view returned.
+    link = f"{current_app.config['BASE_URL'].rstrip('/')}/t/{served.tenant_slug}/documents/{served.document_id}"
+    admins = db.session.scalars(select(User).where(User.provider_role == Role.PROVIDER_ADMIN.value,
+                                                   User.is_active.is_(True), User.password_hash.is_not(None))
+                                .order_by(User.id))
+    for admin in admins:
+        with force_locale(admin.locale or "en"):
+            subject = _("%(tenant)s: a stored document could not be read", tenant=served.tenant_slug)
+            body = _("The stored copy of document %(document)s in the workspace %(tenant)s could not be read "
+                     "(%(reason)s), so it was refused rather than sent as good. The workspace's access log and "
+                     "the server log say more.\n\nOpen the document:\n%(link)s\n",
+                     document=served.document_id, tenant=served.tenant_slug, reason=reason, link=link)
+        mail.send(admin.email, subject[:200], body)
 
 
 def preview(actor: User, tenant: Tenant, document_id: str, *, version: int | str | None = None,
             ip: str | None = None) -> bytes | None:
-    """The PNG thumbnail we rendered of a version, or None while there is none."""
+    """The PNG thumbnail we rendered of a version, or None while there is none; damage is reported like a download's."""
     doc = get_document(actor, document_id)
     obj = _version(doc, version).object
     if obj.thumbnail_id is None:
@@ -537,17 +741,22 @@ def preview(actor: User, tenant: Tenant, document_id: str, *, version: int | str
     thumb = db.session.get(StoredObject, obj.thumbnail_id)
     if thumb is None:
         return None
-    png = b"".join(_open_checked(actor, tenant, doc, thumb, ip))  # a thumbnail is a few KB
+    png = b"".join(_read_whole(_Served.of(actor, tenant, doc, thumb, ip), thumb))  # a thumbnail is a few KB
     _record("document.previewed", actor, tenant, doc, ip)
     db.session.commit()
     return png
 
 
 def make_thumbnail(object_id: uuid.UUID | str) -> None:
-    """Job: render a content object's thumbnail in the sandbox and store it sealed like any object."""
+    """Job: render a content object's thumbnail in the sandbox and store it sealed like any object.
+
+    The object's row is claimed first (``FOR UPDATE SKIP LOCKED``, held to the commit): the same
+    job run twice at once renders once, and the second finds the work done or in hand.
+    """
     from portal.documents.previews import PreviewFailed, render_thumbnail
 
-    obj = db.session.get(StoredObject, uuid.UUID(str(object_id)))
+    obj = db.session.scalar(select(StoredObject).where(StoredObject.id == uuid.UUID(str(object_id)))
+                            .with_for_update(skip_locked=True))
     if obj is None or obj.preview != "pending":
         return
     if obj.size > current_app.config["PREVIEW_MAX_BYTES"]:
@@ -562,8 +771,8 @@ def make_thumbnail(object_id: uuid.UUID | str) -> None:
     if png is None:
         obj.preview = "none"
         return
-    stored = vault.store(vault_storage(), vault_keyring(), obj.tenant_id, [png])
-    thumb = _row(stored, obj.tenant_id, "thumbnail", "png", "image/png", "none")
+    stored = store_sealed(obj.tenant_id, [png])
+    thumb = stored_row(stored, obj.tenant_id, "thumbnail", "png", "image/png")
     db.session.add(thumb)
     db.session.flush()
     obj.thumbnail_id, obj.preview = thumb.id, "ready"

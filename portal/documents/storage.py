@@ -54,6 +54,14 @@ class Storage(Protocol):
         """Whether an object is stored under ``key``."""
         ...
 
+    def put_record(self, prefix: str, name: str, data: bytes) -> None:
+        """Store a small named record (not a sealed object) once; an existing name is never overwritten."""
+        ...
+
+    def records(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Every record under ``prefix``, as (name, bytes), in name order."""
+        ...
+
 
 def new_key() -> str:
     """A random 128-bit key in hex, sharded like ``3f/a9/3fa9…``."""
@@ -66,6 +74,21 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or not _KEY.match(key):
         raise ValueError("not a storage key")
     return key
+
+
+# Records (signed audit checkpoints) are named by the portal, not random: "<prefix>/<name>", each part
+# plain characters and no "..", so a name can never leave its folder.
+_PART = r"[0-9A-Za-z][0-9A-Za-z._-]{0,99}"
+_RECORD = re.compile(rf"\A[a-z0-9][a-z0-9-]{{0,39}}/{_PART}(?:/{_PART}){{0,4}}\Z")
+RECORDS_ROOT = "records"
+
+
+def check_record(prefix: str, name: str) -> str:
+    """``prefix/name`` if it is a well-formed record name, else ``ValueError``."""
+    path = f"{prefix}/{name}"
+    if not _RECORD.match(path) or ".." in path:
+        raise ValueError("not a record name")
+    return path
 
 
 def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -136,6 +159,30 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         """Whether the file is there."""
         return self._path(key).is_file()
+
+    def put_record(self, prefix: str, name: str, data: bytes) -> None:
+        """Write ``records/<prefix>/<name>`` (0600), complete or not at all, never over an existing one."""
+        path = self.root.joinpath(RECORDS_ROOT, *check_record(prefix, name).split("/"))
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(tmp, path)  # FileExistsError rather than a silent overwrite
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def records(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Every record under ``records/<prefix>``, in name order."""
+        check_record(prefix, "x")
+        folder = self.root / RECORDS_ROOT / prefix
+        if not folder.is_dir():
+            return
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")):
+            yield path.relative_to(folder).as_posix(), path.read_bytes()
 
 
 def _error_code(exc: Exception) -> str:
@@ -247,6 +294,25 @@ class S3Storage:
                 return False
             raise
         return True
+
+    def put_record(self, prefix: str, name: str, data: bytes) -> None:
+        """Put ``records/<prefix>/<name>``; names carry a random part, so none is written twice.
+
+        In production the bucket's Object Lock (compliance mode) on ``records/`` keeps them from
+        being deleted or overwritten even by whoever holds the portal's credentials.
+        """
+        key = f"{RECORDS_ROOT}/{check_record(prefix, name)}"
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def records(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Every record under ``records/<prefix>/``, in name order (S3 lists keys in that order)."""
+        check_record(prefix, "x")
+        start = f"{RECORDS_ROOT}/{prefix}/"
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+            for item in page.get("Contents", []):
+                body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"]
+                with contextlib.closing(body):
+                    yield item["Key"][len(start):], body.read()
 
 
 def storage_from_config(config: Mapping[str, Any]) -> Storage:

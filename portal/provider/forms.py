@@ -69,3 +69,8 @@ class AssignForm(FlaskForm):
     """Assign or unassign one person (by public id) for the tenant in the URL."""
 
     user_id = HiddenField(validators=[DataRequired(), Length(max=36)])
+
+
+class OffboardForm(FlaskForm):
+    confirm = StringField(_l("Type the short name to confirm"), validators=[Length(max=63)],
+                          render_kw={"autocomplete": "off", "spellcheck": "false"})

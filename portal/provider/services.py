@@ -67,6 +67,16 @@ def onboard_tenant(actor: User, *, name: str, slug: str, currency: str, timezone
 
 # --- the provider's people -------------------------------------------------------------
 
+def start_offboarding(actor: User, tenant: Tenant) -> None:
+    """Queue the offboarding of ``tenant`` (provider admins): the job runs ``portal.offboarding.procedure``."""
+    from workers import enqueue
+
+    if actor.provider_role != Role.PROVIDER_ADMIN:
+        raise PermissionError("provider:tenants.offboard")
+    enqueue("offboarding.run", tenant.id, actor.id)
+    db.session.commit()
+
+
 def provider_people() -> list[User]:
     """Everyone with a provider role, active or not, by name."""
     return list(db.session.scalars(

@@ -21,6 +21,7 @@ from portal.provider.forms import (
     COMMON_TIMEZONES,
     ActiveForm,
     AssignForm,
+    OffboardForm,
     StaffInviteForm,
     StatusForm,
     TenantForm,
@@ -121,7 +122,26 @@ def tenant(slug: str) -> ResponseReturnValue:
     found = _tenant_or_404(slug)
     return render_template("provider/tenant.html", tenant=found, overview=tenant_overview(_actor(), found),
                            can_manage=_may("provider:tenants.manage"),
-                           can_assign=_may("provider:assignments.manage"))
+                           can_assign=_may("provider:assignments.manage"),
+                           can_offboard=_may("provider:tenants.offboard"), offboard_form=OffboardForm(formdata=None))
+
+
+@bp.route("/provider/tenants/<slug>/offboard", methods=["POST"])
+@requires("provider:tenants.offboard")
+def offboard(slug: str) -> ResponseReturnValue:
+    """Offboard a tenant (irreversible): typed confirmation, then a job; the certificate is e-mailed."""
+    found = _tenant_or_404(slug)
+    form = OffboardForm()
+    if not form.validate_on_submit() or (form.confirm.data or "").strip() != found.slug:
+        form.confirm.errors = [_("Type the short name %(slug)s exactly, to confirm.", slug=found.slug)]
+        return render_template("provider/tenant.html", tenant=found, overview=tenant_overview(_actor(), found),
+                               can_manage=_may("provider:tenants.manage"),
+                               can_assign=_may("provider:assignments.manage"),
+                               can_offboard=True, offboard_form=form), 422
+    services.start_offboarding(_actor(), found)
+    flash(_("Offboarding of %(name)s has started: its data is being destroyed. The deletion certificate will be "
+            "e-mailed to its client admins and to you.", name=found.name), "success")
+    return redirect(url_for("provider.tenants"))
 
 
 @bp.route("/provider/tenants/<slug>/status", methods=["POST"])

@@ -10,13 +10,14 @@ bp = Blueprint("work", __name__, template_folder="templates")
 def init_app(app: Flask) -> None:
     from werkzeug.exceptions import default_exceptions
 
-    from portal.errors import handle_http
-    from portal.work import kpi_views, notify_views, time_views, views  # noqa: F401
+    from portal.errors import answer_refusals, handle_http
+    from portal.work import handover, kpi_views, notify_views, time_views, views  # noqa: F401
     from portal.work.services import WorkError, illegal_message
     from portal.work.states import IllegalMove
 
-    # Raised below the views (pages and API alike): the status and the sentence that says what to do.
+    # An illegal move's sentence names the moves possible from the task's state.
     app.register_error_handler(IllegalMove, lambda e: handle_http(default_exceptions[409](
         description=illegal_message(e))))
-    app.register_error_handler(WorkError, lambda e: handle_http(default_exceptions[e.status](description=str(e))))
+    answer_refusals(app, WorkError)
     app.register_blueprint(bp)
+    handover.init_app()

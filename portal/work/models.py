@@ -17,7 +17,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     UniqueConstraint,
     Uuid,
     text,
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.documents.models import Document
 from portal.extensions import db
+from tenants.fields import Sealed
 from tenants.isolation import TenantScoped
 from tenants.models import Timestamped, User, new_id, utcnow
 
@@ -69,8 +69,8 @@ class Task(TenantScoped, Timestamped, db.Model):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    title: Mapped[str] = mapped_column(String(200), nullable=False)
-    description: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Sealed("tasks.title"), nullable=False)
+    description: Mapped[str | None] = mapped_column(Sealed("tasks.description"))
     service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), nullable=False)
     state: Mapped[str] = mapped_column(String(20), default="open", nullable=False)
     priority: Mapped[int] = mapped_column(Integer, default=3, nullable=False)  # 1 urgent … 4 low
@@ -135,7 +135,7 @@ class TaskComment(TenantScoped, Timestamped, db.Model):
     task_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), index=True,
                                                nullable=False)
     author_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
-    body: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str] = mapped_column(Sealed("task_comments.body"), nullable=False)
     internal: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     kind: Mapped[str] = mapped_column(String(12), default="comment", nullable=False)  # comment, question, answer
 
@@ -149,7 +149,7 @@ class TaskTemplate(TenantScoped, Timestamped, db.Model):
     __tablename__ = "task_templates"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str] = mapped_column(Sealed("task_templates.title"), nullable=False)
     service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), nullable=False)
     rule: Mapped[dict] = mapped_column(JSONB, nullable=False)
     since: Mapped[date] = mapped_column(Date, nullable=False)  # no task for a period due before this
@@ -196,7 +196,7 @@ class TimeEntry(TenantScoped, Timestamped, db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     minutes: Mapped[int | None] = mapped_column(Integer)  # set when the entry ends (or typed in)
     billable: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
-    note: Mapped[str | None] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(Sealed("time_entries.note"))
 
 
 class Notification(TenantScoped, Timestamped, db.Model):

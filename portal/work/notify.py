@@ -33,6 +33,7 @@ from tenants.context import Scope, bound
 from tenants.models import Membership, Tenant, User, new_id, utcnow
 from tenants.policy import APPROVER_ROLES, CLIENT_ROLES, SEES_ALL_TENANTS
 from tenants.reach import own_rows, visible_tenants
+from tenants.zones import tenant_zone, today_in
 
 MODES = ("immediate", "digest")
 # What happened, as the recipient reads it: the whole content of the e-mail, with a link.
@@ -46,6 +47,7 @@ WHAT = {
     "rejected": _l("the client did not approve a task"),
     "due_soon": _l("a task assigned to you is due soon"),
     "overdue": _l("a task assigned to you is overdue"),
+    "released": _l("a task went back to its queue: the person on it no longer works for this client"),
 }
 # A move of the state machine → the notification it makes (``approve`` only when it needs the client).
 _ON_MOVE = {"submit": "review", "ask_client": "question", "answer": "answer", "client_approve": "approved",
@@ -222,7 +224,7 @@ def send_due_reminders(tenant_id: uuid.UUID | str, today: date | None = None) ->
     tenant = db.session.get(Tenant, uuid.UUID(str(tenant_id)))
     if tenant is None or not tenant.is_active:
         return 0
-    today = today or utcnow().date()
+    today = today or today_in(tenant_zone(tenant.id))  # the tenant's own day
     db.session.execute(text("select pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                        {"key": f"work.due_soon:{tenant.id}"})
     tasks = db.session.scalars(select(Task).where(

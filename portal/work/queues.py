@@ -18,7 +18,7 @@ from sqlalchemy.orm import lazyload
 from portal.extensions import db
 from portal.work import notify
 from portal.work.models import ServiceLine, Task
-from portal.work.services import PAGE, add_event, service_line, service_lines
+from portal.work.services import PAGE, add_event, record, service_line, service_lines
 from portal.work.states import FINAL, State
 from tenants.models import Tenant, User, utcnow
 from tenants.reach import across_tenants, visible_tenants
@@ -69,6 +69,7 @@ def take_next(actor: User, line_key: str | None = None) -> Taken | None:
             task.reviewer_id = None  # four eyes: a manager names another reviewer
         add_event(task, actor, "taken", source=State.OPEN, target=State.IN_PROGRESS)
         notify.task_event(task, "assigned", actor)
+        record("task.taken", actor, task, internal=True)  # in its own tenant's log (see across_tenants)
         taken = Taken(task.id, task.tenant_id, slug, task.title)
         db.session.commit()
         return taken

@@ -19,7 +19,9 @@ from portal.extensions import db
 from portal.work.models import TaskTemplate
 from portal.work.recurrence import Rule, due_periods, vietnam_calendar
 from portal.work.services import PRIORITIES, WorkError, open_keyed_task, service_line
-from tenants.models import Tenant, User, utcnow
+from tenants import audit
+from tenants.models import Tenant, User
+from tenants.zones import tenant_zone, today_in
 
 
 def add_template(actor: User | None, tenant: Tenant, *, title: str, service_line_key: str, rule: dict,
@@ -35,20 +37,27 @@ def add_template(actor: User | None, tenant: Tenant, *, title: str, service_line
     if not 0 <= lead_days <= 60 or priority not in PRIORITIES:
         raise WorkError(_("Open it 0 to 60 days before it is due, with a priority from 1 to 4."))
     template = TaskTemplate(tenant_id=tenant.id, title=title, service_line_id=service_line(service_line_key).id,
-                            rule=parsed.to_json(), since=since or utcnow().date(), lead_days=lead_days,
+                            rule=parsed.to_json(), since=since or today_in(tenant_zone(tenant.id)), lead_days=lead_days,
                             priority=priority, created_by_id=actor.id if actor else None)
     db.session.add(template)
+    db.session.flush()
+    audit.record("task_template.created", audit.Actor.of(actor), tenant_id=tenant.id, object_type="task_template",
+                 object_id=template.id, internal=True, data={"name": title, "rule": parsed.to_json()})
     db.session.commit()
     return template
 
 
 def templates() -> list[TaskTemplate]:
-    return list(db.session.scalars(select(TaskTemplate).order_by(TaskTemplate.title)))
+    # Titles are sealed (tenants.fields): sorted here, not by the database.
+    return sorted(db.session.scalars(select(TaskTemplate)), key=lambda t: (t.title.casefold(), str(t.id)))
 
 
 def create_due_tasks(tenant_id: uuid.UUID | str, today: date | None = None) -> int:
-    """Job: create every recurring task now due (or within its lead time), each period once; returns how many."""
-    today = today or utcnow().date()
+    """Job: create every recurring task now due (or within its lead time), each period once; returns how many.
+
+    "Now" is the tenant's own date: a task due on the 5th opens by the tenant's calendar, not UTC's.
+    """
+    today = today or today_in(tenant_zone(uuid.UUID(str(tenant_id))))
     created = 0
     for template in db.session.scalars(select(TaskTemplate).where(TaskTemplate.active.is_(True))):
         rule = Rule.from_json(template.rule)

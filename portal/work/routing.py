@@ -20,37 +20,50 @@ from portal.documents.models import Document
 from portal.extensions import db
 from portal.work.models import Task, TaskDocument, TaskEvent
 from portal.work.services import open_keyed_task, service_line
+from portal.work.states import FINAL
 from tenants.models import Tenant, User
 
-# category → (service line, task title); categories not listed open nothing.
+# category → (service line, task title, title of a follow-up when the month's task was finished).
 _BOOKKEEPING = _l("Bookkeeping %(month)s: documents to post")
+_BOOKKEEPING_LATE = _l("Bookkeeping %(month)s: late documents to post")
 RULES = {
-    "invoice": ("bookkeeping", _BOOKKEEPING),
-    "receipt": ("bookkeeping", _BOOKKEEPING),
-    "bank_statement": ("bookkeeping", _BOOKKEEPING),
-    "payroll_input": ("payroll", _l("Payroll %(month)s: inputs received")),
+    "invoice": ("bookkeeping", _BOOKKEEPING, _BOOKKEEPING_LATE),
+    "receipt": ("bookkeeping", _BOOKKEEPING, _BOOKKEEPING_LATE),
+    "bank_statement": ("bookkeeping", _BOOKKEEPING, _BOOKKEEPING_LATE),
+    "payroll_input": ("payroll", _l("Payroll %(month)s: inputs received"), _l("Payroll %(month)s: late inputs")),
 }
 
 
 def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
     """Attach a new document to its month's task for its category, opening the task if needed.
 
+    A month whose task is finished (done, or cancelled) gets a follow-up task for what came
+    late (``upload:<line>:<month>#2``, ``#3``…), which waits in the line's queue like any
+    other: a late invoice is never filed into work nobody will open again.
     Runs in the upload's transaction (the caller commits). Returns the task's id, or None.
     """
     rule = RULES.get(document.category)
     if rule is None:
         return None
-    line_key, title = rule
+    line_key, title, late_title = rule
     month = document.period or date.today().replace(day=1)
     label = month.strftime("%Y-%m")
-    key = f"upload:{line_key}:{label}"
+    base = f"upload:{line_key}:{label}"
     line = service_line(line_key)
-    with force_locale(db.session.scalar(select(Tenant.locale).where(Tenant.id == document.tenant_id)) or "en"):
-        title = str(title) % {"month": label}
-    task_id = (open_keyed_task(document.tenant_id, line, key, title=title, source="upload")
-               or db.session.scalar(select(Task.id).where(Task.recurrence_key == key)))
+    tasks = db.session.execute(select(Task.id, Task.state, Task.recurrence_key).where(
+        (Task.recurrence_key == base) | Task.recurrence_key.startswith(f"{base}#", autoescape=True))).all()
+    unfinished = [t.id for t in tasks if t.state not in FINAL]
+    if unfinished:
+        task_id = unfinished[-1]
+    else:
+        key = base if not tasks else f"{base}#{len(tasks) + 1}"
+        with force_locale(db.session.scalar(select(Tenant.locale).where(Tenant.id == document.tenant_id)) or "en"):
+            text = str(title if not tasks else late_title) % {"month": label}
+        # Two uploads at the same moment: one opens the task, the other finds it by its key.
+        task_id = (open_keyed_task(document.tenant_id, line, key, title=text, source="upload")
+                   or db.session.scalar(select(Task.id).where(Task.recurrence_key == key)))
     db.session.add(TaskDocument(tenant_id=document.tenant_id, task_id=task_id, document_id=document.id))
     db.session.add(TaskEvent(tenant_id=document.tenant_id, task_id=task_id, actor_id=actor.id if actor else None,
                              actor_label=actor.name if actor else "system", kind="document_linked",
-                             data={"document": document.title}))
+                             data={"document_id": str(document.id)}))
     return task_id

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
-from portal.documents.models import DocumentVersion
+from portal.documents.models import Document, DocumentVersion, StoredObject
 from portal.documents.services import get_document, parse_id
 from portal.extensions import db
 from portal.work import notify
@@ -56,6 +56,7 @@ MOVE_LABELS = {
     "start": _l("Start"), "submit": _l("Send to review"), "ask_client": _l("Ask the client"),
     "answer": _l("Answer"), "approve": _l("Approve the work"), "request_changes": _l("Request changes"),
     "client_approve": _l("Approve"), "client_reject": _l("Reject"), "cancel": _l("Cancel the task"),
+    "release": _l("Put back in the queue"),
 }
 CAPACITY_LABELS = {"assignee": _l("the person the task is assigned to"), "reviewer": _l("its reviewer"),
                    "manager": _l("a manager"), "client": _l("the client"),
@@ -208,6 +209,16 @@ def add_event(task: Task, actor: User | None, kind: str, *, source: str | None =
                              to_state=target, internal=internal, data=data))
 
 
+def record(action: str, actor: User | None, task: Task, *, internal: bool = False, ip: str | None = None,
+           **data: object) -> None:
+    """Write a task's change to its tenant's audit log (the client's access log, unless ``internal``:
+    the provider's staffing, internal notes and time are not the client's to read)."""
+    if task.id is None:
+        db.session.flush()
+    audit.record(action, audit.Actor.of(actor), tenant_id=task.tenant_id, object_type="task", object_id=task.id,
+                 ip=ip, internal=internal, data={"name": task.title, **data})
+
+
 def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_key: str,
                 description: str | None = None, priority: int = 3, due: date | None = None,
                 assignee_id: str | None = None, reviewer_id: str | None = None,
@@ -231,7 +242,11 @@ def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_
                 recurrence_key=recurrence_key)
     db.session.add(task)
     add_event(task, actor, "created", target=State.OPEN, source_kind=source)
-    notify.task_event(task, "assigned", actor)
+    notify.task_event(task, "assigned", actor)  # first: it reads the assignee's change before any query flushes
+    record("task.created", actor, task, line=line.key, source=source)
+    if assignee or reviewer:
+        record("task.assigned", actor, task, internal=True, assignee=assignee.name if assignee else None,
+               reviewer=reviewer.name if reviewer else None)
     db.session.commit()
     return task
 
@@ -249,7 +264,9 @@ def assign(actor: User, tenant: Tenant, task_id: str, *, assignee_id: str | None
     task.updated_at = utcnow()
     add_event(task, actor, "assigned", assignee=assignee.name if assignee else None,
               reviewer=reviewer.name if reviewer else None)
-    notify.task_event(task, "assigned", actor)
+    notify.task_event(task, "assigned", actor)  # first: it reads the assignee's change before any query flushes
+    record("task.assigned", actor, task, internal=True, assignee=assignee.name if assignee else None,
+           reviewer=reviewer.name if reviewer else None)
     db.session.commit()
     return task
 
@@ -303,6 +320,8 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     if move_name not in WHO:
         raise IllegalMove(source, move_name)
     target = next_state(source, move_name, needs_approval=task.needs_approval, resume=task.resume_state)
+    if move_name == "answer" and target == State.IN_PROGRESS and task.assignee_id is None:
+        target = State.OPEN  # nobody works on it any more (released while it waited): back to its queue
     allowed_by = WHO[move_name]
     if not allowed_by & capacities(actor, task):
         raise NotYours(_("Only %(who)s can do this.", who=_(" or ").join(str(CAPACITY_LABELS[w])
@@ -327,6 +346,8 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     elif reason:
         db.session.add(TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=reason,
                                    internal=move_name == "request_changes"))
+    if move_name == "release":
+        task.assignee_id = None
     task.state = target
     task.updated_at = utcnow()
     if target == State.DONE:
@@ -336,8 +357,10 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     if move_name == "client_approve":
         _approve(actor, task, seen_sha256)
     if move_name in ("client_approve", "client_reject"):
-        audit.record(f"task.{'approved' if move_name == 'client_approve' else 'rejected'}", audit.Actor.of(actor),
-                     tenant_id=tenant.id, object_type="task", object_id=task.id, ip=ip, data={"name": task.title})
+        record(f"task.{'approved' if move_name == 'client_approve' else 'rejected'}", actor, task, ip=ip)
+    else:
+        record("task.moved", actor, task, ip=ip, internal=move_name == "request_changes", move=move_name,
+               source=str(source), target=str(target))
     notify.task_event(task, move_name, actor)
     db.session.commit()
     return task
@@ -354,6 +377,7 @@ def comment(actor: User, task_id: str, body: str, *, internal: bool = False) -> 
     note = TaskComment(tenant_id=task.tenant_id, task=task, author_id=actor.id, body=body, internal=internal)
     db.session.add(note)
     add_event(task, actor, "commented", internal=internal)
+    record("task.commented", actor, task, internal=internal)
     db.session.commit()
     return note
 
@@ -370,7 +394,8 @@ def link_document(actor: User, task_id: str, document_id: str) -> Task:
                                                              TaskDocument.document_id == document.id))
     if exists is None:
         db.session.add(TaskDocument(tenant_id=task.tenant_id, task_id=task.id, document_id=document.id))
-        add_event(task, actor, "document_linked", document=document.title)
+        add_event(task, actor, "document_linked", document_id=str(document.id))
+        record("task.document_linked", actor, task, document=document.title)
     db.session.commit()
     return task
 
@@ -406,17 +431,28 @@ def attach_product(actor: User, task_id: str, document_id: str) -> Task:
         raise NotYours(_("Only the person the task is assigned to or a manager can attach its work product."))
     if task.state in FINAL:
         raise Conflict(_("This task is finished; reopen the work before changing what the client approves."))
-    task.product_id = get_document(actor, document_id).id
+    product = get_document(actor, document_id)
+    task.product_id = product.id
     add_event(task, actor, "product_attached", document=str(task.product_id))
+    record("task.product_attached", actor, task, document=product.title)
     db.session.commit()
     return task
 
 
 def _approve(actor: User, task: Task, seen_sha256: str | None) -> None:
-    """Record exactly what the client approved: the SHA-256 of the product version they saw."""
-    version = product_version(task)
-    if version is not None:
-        current = version.object.sha256
+    """Record exactly what the client approved: the SHA-256 of the product version they saw.
+
+    The product's row is locked as the vault locks it to add a version: a version uploaded at
+    the same moment either commits first (and is what this reads, so the approval of the older
+    one is refused) or waits for this approval and then voids it (``product_changed``).
+    """
+    current = None
+    if task.product_id is not None:
+        db.session.get(Document, task.product_id, with_for_update={"of": Document}, populate_existing=True)
+        current = db.session.scalar(
+            select(StoredObject.sha256).join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
+            .where(DocumentVersion.document_id == task.product_id).order_by(DocumentVersion.number.desc()).limit(1))
+    if current is not None:
         if seen_sha256 != current:
             raise Conflict(_("The work product changed since you opened it. Look at the new version, then "
                              "approve it."))
@@ -440,8 +476,7 @@ def product_changed(document_id: uuid.UUID, sha256: str, actor: User | None = No
         task.approved_sha256 = task.approved_by_id = task.approved_at = None
         add_event(task, actor, "approval_invalidated", source=source, target=State.AWAITING_APPROVAL)
         notify.task_event(task, "approve", actor)  # back in the approvers' inbox: tell them
-        audit.record("task.approval_invalidated", audit.Actor.of(actor), tenant_id=task.tenant_id,
-                     object_type="task", object_id=task.id, data={"name": task.title})
+        record("task.approval_invalidated", actor, task)
         count += 1
     return count
 

@@ -1,12 +1,15 @@
 """The one state machine of a task. Read it as a table: (state, move) → next state, and who may.
 
     open ──start──▶ in_progress ──submit──▶ in_review ──approve──▶ done
-                      ▲   │                    │                   (or awaiting_approval
-                      │   └─ask_client─▶ waiting_on_client          when the task needs
+      ▲               ▲   │                    │                   (or awaiting_approval
+      └───release─────┤   └─ask_client─▶ waiting_on_client          when the task needs
                       │        ◀─answer──┘      │                   the client's word)
                       └────request_changes──────┘
     awaiting_approval ──client_approve──▶ done;  ──client_reject──▶ in_progress
     any state but done/cancelled ──cancel──▶ cancelled
+
+``release`` gives work in progress back to its line's queue: a manager's move, and what
+the portal does itself when the assignee loses access to the client (``portal.work.handover``).
 
 Who may make a move is part of the table (``WHO``): the assignee works the task,
 the reviewer (never the person who did the work: four eyes) reviews it, the
@@ -38,6 +41,7 @@ ACTIVE = tuple(s for s in State if s not in FINAL)
 MOVES: dict[tuple[State, str], State] = {
     (State.OPEN, "start"): State.IN_PROGRESS,
     (State.IN_PROGRESS, "submit"): State.IN_REVIEW,
+    (State.IN_PROGRESS, "release"): State.OPEN,
     (State.IN_PROGRESS, "ask_client"): State.WAITING_ON_CLIENT,
     (State.OPEN, "ask_client"): State.WAITING_ON_CLIENT,
     (State.WAITING_ON_CLIENT, "answer"): State.IN_PROGRESS,
@@ -52,6 +56,7 @@ MOVES: dict[tuple[State, str], State] = {
 WHO: dict[str, frozenset[str]] = {
     "start": frozenset({"assignee", "manager"}),
     "submit": frozenset({"assignee"}),
+    "release": frozenset({"manager"}),
     "ask_client": frozenset({"assignee", "manager"}),
     "answer": frozenset({"client"}),
     "approve": frozenset({"reviewer"}),

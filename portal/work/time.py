@@ -8,8 +8,9 @@ through ``tenants.reach.across_tenants``, and only when the database says one ex
 
 Clients never see time: the routes are refused to client roles by the
 authorisation table, and ``task_time`` is the only reader the task page uses.
-Days, weeks and months are those of ``BABEL_DEFAULT_TIMEZONE`` (the provider's
-calendar), whoever is looking, so billing totals never depend on the viewer.
+A tenant's time is counted in the tenant's own days and months (``tenants.zones``),
+whoever is looking, so its totals (and what it is billed) never depend on the viewer; the
+team's load, over several clients, in the provider's.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -33,10 +33,12 @@ from portal.work.kpi import BadMonth, Month
 from portal.work.models import Task, TimeEntry
 from portal.work.services import Conflict, NotYours, WorkError, get_task
 from portal.work.states import FINAL, State
+from tenants import audit
 from tenants.context import current_tenant_id
 from tenants.isolation import TenantContextMissing
 from tenants.models import Assignment, User, new_id, utcnow
 from tenants.reach import across_tenants, visible_tenants
+from tenants.zones import provider_zone, start_of_day, tenant_zone, today_in
 
 MAX_MINUTES = 1440  # one manual entry: at most a day
 # A timer left running (overnight, over a weekend) must not bill days: it is logged up to this much,
@@ -48,21 +50,12 @@ _OPEN = Task.state.not_in([s.value for s in FINAL])
 _PERSON_LOCK = text("select pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
-# --- the provider's calendar ---------------------------------------------------------------
+# --- calendars ------------------------------------------------------------------------------
+# A tenant's time is bucketed in the tenant's own days (its month is what it is billed for); the
+# team's load, over several clients, in the provider's (tenants.zones).
 
-def zone() -> ZoneInfo:
-    """The provider's time zone: the one calendar for days, weeks and billing months."""
-    return ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "UTC")
-
-
-def today() -> date:
-    """Today in the provider's calendar."""
-    return datetime.now(zone()).date()
-
-
-def _start_of(day: date) -> datetime:
-    """The instant ``day`` begins in the provider's calendar (an aware datetime)."""
-    return datetime.combine(day, time(0), tzinfo=zone())
+def _zone_of(task: Task) -> ZoneInfo:
+    return tenant_zone(task.tenant_id)
 
 
 def minutes_between(started: datetime, ended: datetime) -> int:
@@ -107,8 +100,14 @@ def _running_here(actor: User) -> TimeEntry | None:
                              .with_for_update(of=TimeEntry))
 
 
-def _stop(entry: TimeEntry) -> Stopped:
-    """End a running entry now; flushed at once, while its tenant is bound."""
+def _audit(action: str, actor: User | None, entry: TimeEntry, **data: object) -> None:
+    # Time is the provider's own business: in the tenant's log, never in the client's access log.
+    audit.record(action, audit.Actor.of(actor), tenant_id=entry.tenant_id, object_type="task",
+                 object_id=entry.task_id, internal=True, data=data)
+
+
+def stop_entry(entry: TimeEntry, actor: User | None = None, *, why: str | None = None) -> Stopped:
+    """End a running entry now (audited); flushed at once, while its tenant is bound."""
     entry.ended_at = utcnow()
     entry.minutes = minutes_between(entry.started_at, entry.ended_at)
     capped = entry.minutes > MAX_TIMER_MINUTES
@@ -116,6 +115,7 @@ def _stop(entry: TimeEntry) -> Stopped:
         entry.minutes = MAX_TIMER_MINUTES
         entry.ended_at = entry.started_at + timedelta(minutes=MAX_TIMER_MINUTES)
     title = db.session.scalar(select(Task.title).where(Task.id == entry.task_id)) or ""
+    _audit("time.timer_stopped", actor, entry, minutes=entry.minutes, capped=capped, **({"why": why} if why else {}))
     db.session.flush()
     return Stopped(entry.task_id, title, entry.minutes, capped)
 
@@ -146,25 +146,28 @@ def start_timer(actor: User, task_id: str, *, billable: bool = True, ip: str | N
         if running.task_id == task.id:
             db.session.commit()
             return Started(running.id, already=True)
-        stopped = _stop(running)
+        stopped = stop_entry(running, actor)
     entry_id = _insert_running(actor, task, billable)
     if entry_id is None:
         # A timer runs in another of the actor's tenants: find it there (recorded), stop it, start again.
         with across_tenants(actor, "stop the running timer to start another", ip=ip):
             running = _running_here(actor)
             if running is not None and running.task_id != task.id:
-                stopped = _stop(running)
+                stopped = stop_entry(running, actor)
         if running is not None and running.task_id == task.id:  # started on this task meanwhile
             db.session.commit()
             return Started(running.id, already=True)
         if running is None:
             db.session.rollback()
-            raise Conflict(_("A timer of yours is still running for a client you no longer work for. Ask a "
-                             "manager to stop it, then start this one again."))
+            raise Conflict(_("A timer of yours is still running for a client you no longer work for. Removing "
+                             "someone from a client stops their timer there: ask a manager to assign you to that "
+                             "client and remove you again, then start this one."))
         entry_id = _insert_running(actor, task, billable)
         if entry_id is None:  # cannot happen under the person's lock; refuse rather than guess
             db.session.rollback()
             raise Conflict(_("Another timer of yours started at the same moment. Reload the page and try again."))
+    audit.record("time.timer_started", audit.Actor.of(actor), tenant_id=task.tenant_id, object_type="task",
+                 object_id=task.id, internal=True, data={"billable": billable}, ip=ip)
     db.session.commit()
     return Started(entry_id, stopped=stopped)
 
@@ -177,7 +180,7 @@ def stop_timer(actor: User, task_id: str) -> Stopped | None:
     if running is None or running.task_id != task.id:
         db.session.commit()
         return None
-    stopped = _stop(running)
+    stopped = stop_entry(running, actor)
     db.session.commit()
     return stopped
 
@@ -192,7 +195,8 @@ def add_entry(actor: User, task_id: str, *, day: str | None, minutes: str | int 
         on = date.fromisoformat(str(day or "").strip())
     except ValueError:
         raise WorkError(_("Give the day the work was done as YYYY-MM-DD.")) from None
-    if on > today():
+    zone = _zone_of(task)
+    if on > today_in(zone):
         raise WorkError(_("That day is in the future. Log time for today or an earlier day."))
     try:
         amount = int(str(minutes if minutes is not None else "").strip())
@@ -204,10 +208,12 @@ def add_entry(actor: User, task_id: str, *, day: str | None, minutes: str | int 
     note = (note or "").strip() or None
     if note and len(note) > MAX_NOTE:
         raise WorkError(_("Keep the note to at most %(max)d characters.", max=MAX_NOTE))
-    started = _start_of(on)
+    started = start_of_day(on, zone)
     entry = TimeEntry(tenant_id=task.tenant_id, task_id=task.id, user_id=actor.id, started_at=started,
                       ended_at=started + timedelta(minutes=amount), minutes=amount, billable=billable, note=note)
     db.session.add(entry)
+    db.session.flush()
+    _audit("time.logged", actor, entry, day=on.isoformat(), minutes=amount, billable=billable)
     db.session.commit()
     return entry
 
@@ -220,6 +226,7 @@ def delete_entry(actor: User, entry_id: str) -> uuid.UUID:
     if entry.user_id != actor.id:
         raise NotYours(_("You can delete only your own time entries. Ask the person who logged it."))
     task_id = entry.task_id
+    _audit("time.deleted", actor, entry, minutes=entry.minutes)
     db.session.delete(entry)
     db.session.commit()
     return task_id
@@ -285,7 +292,8 @@ def task_time(actor: User, task: Task, *, limit: int = 100) -> TaskTime:
     rows = db.session.execute(select(TimeEntry, User.name).join(User, User.id == TimeEntry.user_id)
                               .where(TimeEntry.task_id == task.id)
                               .order_by(TimeEntry.started_at.desc(), TimeEntry.id)).all()
-    entries = [EntryRow(e.id, e.user_id, name, e.started_at.astimezone(zone()).date(), e.started_at, e.minutes,
+    zone = _zone_of(task)
+    entries = [EntryRow(e.id, e.user_id, name, e.started_at.astimezone(zone).date(), e.started_at, e.minutes,
                         e.billable, e.note, e.ended_at is None) for e, name in rows]
     totals: dict[uuid.UUID, list] = {}
     for e in entries:
@@ -313,10 +321,22 @@ class MonthTotals(_PeopleTotals):
         return self.billable + self.non_billable
 
 
+def _bound_zone() -> ZoneInfo:
+    tenant_id = current_tenant_id()
+    if tenant_id is None:
+        raise TenantContextMissing("a tenant's month needs exactly one tenant bound")
+    return tenant_zone(tenant_id)
+
+
+def today() -> date:
+    """Today in the bound tenant's calendar."""
+    return today_in(_bound_zone())
+
+
 def parse_month(raw: str | None) -> Month:
-    """``"2031-05"``; the current month when empty; a clear refusal (422) otherwise."""
+    """``"2031-05"``; the bound tenant's current month when empty; a clear refusal (422) otherwise."""
     try:
-        return Month.parse(raw, Month.of(today()))
+        return Month.parse(raw, Month.of(today_in(_bound_zone())))
     except BadMonth as err:
         raise WorkError(str(err)) from None
 
@@ -330,8 +350,8 @@ def month_totals(year: int, month: int) -> MonthTotals:
     tenant_id = current_tenant_id()
     if tenant_id is None:
         raise TenantContextMissing("month_totals needs exactly one tenant bound")
-    month_ = Month(year, month)
-    start, end = _start_of(month_.start), _start_of(month_.end)
+    month_, zone = Month(year, month), tenant_zone(tenant_id)
+    start, end = start_of_day(month_.start, zone), start_of_day(month_.end, zone)
     billable = func.coalesce(func.sum(case((TimeEntry.billable, TimeEntry.minutes), else_=0)), 0)
     non_billable = func.coalesce(func.sum(case((TimeEntry.billable, 0), else_=TimeEntry.minutes)), 0)
     where = (TimeEntry.tenant_id == tenant_id, TimeEntry.minutes.is_not(None),
@@ -339,9 +359,9 @@ def month_totals(year: int, month: int) -> MonthTotals:
     people = [Line(uid, name, int(b), int(n)) for uid, name, b, n in db.session.execute(
         select(TimeEntry.user_id, User.name, billable, non_billable).join(User, User.id == TimeEntry.user_id)
         .where(*where).group_by(TimeEntry.user_id, User.name).order_by(User.name))]
-    tasks = [Line(tid, title, int(b), int(n)) for tid, title, b, n in db.session.execute(
+    tasks = sorted((Line(tid, title, int(b), int(n)) for tid, title, b, n in db.session.execute(
         select(TimeEntry.task_id, Task.title, billable, non_billable).join(Task, Task.id == TimeEntry.task_id)
-        .where(*where).group_by(TimeEntry.task_id, Task.title).order_by(Task.title))]
+        .where(*where).group_by(TimeEntry.task_id, Task.title))), key=lambda line: line.name.casefold())
     return MonthTotals(tenant_id, year, month, people, tasks)
 
 
@@ -392,10 +412,11 @@ def team_load(actor: User, *, ip: str | None = None, overdue_limit: int = 200) -
     anyone who has open work or logged time there; most overdue first, then most open.
     """
     tenants = {t.id: t for t in visible_tenants(actor)}
-    now = today()
+    zone = provider_zone()
+    now = today_in(zone)
     monday = now - timedelta(days=now.weekday())
     sunday = monday + timedelta(days=6)
-    week_from, week_to = _start_of(monday), _start_of(monday + timedelta(days=7))
+    week_from, week_to = start_of_day(monday, zone), start_of_day(monday + timedelta(days=7), zone)
     counts: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     overdue: list[OverdueTask] = []
     with across_tenants(actor, "team load", only=tenants, ip=ip) as reach:

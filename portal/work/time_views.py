@@ -20,6 +20,7 @@ from portal.work import time as timing
 from portal.work.models import Task
 from tenants.models import User
 from tenants.policy import allowed
+from tenants.zones import tenant_zone
 
 
 def _actor() -> User:
@@ -88,7 +89,7 @@ def time_add(tenant_slug: str, task_id: str) -> Response:
     form = request.form
     entry = timing.add_entry(_actor(), task_id, day=form.get("day"), minutes=form.get("minutes"),
                              billable=form.get("billable") == "1", note=form.get("note"))
-    day = format_date(entry.started_at.astimezone(timing.zone()).date())
+    day = format_date(entry.started_at.astimezone(tenant_zone(entry.tenant_id)).date())
     flash(_("%(minutes)d min logged for %(day)s.", minutes=entry.minutes, day=day) if entry.billable
           else _("%(minutes)d min logged for %(day)s, not billable.", minutes=entry.minutes, day=day), "success")
     return _back(tenant_slug, task_id)

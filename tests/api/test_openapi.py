@@ -37,6 +37,11 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.get_task": "tenant:tasks.view",
         "api_v1.move_task": "tenant:tasks.move",
         "api_v1.comment_task": "tenant:tasks.comment",
+        "api_v1.list_exports": "tenant:export.manage",
+        "api_v1.create_export": "tenant:export.manage",
+        "api_v1.get_export": "tenant:export.manage",
+        "api_v1.take_passphrase": "tenant:export.manage",
+        "api_v1.download_export": "tenant:export.manage",
         "api-docs.openapi_json": PUBLIC,
     }
     assert {e: action_of(app, e) for e in expected} == expected
@@ -67,6 +72,9 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
                            "/api/v1/tenants/{tenant_slug}/document-requests/{request_id}",
                            "/api/v1/tenants/{tenant_slug}/tasks", "/api/v1/tenants/{tenant_slug}/tasks/{task_id}",
                            "/api/v1/tenants/{tenant_slug}/tasks/{task_id}/moves",
+                           "/api/v1/tenants/{tenant_slug}/exports", "/api/v1/tenants/{tenant_slug}/exports/{export_id}",
+                           "/api/v1/tenants/{tenant_slug}/exports/{export_id}/passphrase",
+                           "/api/v1/tenants/{tenant_slug}/exports/{export_id}/content",
                            "/api/v1/tenants/{tenant_slug}/tasks/{task_id}/comments"}
 
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {

@@ -149,8 +149,16 @@ def test_invite_link_works_once(client, ctx):
     assert r.status_code == 302
     other = client.application.test_client()
     assert other.get(url).status_code == 410
-    r = other.post(url, data={"password": "another password 12345", "confirm": "another password 12345"})
-    assert r.status_code in (400, 410)
+    # Someone holding the used link posts it again, the way a browser would (with a valid CSRF token).
+    r = other.post(url, data={"name": "Mallory", "password": "another password 12345",
+                              "confirm": "another password 12345", "csrf_token": csrf_token(other)})
+    assert r.status_code == 410 and b"no longer works" in r.data
+    db.session.expire_all()
+    user = db.session.scalars(select(User).where(User.email == email)).one()
+    assert user.name == "New Person"
+    refused = post_login(other.application.test_client(), email, "another password 12345")
+    assert refused.status_code == 200 and b"do not match an active account" in refused.data
+    assert post_login(other.application.test_client(), email, new_password).status_code == 302
 
 
 def test_expired_invite_is_refused(client, ctx):

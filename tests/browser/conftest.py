@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,10 +70,8 @@ def context(browser: Browser, live_server: str) -> Iterator[BrowserContext]:
         ctx.close()
 
 
-@pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    """A page that fails the test on a console error (a CSP refusal shows up there)."""
-    page = context.new_page()
+def watch_console(page: Page) -> list[str]:
+    """The console errors and uncaught exceptions of ``page`` from now on (a CSP refusal shows up there)."""
     errors: list[str] = []
 
     def on_console(msg: ConsoleMessage) -> None:
@@ -83,8 +81,42 @@ def page(context: BrowserContext) -> Iterator[Page]:
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A page that fails the test on a console error (a CSP refusal shows up there)."""
+    page = context.new_page()
+    errors = watch_console(page)
     yield page
     assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.fixture
+def open_page(browser: Browser, live_server: str) -> Iterator[Callable[..., Page]]:
+    """Open a page in a fresh browser profile of its own, for tests with several people at once.
+
+    Each page is checked like ``page``: any console error on any of them fails the test.
+    """
+    contexts: list[BrowserContext] = []
+    watched: list[list[str]] = []
+
+    def open_(viewport: dict[str, int] = DESKTOP) -> Page:
+        ctx = browser.new_context(base_url=live_server, viewport=viewport, locale="en-GB")
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        watched.append(watch_console(page))
+        return page
+
+    try:
+        yield open_
+        errors = [error for seen in watched for error in seen]
+        assert not errors, f"browser console errors: {errors}"
+    finally:
+        for ctx in contexts:
+            ctx.close()
 
 
 @pytest.fixture(scope="session")

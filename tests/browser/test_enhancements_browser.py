@@ -18,7 +18,18 @@ from tests.factories import Person, make_person, make_tenant
 pytestmark = pytest.mark.browser
 
 
+def script_ready(page: Page) -> None:
+    """Wait until portal.js has run on the current page.
+
+    It is a deferred script: the URL (and even the DOM) of a new page is there before it runs,
+    so a test that reached the page must not assume its listeners or ``window.portal`` yet.
+    The script publishes ``window.portal`` as its last statement.
+    """
+    page.wait_for_function("() => typeof window.portal === 'object' && typeof window.portal.enhance === 'function'")
+
+
 def signed_in_home(app: Flask, page: Page) -> str:
+    """Sign in a client member; returns their tenant's slug, on its home page with portal.js running."""
     with app.app_context():
         tenant = make_tenant()
         person: Person = make_person(Role.CLIENT_MEMBER, tenant)
@@ -28,6 +39,7 @@ def signed_in_home(app: Flask, page: Page) -> str:
     page.get_by_label("Password").fill(person.password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(rf"/t/{re.escape(slug)}/$"))
+    script_ready(page)
     return slug
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from portal.extensions import db
 from portal.work.services import create_task
@@ -14,7 +15,6 @@ from tenants.context import Scope, bound
 from tenants.lifecycle import assign
 from tenants.models import Tenant, User
 from tenants.policy import Role
-from tests.browser.conftest import DESKTOP
 from tests.browser.test_signin_browser import sign_in_with_password
 from tests.factories import Person, make_person, make_tenant
 
@@ -28,7 +28,7 @@ def _sign_in_with_mfa(page: Page, person: Person) -> None:
     expect(page).not_to_have_url(re.compile(r"/auth/"))
 
 
-def test_take_ask_answer_review_approve(app: Flask, browser: Browser, live_server: str) -> None:
+def test_take_ask_answer_review_approve(app: Flask, open_page: Callable[..., Page], live_server: str) -> None:
     with app.app_context():
         tenant = make_tenant()
         staff, reviewer = make_person(Role.STAFF, mfa=True), make_person(Role.MANAGER, mfa=True)
@@ -41,9 +41,7 @@ def test_take_ask_answer_review_approve(app: Flask, browser: Browser, live_serve
                         service_line_key="admin", priority=1, reviewer_id=str(reviewer.id))
 
     def page_for(person: Person, mfa: bool) -> Page:
-        context = browser.new_context(base_url=live_server, viewport=DESKTOP, locale="en-GB")
-        context.set_default_timeout(15_000)
-        page = context.new_page()
+        page = open_page()
         (_sign_in_with_mfa if mfa else sign_in_with_password)(page, person)
         return page
 
@@ -76,7 +74,7 @@ def test_take_ask_answer_review_approve(app: Flask, browser: Browser, live_serve
     expect(checker.get_by_test_id("timeline")).to_contain_text("In review → Done")
 
 
-def test_team_queues_show_what_waits_and_take_from_a_line(app: Flask, browser: Browser, live_server: str) -> None:
+def test_team_queues_show_what_waits_and_take_from_a_line(app: Flask, open_page: Callable[..., Page]) -> None:
     with app.app_context():
         tenant = make_tenant()
         staff = make_person(Role.STAFF, mfa=True)
@@ -86,9 +84,7 @@ def test_team_queues_show_what_waits_and_take_from_a_line(app: Flask, browser: B
             for title, priority in (("October payroll, second run", 3), ("October payroll", 1)):
                 create_task(admin, db.session.get(Tenant, tenant.id), title=title, service_line_key="payroll",
                             priority=priority)
-    context = browser.new_context(base_url=live_server, viewport=DESKTOP, locale="en-GB")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = open_page()
     _sign_in_with_mfa(page, staff)
     page.goto("/provider/work")
     page.get_by_role("link", name="Team queues").click()
@@ -103,15 +99,12 @@ def test_team_queues_show_what_waits_and_take_from_a_line(app: Flask, browser: B
     expect(page.get_by_test_id("task-state")).to_have_text("In progress")
     page.goto("/provider/queues")
     expect(page.locator('tr[data-line="payroll"]').get_by_test_id("waiting")).to_have_text("1")
-    context.close()
 
 
-def test_an_admin_adds_a_service_line_in_the_browser(app: Flask, browser: Browser, live_server: str) -> None:
+def test_an_admin_adds_a_service_line_in_the_browser(app: Flask, open_page: Callable[..., Page]) -> None:
     with app.app_context():
         admin = make_person(Role.PROVIDER_ADMIN, mfa=True)
-    context = browser.new_context(base_url=live_server, viewport=DESKTOP, locale="en-GB")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = open_page()
     _sign_in_with_mfa(page, admin)
     page.goto("/provider/")
     page.get_by_role("link", name="Service lines").click()
@@ -121,4 +114,3 @@ def test_an_admin_adds_a_service_line_in_the_browser(app: Flask, browser: Browse
     form.get_by_role("button", name="Add the line").click()
     expect(page.locator(".flash, [role=status], .alert").first).to_contain_text("Service line “Audit support” added")
     expect(page.locator('tr[data-line="audit_support"] input[name="name"]')).to_have_value("Audit support")
-    context.close()

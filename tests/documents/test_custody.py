@@ -1,10 +1,7 @@
-"""Key rotation, export and offboarding, through the CLI as the provider runs them."""
+"""Bulk import and key rotation, through the CLI as the provider runs them (offboarding: tests/offboarding)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -92,53 +89,3 @@ def test_master_rotation_keeps_everything_readable(app, tenant):
     result = app.test_cli_runner().invoke(args=["keys", "rotate-master"])
     assert result.exit_code == 0, result.output
     assert _plaintexts(app, tenant.id) == files
-
-
-def test_export_then_offboard_leaves_nothing_readable_and_certifies_it(app, tenant, tmp_path, smtp, run_jobs):
-    trap = '=HYPERLINK("evil.example","Open").pdf'  # a name a spreadsheet would run as a formula
-    files = {"a.pdf": samples.pdf(7200), "b.csv": samples.csv_bytes(3), trap: samples.pdf(7201)}
-    _import(app, tenant, files, category="bank_statement")
-    out = tmp_path / "export.zip"
-    result = app.test_cli_runner().invoke(args=["tenants", "export", tenant.slug, "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    with zipfile.ZipFile(out) as archive:
-        names = archive.namelist()
-        assert "manifest.csv" in names
-        exported = {Path(n).name: archive.read(n) for n in names if n != "manifest.csv"}
-        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
-    assert exported == files
-    assert {Path(r["path"]).name for r in manifest} == set(files)
-    titles = [r["title"] for r in manifest]
-    assert not any(t.startswith(("=", "+", "-", "@")) for t in titles)
-    assert any(t.startswith("'=HYPERLINK") for t in titles)  # shown as text, nothing lost
-
-    with app.app_context(), bound(Scope(tenant_ids=frozenset({tenant.id}))):
-        objects = list(db.session.execute(select(StoredObject.id, StoredObject.storage_key, StoredObject.key_version,
-                                                 StoredObject.wrapped_dek)))
-    refused = app.test_cli_runner().invoke(args=["tenants", "offboard", tenant.slug], input="wrong\n")
-    assert refused.exit_code != 0 and "nothing was changed" in refused.output
-    cert = tmp_path / "certificate.txt"
-    result = app.test_cli_runner().invoke(args=["tenants", "offboard", tenant.slug, "--certificate", str(cert)],
-                                          input=f"{tenant.slug}\n")
-    assert result.exit_code == 0, result.output
-    text = cert.read_text()
-    assert "Deletion certificate" in text and f"tenant:{tenant.id}" in text and "signature:" in text
-
-    storage_dir = Path(app.config["STORAGE_DIR"])
-    assert all(not (storage_dir / key).exists() for _i, key, _v, _w in objects)
-    keyring = services.vault_keyring
-    with app.app_context():
-        for obj_id, _key, version, wrapped in objects:
-            with pytest.raises(KeyUnavailable):
-                keyring().unwrap(tenant.id, obj_id, KeyRef(keyring().key_id(tenant.id), version), wrapped)
-        assert db.session.get(Tenant, tenant.id).status == "offboarded"
-        with bound(Scope(tenant_ids=frozenset({tenant.id}))):
-            assert db.session.scalars(select(Document)).all() == []
-            event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "tenant.offboarded")).one()
-            assert event.data["certificate"]["objects_deleted"] == len(objects)
-    run_jobs()
-    admin_mail = [m for m in smtp.messages if "deletion certificate" in (m["Subject"] or "")
-                  and tenant.name in m["Subject"]]
-    assert admin_mail and "Keys destroyed" in admin_mail[0].get_content()
-    again = app.test_cli_runner().invoke(args=["tenants", "suspend", tenant.slug, "--undo"])
-    assert again.exit_code != 0  # an offboarded tenant cannot be re-opened

@@ -68,6 +68,9 @@ def test_a_pdf_is_stored_encrypted_and_comes_back_identical(app, world, member):
     assert download.data == body
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
+    # Never rendered by the browser as a page of ours, never kept in a shared cache.
+    assert download.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert "no-store" in download.headers["Cache-Control"]
     assert download.headers["Content-Type"] == "application/pdf"
     assert int(download.headers["Content-Length"]) == len(body)
     assert seed is not None
@@ -136,6 +139,16 @@ def test_a_file_over_the_limit_is_refused_while_streaming(app, world, member):
         assert len(_stored_files(app)) == before
     finally:
         app.config["UPLOAD_MAX_BYTES"] = saved
+
+
+def test_a_file_just_over_the_limit_never_reads_as_the_limit_itself(app):
+    from portal.documents.services import refuse_early
+    from tenants.models import Tenant
+
+    limit = app.config["UPLOAD_MAX_BYTES"]
+    with app.app_context():
+        message = refuse_early(Tenant(), limit + 1)
+    assert f"This file is {limit // 2**20}.1 MB; files may be at most {limit // 2**20} MB" in message
 
 
 def test_names_with_paths_and_control_characters_are_neutralised(app, world, member):
@@ -254,11 +267,9 @@ def test_a_tampered_stored_object_is_refused_clearly_and_nothing_is_sent(app, wo
     sealed[len(sealed) // 2] ^= 0x01  # one bit, in the middle of a chunk
     path.write_bytes(bytes(sealed))
     r = member.get(url + "/download")
-    # The first chunk is fine, so the answer starts; the bad chunk stops it before any of its bytes.
-    from tenants.sealed import IntegrityError
-
-    with pytest.raises(IntegrityError):
-        r.get_data()
+    # A few MiB are verified whole before the answer starts: refused before any byte (the streaming
+    # case, over DOWNLOAD_VERIFY_MAX_MB, is tests/documents/test_download_integrity.py's).
+    assert r.status_code == 502 and "integrity check" in r.get_data(as_text=True)
     sealed[60] ^= 0x01  # now the header too: refused before anything is sent
     path.write_bytes(bytes(sealed))
     r = member.get(url + "/download")

@@ -77,3 +77,34 @@ def test_reads_across_tenants_at_the_same_moment_do_not_queue_behind_each_other(
             select(PlatformAuditEvent).where(PlatformAuditEvent.action == "cross_tenant.read")
             .order_by(PlatformAuditEvent.seq.desc()).limit(2))]
     assert reasons == ["a long report", "my work"]  # both recorded, the chain in commit order
+
+
+def test_the_same_read_is_logged_once_per_window_which_bounds_the_platform_log(ctx, world, db_urls):
+    """A manager reloading My work all day writes one row per window, not one per page view."""
+    from sqlalchemy import create_engine, func, text
+
+    manager = db.session.get(User, world["manager"].id)
+
+    def reads(reason: str) -> int:
+        return db.session.scalar(select(func.count()).select_from(PlatformAuditEvent).where(
+            PlatformAuditEvent.actor_id == manager.id, PlatformAuditEvent.data["reason"].astext == reason))
+
+    for _ in range(5):
+        with across_tenants(manager, "window test"):
+            pass
+        db.session.commit()
+    assert reads("window test") == 1
+    with across_tenants(manager, "another page"):  # another kind of read has its own row
+        pass
+    db.session.commit()
+    assert reads("another page") == 1
+    # The window passes (moved back by the database's owner, as time would): the next read is logged.
+    engine = create_engine(db_urls.owner)
+    with engine.begin() as conn:
+        conn.execute(text("update audit_read_marks set recorded_at = recorded_at - interval '1 day' "
+                          "where user_id = :u and reason = 'window test'"), {"u": manager.id})
+    engine.dispose()
+    with across_tenants(manager, "window test"):
+        pass
+    db.session.commit()
+    assert reads("window test") == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
@@ -12,8 +13,12 @@ from portal.extensions import db
 from tenants.context import Scope, bound
 from tenants.isolation import CrossTenantWrite, TenantContextMissing
 from tenants.models import Membership
+from tests.api.util import issue_token
 
 SET = "select set_config('app.tenant_ids', :t, true)"
+SET_USER = "select set_config('app.user_id', :u, true)"
+# Tables whose users may read some rows outside the bound tenants (and never write them).
+WIDER_READS = {"memberships", "assignments", "api_tokens", "notifications"}
 
 
 @pytest.fixture
@@ -117,18 +122,33 @@ def test_catalog(app, db_urls):
     app_role = make_url(app.config["DATABASE_URL"]).username
     with owner.connect() as conn:
         tables = conn.execute(text("""
-            select c.relname, c.relrowsecurity, c.relforcerowsecurity,
-                   (select count(*) from pg_policy p where p.polrelid = c.oid) as policies,
-                   (select bool_and(p.polqual is not null and p.polwithcheck is not null)
-                      from pg_policy p where p.polrelid = c.oid) as both_clauses
+            select c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity
             from pg_class c join pg_namespace n on n.oid = c.relnamespace
             join pg_attribute a on a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped
             where n.nspname = 'public' and c.relkind in ('r', 'p')
         """)).all()
         assert {t.relname for t in tables} >= {"memberships", "assignments", "api_tokens", "audit_events"}
-        for t in tables:
+        # The one provider-level table that names a tenant: the provider's record of its offboarding, which
+        # holds none of the tenant's content (counts, key ids, a digest) and must outlive its rows.
+        assert [t.relname for t in tables if not t.relrowsecurity] == ["offboardings"]
+        for t in (t for t in tables if t.relname != "offboardings"):
             assert t.relrowsecurity and t.relforcerowsecurity, f"{t.relname}: RLS not enabled and forced"
-            assert t.policies >= 1 and t.both_clauses, f"{t.relname}: needs a policy with USING and WITH CHECK"
+            policies = conn.execute(text("""
+                select polname, polcmd, polpermissive, pg_get_expr(polqual, polrelid) as using_,
+                       pg_get_expr(polwithcheck, polrelid) as check_
+                from pg_policy where polrelid = :t
+            """), {"t": t.oid}).all()
+            # Every command: the bound tenants only, for the rows it finds (USING) and writes (WITH CHECK).
+            writers = [p for p in policies if p.polcmd != "r"]
+            assert [(p.polname, p.polcmd) for p in writers] == [("tenant_isolation", "*")], t.relname
+            [main] = writers
+            for clause in (main.using_, main.check_):
+                assert clause and "app.tenant_ids" in clause, f"{t.relname}: {clause}"
+                assert "app.user_id" not in clause and "app.token_hash" not in clause, f"{t.relname}: {clause}"
+            # Anything wider only reads: FOR SELECT, and only where a user must see their own rows.
+            readers = {p.polname for p in policies if p.polcmd == "r"}
+            assert readers == ({"also_readable"} if t.relname in WIDER_READS else set()), t.relname
+            assert all(p.polpermissive for p in policies), t.relname
 
         role = conn.execute(text("select rolsuper, rolbypassrls, rolcreaterole, rolcreatedb from pg_roles "
                                  "where rolname = :r"), {"r": app_role}).one()
@@ -146,6 +166,111 @@ def test_catalog(app, db_urls):
         """)).scalars().all()
         assert unsafe_views == []
     owner.dispose()
+
+
+def _own_row(app, world, table: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """(user id, row id) of one row of ``table`` that belongs to a person of tenant A, made the way the portal does."""
+    from portal.work.models import Notification
+
+    if table == "memberships":
+        user = world["a_client_member"].id
+    elif table == "assignments":
+        user = world["staff"].id  # assigned to tenant A by the world
+    elif table == "api_tokens":
+        user = world["a_client_member"].id
+        issue_token(app, world["a_client_member"], world.a, "write")
+    else:
+        user = world["staff"].id
+        with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+            db.session.add(Notification(tenant_id=world.a.id, user_id=user, kind="assigned"))
+            db.session.commit()
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+        row = db.session.execute(text(f"select id from {table} where user_id = :u"), {"u": user}).scalar_one()  # noqa: S608
+        db.session.rollback()
+    return user, row
+
+
+@pytest.mark.parametrize("table", sorted(WIDER_READS))
+def test_own_rows_are_readable_but_never_writable_without_their_tenant_bound(app, app_engine, world, table):
+    user, row = _own_row(app, world, table)
+    with app_engine.begin() as conn:  # only the user is known, no tenant bound (as before a workspace opens)
+        conn.execute(text(SET_USER), {"u": str(user)})
+        assert conn.execute(text(f"select id from {table} where user_id = :u"), {"u": user}).scalars().all() == [row]  # noqa: S608
+        changed = conn.execute(text(f"update {table} set tenant_id = tenant_id where id = :r"), {"r": row})  # noqa: S608
+        assert changed.rowcount == 0
+        assert conn.execute(text(f"delete from {table} where user_id = :u"), {"u": user}).rowcount == 0  # noqa: S608
+    with app_engine.begin() as conn:  # the row is still there
+        conn.execute(text(SET), {"t": str(world.a.id)})
+        assert conn.execute(text(f"select count(*) from {table} where id = :r"), {"r": row}).scalar() == 1  # noqa: S608
+
+
+def test_a_member_cannot_raise_their_own_role_without_the_tenant_bound(app, app_engine, world):
+    member = world["a_client_member"].id
+    with app_engine.begin() as conn:
+        conn.execute(text(SET_USER), {"u": str(member)})
+        assert conn.execute(text("update memberships set role = 'client_admin' where user_id = :u"),
+                            {"u": member}).rowcount == 0
+        # Not into another tenant either: WITH CHECK admits only bound tenants, and none is.
+        assert conn.execute(text("update memberships set tenant_id = :b where user_id = :u"),
+                            {"u": member, "b": world.b.id}).rowcount == 0
+    with app_engine.begin() as conn:
+        conn.execute(text(SET), {"t": str(world.a.id)})
+        assert conn.execute(text("select role from memberships where user_id = :u"),
+                            {"u": member}).scalar_one() == "client_member"
+
+
+def test_a_presented_token_is_readable_but_not_writable_without_its_tenant_bound(app, app_engine, world):
+    raw = issue_token(app, world["a_client_member"], world.a)
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    with app_engine.begin() as conn:  # what the bearer lookup has: the presented secret's hash, no tenant
+        conn.execute(text("select set_config('app.token_hash', :h, true)"), {"h": digest})
+        assert conn.execute(text("select count(*) from api_tokens")).scalar() == 1
+        assert conn.execute(text("update api_tokens set scope = 'write', revoked_at = null")).rowcount == 0
+        assert conn.execute(text("delete from api_tokens")).rowcount == 0
+    with app_engine.begin() as conn:
+        conn.execute(text(SET), {"t": str(world.a.id)})
+        assert conn.execute(text("select scope from api_tokens where token_hash = decode(:h, 'hex')"),
+                            {"h": digest}).scalar_one() == "read"
+
+
+def _task_with_events(app, world) -> uuid.UUID:
+    from portal.work import services
+    from tenants.models import Tenant, User
+    from tenants.policy import Role
+
+    with app.app_context():
+        manager = db.session.get(User, world["manager"].id)
+        with bound(Scope(user_id=manager.id, tenant_ids=frozenset({world.a.id}), role=Role.MANAGER)):
+            task = services.create_task(manager, db.session.get(Tenant, world.a.id), title="Close March",
+                                        service_line_key="bookkeeping", assignee_id=str(world["staff"].id))
+            return task.id
+
+
+def test_app_role_cannot_rewrite_a_tasks_timeline(app, app_engine, world):
+    task = _task_with_events(app, world)
+    for statement in ("update task_events set kind = 'approved', actor_label = 'someone else' where task_id = :k",
+                      "delete from task_events where task_id = :k"):
+        with pytest.raises(ProgrammingError, match="permission denied"), app_engine.begin() as conn:
+            conn.execute(text(SET), {"t": str(world.a.id)})
+            conn.execute(text(statement), {"k": task})
+    with app_engine.begin() as conn:
+        conn.execute(text(SET), {"t": str(world.a.id)})
+        kinds = conn.execute(text("select kind from task_events where task_id = :k"), {"k": task}).scalars().all()
+        assert "created" in kinds and "approved" not in kinds
+
+
+def test_deleting_a_task_as_the_app_role_still_removes_its_events(app, app_engine, world):
+    # The foreign key's ON DELETE CASCADE runs as the table's owner: the app role's missing DELETE
+    # on task_events does not stand in its way.
+    task = _task_with_events(app, world)
+    with app_engine.begin() as conn:
+        conn.execute(text(SET), {"t": str(world.a.id)})
+        assert conn.execute(text("select count(*) from task_events where task_id = :k"), {"k": task}).scalar() >= 1
+        assert conn.execute(text("delete from tasks where id = :k"), {"k": task}).rowcount == 1
+        assert conn.execute(text("select count(*) from task_events where task_id = :k"), {"k": task}).scalar() == 0
+    with app_engine.begin() as conn:
+        conn.execute(text(SET), {"t": str(world.a.id)})
+        assert conn.execute(text("select count(*) from task_events where task_id = :k"), {"k": task}).scalar() == 0
 
 
 def test_app_role_cannot_change_the_schema(app_engine):

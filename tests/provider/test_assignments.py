@@ -11,7 +11,7 @@ from portal.extensions import db
 from tenants.audit import AuditEvent, PlatformAuditEvent
 from tenants.context import Scope, bound
 from tenants.lifecycle import TenantNotFound, assignments_overview
-from tenants.models import User
+from tenants.models import Assignment, User
 from tests.provider.conftest import fresh, post
 
 
@@ -19,6 +19,18 @@ def _last_cross_tenant_read(actor_id) -> PlatformAuditEvent | None:
     return db.session.scalars(select(PlatformAuditEvent).where(
         PlatformAuditEvent.action == "cross_tenant.read", PlatformAuditEvent.actor_id == actor_id)
         .order_by(PlatformAuditEvent.seq.desc())).first()
+
+
+def _assignment_trail(tenant_id, user_id) -> tuple[bool, list[str]]:
+    """Read from the database: is ``user_id`` assigned to the tenant, and the tenant's log about them."""
+    fresh()
+    with bound(Scope(tenant_ids=frozenset({tenant_id}))):
+        assigned = db.session.scalars(select(Assignment).where(Assignment.user_id == user_id)).first() is not None
+        actions = db.session.scalars(select(AuditEvent.action).where(
+            AuditEvent.object_id == str(user_id), AuditEvent.action.like("assignment.%"))
+            .order_by(AuditEvent.seq)).all()
+    db.session.rollback()
+    return assigned, actions
 
 
 def test_assign_then_unassign_opens_and_closes_the_workspace(ctx, world, browser):
@@ -66,21 +78,33 @@ def test_manager_manages_assignments_of_their_own_tenants_only(ctx, world, brows
     assert r.status_code == 302
     assert browser(world["unassigned_staff"]).get(f"/t/{world.a.slug}/").status_code == 200
     assert post(manager, f"/provider/assignments/{world.b.slug}/assign", who).status_code == 404
+    assert _assignment_trail(world.b.id, world["unassigned_staff"].id) == (False, [])
+    assert browser(world["unassigned_staff"]).get(f"/t/{world.b.slug}/").status_code == 404
+
+    # B's own staff member stays B's when this manager (not B's) tries to take them off.
+    admin = browser(world["provider_admin"])
+    assert post(admin, f"/provider/assignments/{world.b.slug}/assign", who).status_code == 302
     assert post(manager, f"/provider/assignments/{world.b.slug}/unassign", who).status_code == 404
+    assert _assignment_trail(world.b.id, world["unassigned_staff"].id) == (True, ["assignment.added"])
+    assert browser(world["unassigned_staff"]).get(f"/t/{world.b.slug}/").status_code == 200
 
 
-def test_provider_admins_are_not_assigned(world, browser):
+def test_provider_admins_are_not_assigned(ctx, world, browser):
     admin = browser(world["provider_admin"])
     r = post(admin, f"/provider/assignments/{world.a.slug}/assign",
              {"user_id": str(world["provider_admin"].id)}, follow_redirects=True)
     assert "provider admins see every tenant" in r.get_data(as_text=True)
+    assert _assignment_trail(world.a.id, world["provider_admin"].id) == (False, [])
 
 
-def test_assigning_an_unknown_person_is_not_found(world, browser):
+def test_assigning_an_unknown_person_is_not_found(ctx, world, browser):
     admin = browser(world["provider_admin"])
     for user_id in (str(world["a_client_member"].id), "not-a-uuid"):
         r = post(admin, f"/provider/assignments/{world.a.slug}/assign", {"user_id": user_id})
         assert r.status_code == 404
+    assert _assignment_trail(world.a.id, world["a_client_member"].id) == (False, [])
+    # The client member still sees only what a client member sees: no provider console.
+    assert browser(world["a_client_member"]).get("/provider/").status_code == 404
 
 
 def test_the_overview_is_the_audited_cross_tenant_read(ctx, world):
@@ -92,7 +116,8 @@ def test_the_overview_is_the_audited_cross_tenant_read(ctx, world):
 
     event = _last_cross_tenant_read(admin.id)
     assert event is not None and event.ip is None
-    assert event.data == {"tenants": sorted([str(world.a.id), str(world.b.id)]), "reason": "test"}
+    assert event.data == {"tenants": sorted([str(world.a.id), str(world.b.id)]), "reason": "test",
+                          "covers_seconds": ctx.config["CROSS_TENANT_AUDIT_WINDOW_SECONDS"]}
 
 
 def test_the_overview_refuses_tenants_a_manager_is_not_assigned_to(ctx, world):

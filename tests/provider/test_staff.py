@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from tenants.audit import PlatformAuditEvent
 from tenants.models import User
 from tests.factories import unique
 from tests.provider.conftest import fresh, post
+from workers.models import OutboxJob
 
 
 def _row(body: str, email: str) -> str:
@@ -66,12 +67,22 @@ def test_invite_role_must_be_a_provider_role(ctx, world, browser):
     assert db.session.scalars(select(User).where(User.email == email)).first() is None
 
 
-def test_only_provider_admins_invite_or_disable(world, browser):
-    manager = browser(world["manager"])
+def test_only_provider_admins_invite_or_disable(ctx, world, browser):
+    manager, staff = browser(world["manager"]), browser(world["staff"])
+    jobs_before = db.session.scalar(select(func.count()).select_from(OutboxJob))
     email = f"{unique('bymanager')}@example.test"
     assert post(manager, "/provider/staff", {"email": email, "role": "staff"}).status_code == 403
     r = post(manager, f"/provider/staff/{world['staff'].id}/active", {"active": "0"})
     assert r.status_code == 403
+    fresh()
+    # Nobody was invited (no account, no invitation e-mail queued) and nobody was disabled.
+    assert db.session.scalars(select(User).where(User.email == email)).first() is None
+    assert db.session.scalar(select(func.count()).select_from(OutboxJob)) == jobs_before
+    assert db.session.get(User, world["staff"].id).is_active is True
+    assert db.session.scalars(select(PlatformAuditEvent.action).where(
+        PlatformAuditEvent.object_id == str(world["staff"].id),
+        PlatformAuditEvent.action.in_(["user.disabled", "user.invited"]))).all() == []
+    assert staff.get("/provider/").status_code == 200  # their session still works
 
 
 def test_disabling_a_staff_member_ends_their_live_session(ctx, world, browser):

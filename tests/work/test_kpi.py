@@ -173,7 +173,8 @@ def test_manager_sees_their_tenants_only_with_charts_and_the_read_is_audited(app
         last = db.session.scalars(select(PlatformAuditEvent).where(PlatformAuditEvent.action == "cross_tenant.read",
                                                                    PlatformAuditEvent.actor_id == filled["manager"].id)
                                   .order_by(PlatformAuditEvent.seq.desc()).limit(1)).one()
-        assert last.data == {"reason": "KPIs", "tenants": [str(filled.a.id)]}
+        assert last.data == {"reason": "KPIs", "tenants": [str(filled.a.id)],
+                             "covers_seconds": app.config["CROSS_TENANT_AUDIT_WINDOW_SECONDS"]}
     # Another month, other figures.
     april = manager.get(f"/provider/kpi?month={APRIL}").get_data(as_text=True)
     assert _row(april, "bookkeeping").split()[:3] == ["Bookkeeping", "1", "2.0"]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from flask import render_template_string
 from flask_login import login_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.work.models import Notification
 from portal.work.notify import send_digests, send_due_reminders, send_now, unread_count
 from portal.work.services import create_task
 from tenants.context import for_tenant
-from tenants.models import Tenant, User
+from tenants.models import Tenant, User, utcnow
 from tests.factories import csrf_token, login
 
 TITLE = "Reconcile the Vietcombank account for March"
@@ -291,17 +291,51 @@ def test_an_internal_comment_notifies_no_client(app, world, smtp, run_jobs):
         _assert_no_content(mail, SECRET_NOTE)
 
 
-def test_the_scheduler_runs_the_digest_once_a_day_for_everyone_and_due_reminders_per_tenant(app, world,
-                                                                                             monkeypatch):
-    from workers import schedule
+def test_the_scheduler_runs_the_digest_once_a_day_for_everyone_and_due_reminders_per_tenant(app, world, smtp,
+                                                                                             run_jobs):
+    import secrets
 
-    calls: list[tuple[str, tuple, object]] = []
-    monkeypatch.setattr(schedule, "enqueue", lambda name, *ids, tenant_id=None: calls.append((name, ids, tenant_id)))
-    moment = datetime(2033, 6, 1, 0, 5, tzinfo=UTC)
+    from workers import schedule
+    from workers.models import OutboxJob
+
+    run_jobs()  # whatever earlier tests left queued runs now, not in the middle of this test
+    # The staff member reads a daily digest and has a task due tomorrow (the real tomorrow: the jobs
+    # run as the scheduler's worker runs them, on today's date).
+    staff = _as(app, world, "staff")
+    staff.post("/notifications/settings", data={"csrf_token": csrf_token(staff, "/notifications"),
+                                                "mode": "digest"})
+    with app.app_context(), for_tenant(world.a.id):
+        create_task(db.session.get(User, world["manager"].id), db.session.get(Tenant, world.a.id), title=TITLE,
+                    service_line_key="bookkeeping", due=utcnow().date() + timedelta(days=1),
+                    assignee_id=str(world["staff"].id))
+
+    def queued(after: int) -> list[tuple[str, list, str | None]]:
+        return [(j.name, j.args, j.scope_tenant) for j in db.session.scalars(
+            select(OutboxJob).where(OutboxJob.id > after, OutboxJob.name.in_(("work.digest", "work.due_soon")))
+            .order_by(OutboxJob.id))]
+
+    # A day of its own in the coming weeks (no other test ticks it), just after midnight.
+    moment = utcnow().replace(hour=0, minute=5, second=0, microsecond=0) + timedelta(days=2 + secrets.randbelow(25))
     with app.app_context():
+        start = db.session.scalar(select(func.max(OutboxJob.id))) or 0
         schedule.tick(moment)
-        assert [c for c in calls if c[0] == "work.digest"] == [("work.digest", (), None)]
-        assert ("work.due_soon", (world.a.id,), world.a.id) in calls
-        calls.clear()
-        schedule.tick(moment.replace(hour=23))  # later the same day: no second digest, no second reminders
-        assert [c for c in calls if c[0] in ("work.digest", "work.due_soon")] == []
+        jobs = queued(start)
+        assert [j for j in jobs if j[0] == "work.digest"] == [("work.digest", [], None)]  # once, for everyone
+        assert [j for j in jobs if j[2] == str(world.a.id)] == [("work.due_soon", [str(world.a.id)], str(world.a.id))]
+        later = db.session.scalar(select(func.max(OutboxJob.id)))
+        # Later the same day, for the provider (UTC) and for the tenant (Ho Chi Minh City, 23:00):
+        # no second digest, no second reminders.
+        schedule.tick(moment.replace(hour=16))
+        assert queued(later) == []
+        db.session.rollback()
+    run_jobs()
+    with app.app_context():
+        unfinished = db.session.scalars(select(OutboxJob.name).where(
+            OutboxJob.id > start, OutboxJob.name.in_(("work.digest", "work.due_soon")),
+            OutboxJob.finished_at.is_(None))).all()
+        assert unfinished == []
+    # The reminder ran before the digest: the one e-mail of the day lists both, and nothing else came.
+    [digest] = smtp.to(world["staff"].email)
+    assert digest["Subject"] == "Your daily summary: 2 updates"
+    body = _assert_no_content(digest)
+    assert "a task was assigned to you" in body and "a task assigned to you is due soon" in body

@@ -70,3 +70,31 @@ def test_eight_takers_never_get_the_same_task_nor_another_tenants(app):
     with app.app_context(), bound(Scope(tenant_ids=frozenset({a_id, b_id}))):
         states = Counter(db.session.scalars(select(Task.state).where(Task.id.in_(list(counts)))))
         assert states == {"in_progress": len(counts)}
+
+
+def test_a_task_assigned_to_someone_else_is_never_handed_out(app):
+    with app.app_context():
+        tenant = make_tenant()
+        admin = db.session.get(User, make_person(Role.PROVIDER_ADMIN).id)
+        owner, taker = make_person(Role.STAFF), make_person(Role.STAFF)
+        for person in (owner, taker):
+            assign(admin, tenant, db.session.get(User, person.id))
+        line = db.session.scalar(select(ServiceLine.id).where(ServiceLine.key == "data_entry"))
+        with bound(Scope(tenant_ids=frozenset({tenant.id}))):
+            # Still open (not started yet), but it is the owner's: the most urgent and the oldest.
+            theirs = Task(tenant_id=tenant.id, title="Owner's urgent batch", service_line_id=line, priority=1,
+                          assignee_id=owner.id)
+            db.session.add(theirs)
+            db.session.commit()
+            waiting = _fill(tenant.id, line, 1)
+            theirs_id = theirs.id
+
+        user = db.session.get(User, taker.id)
+        first = take_next(user, "data_entry")
+        assert first is not None and {first.id} == waiting  # the unassigned one, though less urgent
+        assert take_next(user, "data_entry") is None
+        assert take_next(user) is None  # nor from the queue of every line
+        with bound(Scope(tenant_ids=frozenset({tenant.id}))):
+            db.session.expire_all()
+            task = db.session.get(Task, theirs_id)
+            assert (task.assignee_id, task.state) == (owner.id, "open")

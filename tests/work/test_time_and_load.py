@@ -49,8 +49,12 @@ def _entries(app, tenant_ids, user_id: uuid.UUID) -> list[tuple]:
 
 
 def _today(app) -> date:
-    with app.app_context():
-        return timing.today()
+    """Today where the test tenants are (Ho Chi Minh City, the default): their time is counted on their days."""
+    from zoneinfo import ZoneInfo
+
+    from tenants.zones import today_in
+
+    return today_in(ZoneInfo("Asia/Ho_Chi_Minh"))
 
 
 def _task_id(task_url: str) -> uuid.UUID:

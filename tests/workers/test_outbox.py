@@ -82,12 +82,13 @@ def test_job_runs_with_its_tenant_bound(ctx, world, run_jobs):
     assert seen == {"tenant": world.a.id, "members": {world.a.id}, "marker": "m1"}
 
 
-def test_failed_job_is_recorded_and_retried(ctx, run_jobs):
+def test_failed_job_is_recorded_and_retried(app, ctx, run_jobs):
     attempts = []
 
-    def flaky() -> None:
+    def flaky() -> None:  # the disk is full the first time only
         attempts.append(1)
-        raise RuntimeError("disk full")
+        if len(attempts) == 1:
+            raise RuntimeError("disk full")
 
     REGISTRY["test.flaky"] = flaky
     enqueue("test.flaky")
@@ -95,13 +96,32 @@ def test_failed_job_is_recorded_and_retried(ctx, run_jobs):
     run_jobs()
     db.session.expire_all()
     [row] = _pending("test.flaky")
-    assert attempts and "disk full" in row.last_error and row.finished_at is None
+    assert len(attempts) == 1 and "disk full" in row.last_error and row.finished_at is None
+
+    # rq holds the job for a retry a little later, with the retries it has left.
+    from rq import SimpleWorker
+    from rq.job import Job, JobStatus
+    from rq.serializers import JSONSerializer
+
+    row_id, q = row.id, queue(row.queue)
+    job = Job.fetch(f"outbox-{row.id}-{row.attempts - 1}", connection=q.connection, serializer=JSONSerializer)
+    assert job.get_status() == JobStatus.SCHEDULED and job.id in q.scheduled_job_registry.get_job_ids()
+    assert job.retries_left == 2
+    # Its time comes (moved forward rather than waited for); a worker with a scheduler runs it again.
+    q.scheduled_job_registry.schedule(job, utcnow() - timedelta(seconds=1))
+    SimpleWorker(app.config["RQ_QUEUES"], connection=q.connection, serializer=JSONSerializer).work(
+        burst=True, with_scheduler=True)
+    db.session.expire_all()
+    assert len(attempts) == 2
+    row = db.session.get(OutboxJob, row_id)
+    assert row.finished_at is not None and row.last_error is None
+    assert job.get_status() == JobStatus.FINISHED
 
 
 def test_reaper_requeues_a_job_whose_worker_died(ctx, smtp, run_jobs):
-    send("orphan@example.test", "Orphan", "worker was killed")
+    message = send("orphan@example.test", "Orphan", "worker was killed")
     db.session.commit()
-    [row] = [r for r in _pending("mail.deliver") if r.enqueued_at is not None]
+    [row] = [r for r in _pending("mail.deliver") if r.enqueued_at is not None and r.args == [str(message.id)]]
     # Simulate a killed worker: rq lost the job, the row says it was pushed long ago.
     queue("mail").remove(f"outbox-{row.id}-{row.attempts - 1}")
     from rq.job import Job
@@ -140,3 +160,33 @@ def test_the_scheduler_enqueues_each_period_once_and_a_failed_tick_leaves_it_to_
         schedule.tick(later)
     monkeypatch.undo()
     assert schedule.tick(later) == first  # the failed tick's periods were given back, none lost
+
+
+def test_a_tick_killed_between_claiming_and_committing_leaves_its_periods_to_the_next(app, db_urls):
+    """A hard kill (no exception handler runs) after the claims, before the commit: nothing is skipped."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from workers import schedule
+
+    moment = datetime(2300 + secrets.randbelow(600), 2, 3, 4, 5, tzinfo=UTC)
+    script = (
+        "import os\n"
+        "from portal import create_app\n"
+        "app = create_app()\n"
+        "with app.app_context():\n"
+        "    from portal.extensions import db\n"
+        "    from workers import schedule\n"
+        "    db.session.commit = lambda: os._exit(9)  # the machine dies right before the commit\n"
+        f"    schedule.tick(__import__('datetime').datetime.fromisoformat({moment.isoformat()!r}))\n"
+    )
+    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
+               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"])
+    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr.decode()[-2000:]
+    with app.app_context():
+        assert schedule.tick(moment) >= len(schedule.PERIODIC)  # every period of that moment is still due
+        assert schedule.tick(moment) == 0

@@ -1,0 +1,41 @@
+"""Every date is a date somewhere: a tenant's in its own time zone, the provider's in ``PROVIDER_TIMEZONE``.
+
+The database stores UTC. What a tenant's date means (the day time was logged on, the month
+its work and statements belong to, the day a recurring task opens) is decided in the
+tenant's time zone; pages of the provider's that span clients (team load) use the provider's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from flask import current_app, g, has_request_context
+from sqlalchemy import select
+
+from portal.extensions import db
+from tenants.models import Tenant, utcnow
+
+
+def provider_zone() -> ZoneInfo:
+    """The provider's own time zone (its pages over several clients)."""
+    return ZoneInfo(current_app.config.get("PROVIDER_TIMEZONE") or "Asia/Ho_Chi_Minh")
+
+
+def tenant_zone(tenant_id: uuid.UUID) -> ZoneInfo:
+    """The tenant's time zone (read once per request)."""
+    cache = g.setdefault("_tenant_zones", {}) if has_request_context() else {}
+    if tenant_id not in cache:
+        cache[tenant_id] = ZoneInfo(db.session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) or "UTC")
+    return cache[tenant_id]
+
+
+def today_in(zone: ZoneInfo, now: datetime | None = None) -> date:
+    """Today's date in ``zone``."""
+    return (now or utcnow()).astimezone(zone).date()
+
+
+def start_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The instant ``day`` begins in ``zone`` (an aware datetime)."""
+    return datetime.combine(day, time(0), tzinfo=zone)
