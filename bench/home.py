@@ -47,7 +47,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the portal and tests.factories, run from anywhere
 
-GOAL = 0.40
 DB_NAME = "portal_bench"
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 LUA = Path(__file__).with_name("wrk_report.lua")
@@ -351,7 +350,6 @@ def main() -> int:
                              "so a variant module can be measured the same way)")
     parser.add_argument("--python", action="store_true", help="use the Python load generator even if wrk exists")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument("--fail-under", action="store_true", help=f"exit 1 when the ratio is below {GOAL:.0%}")
     parser.add_argument("--keep", action="store_true", help="keep the bench database and the temp dir")
     args = parser.parse_args()
     if args.duration > 120 or args.warmup > 30:
@@ -405,11 +403,10 @@ def main() -> int:
             if args.json:
                 args.json.write_text(json.dumps({
                     "results": [asdict(r) for r in results],
-                    "ratio": results[1].rps / results[0].rps, "goal": GOAL, "generator": generator,
+                    "ratio": results[1].rps / results[0].rps, "generator": generator,
                     "connections": args.connections, "duration": args.duration, "workers": workers,
                     "cores": os.cpu_count()}, indent=2))
-        ratio = results[1].rps / results[0].rps
-        return 1 if args.fail_under and ratio < GOAL else 0
+        return 0
     finally:
         if not args.keep:
             with contextlib.suppress(Exception):
@@ -439,10 +436,10 @@ def report(results: list[Result], generator: str, args: argparse.Namespace, work
               f"{r.requests:>8} {r.bad_status:>4} {r.socket_errors:>4} "
               f"{r.app_cpu_ms:>5.2f} ms {r.db_cpu_ms:>4.2f} ms")
     ratio = home.rps / bare.rps if bare.rps else float("nan")
-    verdict = "meets" if ratio >= GOAL else "BELOW"
     print("(app/db CPU: CPU time of the gunicorn workers / PostgreSQL backends per request)")
-    print(f"\nratio home/bare: {ratio:.1%}  ({verdict} the goal: >= {GOAL:.0%} of the bare endpoint's "
-          "throughput)")
+    # No goal on this ratio (withdrawn in issue 11): a static answer is no baseline for a page that reads a
+    # secured database. Pages get query budgets and a load test of their own (the operations issue).
+    print(f"\nratio home/bare: {ratio:.1%} (for the record, not a goal)")
 
 
 if __name__ == "__main__":

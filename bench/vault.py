@@ -63,7 +63,6 @@ from tenants.sealed import CHUNK_SIZE  # noqa: E402 - after the path is set
 MIB = 1024 * 1024
 PIECE = 64 * 1024  # what portal/documents/multipart.py hands over per read
 POOL = 16 * MIB
-GOAL_RATIO = 0.60
 GOAL_MEMORY_MIB = 64
 
 Upload = Callable[[Iterable[bytes]], Any]
@@ -433,7 +432,7 @@ def run(size: int, memory_size: int, repeat: int, directory: str | None) -> dict
 
 
 def report(result: dict[str, Any]) -> str:
-    """The figures as a table, with the ratios against the goals."""
+    """The figures as a table, with the ratios against the baselines and the memory goal."""
     lines = [f"{result['size'] // MIB} MiB, best of {result['repeat']}, {result['cpus']} CPUs, in {result['dir']}",
              "", f"{'':36} {'seconds':>9} {'MB/s':>9}"]
     lines += [f"{f['name']:36} {f['seconds']:9.3f} {f['mb_per_s']:9.1f}" for f in result["figures"]]
@@ -443,10 +442,10 @@ def report(result: dict[str, Any]) -> str:
         return "meets the goal" if ok else "BELOW the goal"
 
     lines += ["",
-              f"upload   / raw encrypt: {r['upload']:6.1%}  (goal >= {GOAL_RATIO:.0%}: "
-              f"{verdict(r['upload'] >= GOAL_RATIO)})",
-              f"download / raw decrypt: {r['download']:6.1%}  (goal >= {GOAL_RATIO:.0%}: "
-              f"{verdict(r['download'] >= GOAL_RATIO)})",
+              # No goal on these two (withdrawn in issue 11): an upload hashes its plaintext, and SHA-256
+              # alone runs at a fraction of AES-GCM here (the SHA-256 line below).
+              f"upload   / raw encrypt: {r['upload']:6.1%}",
+              f"download / raw decrypt: {r['download']:6.1%}",
               f"against the cipher in the vault's own {CHUNK_SIZE // 1024} KiB chunks: upload "
               f"{r['upload_vs_chunk_encrypt']:6.1%}, download {r['download_vs_chunk_decrypt']:6.1%}",
               f"upload / raw SHA-256: {r['upload_vs_sha256']:6.1%};  raw SHA-256 / raw encrypt: "

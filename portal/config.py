@@ -96,6 +96,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "KEY_BACKUP_RETENTION_DAYS": int(env.get("KEY_BACKUP_RETENTION_DAYS", "0")),
         # A client's export waits this long to be downloaded, then it is deleted.
         "EXPORT_TTL_HOURS": int(env.get("EXPORT_TTL_HOURS", "72")),
+        # A removed document stays in the trash (restorable by the provider) this many days, then it is
+        # purged with its versions and stored objects.
+        "TRASH_RETENTION_DAYS": int(env.get("TRASH_RETENTION_DAYS", "90")),
         "LANGUAGES": {"en": "English", "vi": "Tiếng Việt"},
         "API_TITLE": "Back-office portal API",
         "API_VERSION": "v1",
@@ -138,6 +141,8 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     cfg["LOG_LEVEL"] = str(cfg["LOG_LEVEL"]).strip().upper()
     if cfg["LOG_LEVEL"] not in logging.getLevelNamesMapping():
         raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if int(cfg["TRASH_RETENTION_DAYS"]) < 1:
+        raise ConfigError("TRASH_RETENTION_DAYS must be at least 1: a removed document is never deleted at once")
     if production:
         for name in ("SECRET_KEY", "FIELD_KEY"):
             if cfg[name] and cfg[name].startswith("dev-"):

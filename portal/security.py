@@ -46,7 +46,11 @@ def _headers(response: Response) -> Response:
     if request.is_secure:
         h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     if request.endpoint != "static" and current_user and current_user.is_authenticated:
-        h["Cache-Control"] = "no-store"
+        # People's data: no-store, unless the view chose a private caching of its own (a thumbnail never
+        # changes). Whatever it chose, a shared cache never keeps it.
+        cache = response.cache_control
+        if not (cache.private or cache.no_store):
+            h["Cache-Control"] = "no-store"
     return response
 
 

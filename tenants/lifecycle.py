@@ -87,6 +87,21 @@ def may_see(actor: User | None, tenant_id: uuid.UUID) -> bool:
 
 # --- tenants -------------------------------------------------------------------------
 
+def slug_problem(slug: str) -> str | None:
+    """What is wrong with a short name as typed (surrounding spaces aside), in words; None when it is good.
+
+    The tenant form asks this too, so that it shows this beside every other error of the form at once.
+    """
+    slug = (slug or "").strip()
+    if slug != slug.lower() and SLUG.match(slug.lower()):
+        # Not lowercased silently: the short name is in every link, so the person should know what it is.
+        return _("The short name is written in lowercase: %(slug)s.", slug=slug.lower())
+    if not SLUG.match(slug):
+        return _("The short name must be 3-63 lowercase letters, digits or dashes, "
+                 "starting and ending with a letter or digit.")
+    return None
+
+
 def new_tenant(actor: User | None, *, name: str, slug: str, currency: str = "VND",
                timezone: str = "Asia/Ho_Chi_Minh", locale: str = "vi", ip: str | None = None) -> Tenant:
     """Validate and add a client tenant to the current transaction, without committing.
@@ -95,14 +110,14 @@ def new_tenant(actor: User | None, *, name: str, slug: str, currency: str = "VND
     client admin too) and commit or roll back the whole. Raises ``TenantError``.
     """
     _require(actor, "provider:tenants.manage")
-    name, slug, currency = (name or "").strip(), (slug or "").strip().lower(), (currency or "").strip().upper()
+    name, slug, currency = (name or "").strip(), (slug or "").strip(), (currency or "").strip().upper()
     if not name:
         raise TenantError(_("Give the company's name."), "name")
     if len(name) > 200:
         raise TenantError(_("The company's name can be at most 200 characters."), "name")
-    if not SLUG.match(slug):
-        raise TenantError(_("The short name must be 3-63 lowercase letters, digits or dashes, "
-                            "starting and ending with a letter or digit."), "slug")
+    problem = slug_problem(slug)
+    if problem:
+        raise TenantError(problem, "slug")
     if currency not in CURRENCIES:
         raise TenantError(_("Currency must be one of %(list)s.", list=", ".join(sorted(CURRENCIES))), "currency")
     if timezone not in available_timezones():

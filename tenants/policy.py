@@ -50,8 +50,15 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:documents.view_all":      frozenset({PA, MG, ST, CA, CP}),
     "tenant:documents.upload":        frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:documents.refile":        frozenset({PA, MG, ST, CA}),
+    # Removing puts a document in the trash (who may remove it may see the trash); it is purged after
+    # TRASH_RETENTION_DAYS. Bringing it back is the provider's decision.
+    "tenant:documents.trash":         frozenset({PA, MG, ST, CA, CP}),
+    "tenant:documents.restore":       frozenset({PA, MG}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
+    # A client answers an item "we don't have this / not applicable", with a reason (the provider's
+    # people reopen it under requests.manage).
+    "tenant:requests.answer":         frozenset({CA, CP, CM}),
     # Work: every move is further limited by the state machine's own table (portal.work.states.WHO):
     # the assignee works, the reviewer reviews (never their own work), the client answers and approves.
     "tenant:tasks.view":              frozenset({PA, MG, ST, CA, CP, CM}),
@@ -67,11 +74,17 @@ TABLE: dict[str, frozenset[Role]] = {
     # Time on tasks: the provider's people log it; managers read a client's month. Clients never see time.
     "tenant:time.log":                frozenset({PA, MG, ST}),
     "tenant:time.view":               frozenset({PA, MG}),
+    # Quality control by sampling: finished work drawn at random is checked by a provider person who
+    # neither did nor reviewed it (portal.work.quality narrows to them); clients never see the checks.
+    "tenant:quality.check":           frozenset({PA, MG, ST}),
+    "tenant:quality.manage":          frozenset({PA, MG}),    # a client's own sampling rates
     "provider:console.view":          frozenset({PA, MG, ST}),
     "provider:work.view":             frozenset({PA, MG, ST}),
     "provider:kpi.view":              frozenset({PA, MG}),
     "provider:load.view":             frozenset({PA, MG}),
     "provider:lines.manage":          frozenset({PA}),
+    "provider:quality.check":         frozenset({PA, MG, ST}),  # the check queue over the person's clients
+    "provider:quality.manage":        frozenset({PA, MG}),      # the provider-wide sampling rates
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),
     "provider:tenants.offboard":      frozenset({PA}),

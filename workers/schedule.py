@@ -53,6 +53,7 @@ PERIODIC: dict[str, Periodic] = {
     "documents.reminders": Periodic(HOURLY),  # requested documents due soon or late, to the client
     "work.recurring": Periodic(LOCAL_DAY),  # the day's recurring tasks
     "work.due_soon": Periodic(LOCAL_DAY),  # tasks due tomorrow or overdue, to their assignees
+    "documents.purge_trash": Periodic(LOCAL_DAY),  # documents whose time in the trash is over, deleted for good
     # Over every tenant at once: enqueued once per period with no tenant bound (they bind what they
     # need; a person's digest covers all of their tenants).
     "work.digest": Periodic(DAILY, per_tenant=False),  # one e-mail per person on the digest

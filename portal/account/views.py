@@ -9,7 +9,7 @@ from flask_login import current_user
 from portal.access import requires
 from portal.account import bp
 from portal.auth import mfa, services
-from portal.auth.forms import ChangePasswordForm, ConfirmForm
+from portal.auth.forms import ChangePasswordForm, ConfirmForm, show_refusal
 
 
 @bp.route("/")
@@ -27,13 +27,11 @@ def change_password():
         try:
             services.change_password(current_user, form.current.data, form.password.data, request.remote_addr)
         except services.AuthError as err:
-            flash(str(err), "error")
+            show_refusal(form, err)
         else:
             flash(_("Password changed. Your other sessions were signed out."), "success")
             return redirect(url_for("account.index"))
-    for errors in form.errors.values():
-        for error in errors:
-            flash(str(error), "error")
+    # Every error is shown next to its field (the form's macro), once.
     return render_template("account/index.html", password_form=form,
                            remaining=mfa.remaining_recovery_codes(current_user)), 422
 

@@ -1,4 +1,4 @@
-"""The vault's API endpoints: documents (list, upload, read, re-file, download, preview) and requests.
+"""The vault's API endpoints: documents (list, upload, read, re-file, download, trash, restore) and requests.
 
 Same services as the pages (``portal.documents``); the gate has checked the token,
 its tenant and scope, and the action, before any of these run.
@@ -13,8 +13,8 @@ from portal.access import requires
 from portal.api import schemas
 from portal.api.pagination import decode_time_id_cursor, encode_cursor
 from portal.api.views import _caller, _refusals, blp
-from portal.documents import receive, requests, services
-from portal.documents.models import Document, DocumentRequest
+from portal.documents import receive, requests, services, trash
+from portal.documents.models import Document, DocumentRequest, RequestItem
 from portal.documents.requests import ItemInput
 from portal.documents.views import attachment
 
@@ -24,7 +24,10 @@ def document_json(doc: Document, *, versions: bool = True) -> dict:
     out = {"id": doc.id, "title": doc.title, "category": doc.category,
            "period": doc.period.strftime("%Y-%m") if doc.period else None, "tags": list(doc.tags),
            "current_version": doc.current_version, "preview": doc.latest.object.preview,
-           "created_at": doc.created_at}
+           "created_at": doc.created_at, "trash": None}
+    if doc.trashed_at is not None:
+        out["trash"] = {"trashed_at": doc.trashed_at, "reason": doc.trash_reason, "purge_on": trash.purge_date(doc),
+                        "trashed_by": doc.trashed_by.name if doc.trashed_by else None}
     if versions:
         out["versions"] = [{"number": v.number, "filename": v.filename, "size": v.object.size,
                             "mime": v.object.mime, "sha256": v.object.sha256, "uploaded_at": v.created_at,
@@ -32,10 +35,16 @@ def document_json(doc: Document, *, versions: bool = True) -> dict:
     return out
 
 
+def _item_state(item: RequestItem) -> str:
+    return "received" if item.fulfilled_at else "not_applicable" if item.not_applicable_at else "outstanding"
+
+
 def _request_json(req: DocumentRequest) -> dict:
     return {"id": req.id, "title": req.title, "note": req.note, "created_at": req.created_at,
             "items": [{"id": i.id, "description": i.description, "category": i.category, "due_date": i.due_date,
-                       "fulfilled_at": i.fulfilled_at, "document_id": i.document_id} for i in req.items]}
+                       "fulfilled_at": i.fulfilled_at, "document_id": i.document_id, "state": _item_state(i),
+                       "not_applicable_at": i.not_applicable_at, "not_applicable_reason": i.not_applicable_reason}
+                      for i in req.items]}
 
 
 @blp.route("/tenants/<tenant_slug>/documents")
@@ -101,9 +110,11 @@ def upload_documents(tenant_slug: str) -> tuple[dict, int]:
 def get_document(tenant_slug: str, document_id: str) -> dict:
     """A document and its versions
 
-    Reading it is written to the tenant's access log.
+    Reading it is written to the tenant's access log. A document in the trash is found only by
+    those who may see the trash (its `trash` says until when); for anyone else it is a 404.
     """
-    return document_json(services.view_document(_caller(), g.tenant, document_id, request.remote_addr))
+    return document_json(services.view_document(_caller(), g.tenant, document_id, request.remote_addr,
+                                                with_trash=trash.sees_trash()))
 
 
 @blp.route("/tenants/<tenant_slug>/documents/<document_id>", methods=["PATCH"])
@@ -112,13 +123,44 @@ def get_document(tenant_slug: str, document_id: str) -> dict:
 @_refusals(401, 403, 404, 422)
 @requires("tenant:documents.refile")
 def refile_document(body: dict, tenant_slug: str, document_id: str) -> dict:
-    """Re-file a document
+    """Rename or re-file a document
 
-    Set its category, month or tags; fields left out stay as they are.
+    Set its title, category, month or tags; fields left out stay as they are.
     """
     doc = services.refile(_caller(), g.tenant, document_id, ip=request.remote_addr,
-                          **{k: body[k] for k in ("category", "period", "tags") if k in body})
+                          **{k: body[k] for k in ("title", "category", "period", "tags") if k in body})
     return document_json(doc)
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>", methods=["DELETE"])
+@blp.arguments(schemas.TrashArgs, location="query", as_kwargs=True)
+@blp.response(200, schemas.DocumentSchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:documents.trash")
+def trash_document(tenant_slug: str, document_id: str, reason: str) -> dict:
+    """Remove a document to the trash
+
+    Give the reason as the `reason` query parameter (required, 1 to 300 characters): a DELETE
+    carries no body. The document leaves the lists, downloads and previews at once and is deleted
+    for good on `trash.purge_on` (after `TRASH_RETENTION_DAYS`, 90 by default) unless the provider
+    restores it. A request item it fulfilled is outstanding again. 409 while it is the work product
+    of a task not finished yet, or once it was approved as one (the answer names the task). Client
+    members may not remove documents.
+    """
+    return document_json(trash.trash(_caller(), g.tenant, document_id, reason=reason, ip=request.remote_addr).document)
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>/restore", methods=["POST"])
+@blp.response(200, schemas.DocumentSchema)
+@_refusals(401, 403, 404, 409)
+@requires("tenant:documents.restore")
+def restore_document(tenant_slug: str, document_id: str) -> dict:
+    """Restore a document from the trash
+
+    The provider's managers and admins, until its purge day. It comes back with all its versions;
+    409 when it is not in the trash.
+    """
+    return document_json(trash.restore(_caller(), g.tenant, document_id, ip=request.remote_addr))
 
 
 @blp.route("/tenants/<tenant_slug>/documents/<document_id>/content")
@@ -176,3 +218,34 @@ def create_document_request(body: dict, tenant_slug: str) -> dict:
 def get_document_request(tenant_slug: str, request_id: str) -> dict:
     """A document request"""
     return _request_json(requests.get_request(request_id))
+
+
+@blp.route("/tenants/<tenant_slug>/document-requests/<request_id>/items/<item_id>/not-applicable", methods=["POST"])
+@blp.arguments(schemas.NotApplicableInput)
+@blp.response(200, schemas.DocumentRequestSchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:requests.answer")
+def item_not_applicable(body: dict, tenant_slug: str, request_id: str, item_id: str) -> dict:
+    """Answer an item "not applicable"
+
+    The client says they do not have this document, with a `reason` (required, 1 to 300
+    characters) that the provider reads. The item is then resolved: not outstanding, never
+    overdue, no reminders. 409 when it was received or answered already.
+    """
+    item = requests.mark_not_applicable(_caller(), g.tenant, request_id, item_id, reason=body["reason"],
+                                        ip=request.remote_addr)
+    return _request_json(item.request)
+
+
+@blp.route("/tenants/<tenant_slug>/document-requests/<request_id>/items/<item_id>/reopen", methods=["POST"])
+@blp.response(200, schemas.DocumentRequestSchema)
+@_refusals(401, 403, 404, 409)
+@requires("tenant:requests.manage")
+def item_reopen(tenant_slug: str, request_id: str, item_id: str) -> dict:
+    """Reopen an item answered "not applicable"
+
+    The provider still needs the document: the item is outstanding again. 409 when it is not
+    answered "not applicable".
+    """
+    item = requests.reopen_item(_caller(), g.tenant, request_id, item_id, ip=request.remote_addr)
+    return _request_json(item.request)

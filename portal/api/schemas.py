@@ -6,6 +6,7 @@ from flask import current_app
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from portal.documents.content import CATEGORIES
+from portal.work import quality
 
 CLIENT_ROLES = ("client_admin", "client_approver", "client_member")
 
@@ -33,6 +34,13 @@ class PageArgs(Schema):
 class AuditArgs(PageArgs):
     side = fields.String(load_default=None, validate=validate.OneOf(("provider", "client", "system")),
                          metadata={"description": "Only events by this side (provider: the provider's people)."})
+    kind = fields.String(load_default=None, metadata={
+        "description": "Only one kind of event: documents, work, people, security or workspace."})
+    since = fields.Date(data_key="from", load_default=None, metadata={
+        "description": "Only events on or after this day (YYYY-MM-DD), in the tenant's time zone."})
+    until = fields.Date(data_key="to", load_default=None, metadata={
+        "description": "Only events on or before this day (YYYY-MM-DD, the whole day), in the tenant's time zone; "
+                       "not before `from`."})
 
 
 class MeSchema(Schema):
@@ -120,6 +128,17 @@ class VersionSchema(Schema):
     uploaded_by = fields.String(allow_none=True)
 
 
+class TrashInfoSchema(Schema):
+    """Where a document in the trash stands: who removed it, when, why, and when it goes for good."""
+
+    trashed_at = fields.DateTime(required=True)
+    trashed_by = fields.String(allow_none=True, metadata={"description": "Who removed it (their name)."})
+    reason = fields.String(required=True, metadata={"description": "Why it was removed."})
+    purge_on = fields.Date(required=True, metadata={
+        "description": "The day it is deleted for good (in the tenant's time zone) unless the provider restores "
+                       "it before then."})
+
+
 class DocumentSchema(Schema):
     id = fields.UUID(required=True)
     title = fields.String(required=True)
@@ -130,6 +149,8 @@ class DocumentSchema(Schema):
     preview = fields.String(required=True, metadata={"description": "pending, ready, none or failed."})
     created_at = fields.DateTime(required=True)
     versions = fields.List(fields.Nested(VersionSchema), metadata={"description": "Newest first."})
+    trash = fields.Nested(TrashInfoSchema, allow_none=True, metadata={
+        "description": "Set while the document is in the trash (only those who may see the trash find it then)."})
 
 
 class RefileSchema(Schema):
@@ -137,9 +158,17 @@ class RefileSchema(Schema):
         unknown = EXCLUDE  # a tenant_id (or anything else) in the body is ignored
 
     # A partial update: fields left out stay as they are.
+    title = fields.String(validate=validate.Length(min=1, max=200), metadata={
+        "description": "Rename it: 1 to 200 characters, trimmed (spaces alone are refused)."})
     category = fields.String(validate=validate.OneOf(CATEGORIES))
     period = fields.String(allow_none=True, metadata={"description": "Month, YYYY-MM; null clears it."})
     tags = fields.List(fields.String(validate=validate.Length(max=40)))
+
+
+class TrashArgs(Schema):
+    # Checked by the service once the document is found, so another tenant's document is a 404 whatever it says.
+    reason = fields.String(load_default="", metadata={
+        "description": "Why it is removed: required, 1 to 300 characters. Both sides read it."})
 
 
 class UploadResultSchema(Schema):
@@ -161,6 +190,11 @@ class RequestItemSchema(Schema):
     due_date = fields.Date(allow_none=True)
     fulfilled_at = fields.DateTime(allow_none=True)
     document_id = fields.UUID(allow_none=True)
+    state = fields.String(required=True, metadata={
+        "description": "outstanding, received, or not_applicable (answered without a document, with a reason)."})
+    not_applicable_at = fields.DateTime(allow_none=True)
+    not_applicable_reason = fields.String(allow_none=True, metadata={
+        "description": "Why the client does not have it (set while the state is not_applicable)."})
 
 
 class DocumentRequestSchema(Schema):
@@ -178,6 +212,15 @@ class RequestItemInput(Schema):
     description = fields.String(required=True, validate=validate.Length(min=1, max=300))
     category = fields.String(load_default="other", validate=validate.OneOf(CATEGORIES))
     due_date = fields.Date(load_default=None, allow_none=True)
+
+
+class NotApplicableInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    # Checked by the service once the item is found, so another tenant's item is a 404 whatever the body.
+    reason = fields.String(load_default="", metadata={
+        "description": "Why the client does not have this document: required, 1 to 300 characters."})
 
 
 class DocumentRequestInput(Schema):
@@ -300,3 +343,73 @@ class ExportListSchema(Schema):
 
 class PassphraseSchema(Schema):
     passphrase = fields.String(required=True, metadata={"description": "Shown this once; not kept by the portal."})
+
+
+# --- quality checks ------------------------------------------------------------------------------
+
+QUALITY_FINDINGS = tuple(quality.FINDINGS)
+QUALITY_KINDS = tuple(quality.KINDS)
+
+
+class QualityCheckSchema(Schema):
+    """A finished task drawn at random for a second check (the provider's people only)."""
+
+    id = fields.UUID(required=True)
+    task_id = fields.UUID(required=True)
+    state = fields.String(required=True, metadata={"description": "open (waiting or being checked) or done."})
+    percent = fields.Float(required=True, metadata={"description": "The sampling rate it was drawn at, in percent."})
+    drawn_at = fields.DateTime(required=True)
+    checker = fields.String(allow_none=True, metadata={"description": "Who is checking (or checked) it."})
+    taken_at = fields.DateTime(allow_none=True)
+    finding = fields.String(allow_none=True, metadata={"description": "none, minor or major, once done."})
+    kind = fields.String(allow_none=True, metadata={"description": ", ".join(QUALITY_KINDS)})
+    note = fields.String(allow_none=True, metadata={"description": "Internal: never shown to the client."})
+    checked_at = fields.DateTime(allow_none=True)
+    reworked = fields.Boolean(required=True, metadata={"description": "The check sent the work back."})
+
+
+QualityCheckPageSchema = page_of(QualityCheckSchema, "QualityCheckPage")
+
+
+class QualityCheckArgs(PageArgs):
+    state = fields.String(load_default="open", validate=validate.OneOf(("open", "done")), metadata={
+        "description": "open: the checks waiting or being done (the queue, oldest first); done: the finished."})
+
+
+class QualityTakeSchema(Schema):
+    check = fields.Nested(QualityCheckSchema, allow_none=True, required=True, metadata={
+        "description": "The check now yours, or null when none waits for you."})
+
+
+class FindingsInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    # Checked by the service after the task and its check are found (another tenant's task: 404 whatever the body).
+    finding = fields.String(load_default="", metadata={"description": ", ".join(QUALITY_FINDINGS)})
+    kind = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "With findings: " + ", ".join(QUALITY_KINDS)})
+    note = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "What was wrong (required with findings; up to 2000 characters)."})
+    rework = fields.Boolean(load_default=False, metadata={
+        "description": "Send the work back to whoever holds it (with findings, and while the task is done)."})
+
+
+class QualityRateSchema(Schema):
+    service_line = fields.String(required=True)
+    provider_percent = fields.Float(allow_none=True, metadata={"description": "The rate for every client."})
+    tenant_percent = fields.Float(allow_none=True, metadata={"description": "This tenant's own rate, if any."})
+    effective_percent = fields.Float(required=True, metadata={"description": "The rate its finished tasks are "
+                                                                             "drawn at."})
+
+
+QualityRateListSchema = Schema.from_dict({"items": fields.List(fields.Nested(QualityRateSchema), required=True)},
+                                         name="QualityRateList")
+
+
+class QualityRateInput(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    percent = fields.Decimal(load_default=None, allow_none=True, metadata={
+        "description": "0 to 100, two decimals at most; null: use the rate for every client again."})

@@ -10,6 +10,7 @@ function's attributes (``functools.wraps``), so the gate still finds ``_action``
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from http import HTTPStatus
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ from portal.api import schemas
 from portal.api.pagination import decode_seq_cursor, decode_time_id_cursor, encode_cursor
 from portal.auth.services import visible_tenants
 from portal.clients import services
+from portal.errors import problem
 from tenants.audit import AuditEvent
 from tenants.models import ApiToken, Membership, User
 
@@ -132,16 +134,46 @@ def invite_user(body: dict, tenant_slug: str) -> dict:
     return _member(membership)
 
 
+@blp.route("/tenants/<tenant_slug>/users/<membership_id>/resend-invitation", methods=["POST"])
+@blp.response(200, schemas.MemberSchema)
+@_refusals(401, 403, 404, 409, 429)
+@requires("tenant:users.manage")
+def resend_invitation(tenant_slug: str, membership_id: str) -> dict:
+    """Resend a user's invitation
+
+    E-mails a person still pending (`signed_up` false) a fresh single-use link, in their
+    language; the link sent before stops working. 409 when they have signed up already (or
+    are disabled), 429 (with `Retry-After`) within a minute of the last invitation. Needs a
+    token with write scope.
+    """
+    try:
+        membership = services.resend_invitation(_caller(), g.tenant, membership_id, request.remote_addr)
+    except services.TooSoon as err:
+        answer = problem(err.status, str(err))
+        answer.headers["Retry-After"] = str(err.retry_after)
+        abort(answer)
+    except services.ClientError as err:
+        abort(err.status, description=str(err))
+    return _member(membership)
+
+
 @blp.route("/tenants/<tenant_slug>/audit-events")
 @blp.arguments(schemas.AuditArgs, location="query", as_kwargs=True)
 @blp.response(200, schemas.AuditEventPageSchema)
-@_refusals(400, 401, 403, 404)
+@_refusals(400, 401, 403, 404, 422)
 @requires("tenant:audit.view")
-def audit_events(tenant_slug: str, cursor: str | None, limit: int, side: str | None) -> dict:
+def audit_events(tenant_slug: str, cursor: str | None, limit: int, side: str | None, kind: str | None,
+                 since: date | None, until: date | None) -> dict:
     """The tenant's access log
 
-    Newest first; `side=provider` keeps only what the provider's people did.
+    Newest first; `side=provider` keeps only what the provider's people did, `kind` one kind of event,
+    `from` and `to` the days between (both included, in the tenant's time zone). A client's token never
+    sees internal events.
     """
-    page = services.audit_events(before=decode_seq_cursor(cursor), side=side, limit=limit)
+    try:
+        page = services.audit_events(before=decode_seq_cursor(cursor), side=side, kind=kind, since=since,
+                                     until=until, limit=limit)
+    except services.ClientError as err:
+        abort(err.status, description=str(err))
     next_cursor = encode_cursor([page.next_before]) if page.next_before else None
     return {"items": [_event(e) for e in page.events], "next_cursor": next_cursor}

@@ -6,14 +6,17 @@ receives internal comments (the services' ``comments_for`` is the only reader).
 
 from __future__ import annotations
 
-from flask import g
+from flask import g, request
+from marshmallow import Schema, fields
 
 from portal.access import requires
 from portal.api import schemas
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.api.views import _caller, _refusals, blp
-from portal.work import services
+from portal.work import services, time_csv
+from portal.work import time as timing
 from portal.work.models import Task
+from portal.work.time_views import csv_download
 
 
 def task_json(task: Task, *, detail: bool = True) -> dict:
@@ -118,3 +121,29 @@ def comment_task(body: dict, tenant_slug: str, task_id: str) -> dict:
     """
     services.comment(_caller(), task_id, body["body"], internal=body["internal"])
     return task_json(services.get_task(task_id))
+
+
+class TimeCsvArgs(Schema):
+    month = fields.String(load_default=None, metadata={
+        "description": "The month as YYYY-MM, in the tenant's calendar (default: the tenant's current month).",
+        "example": "2031-05"})
+
+
+@blp.route("/tenants/<tenant_slug>/time.csv")
+@blp.arguments(TimeCsvArgs, location="query", as_kwargs=True)
+@blp.doc(responses={"200": {
+    "description": "The month's finished time entries, one row per entry, UTF-8 with a byte order mark. "
+                   "Columns: " + ", ".join(time_csv.COLUMNS) + " (date: the tenant's day, ISO; hours: decimal; "
+                   "billable: yes or no). Text cells starting with = + - @, a tab or a carriage return are "
+                   "prefixed with a single quote.",
+    "content": {"text/csv": {"schema": {"type": "string"}}}}})
+@_refusals(401, 403, 404, 422)
+@requires("tenant:time.view")
+def time_month_csv(tenant_slug: str, month: str | None):  # noqa: ANN201
+    """The tenant's time in a month, as CSV
+
+    The same entries as the time page's month (provider managers and admins only: clients never
+    see time). Recorded in the tenant's log, internal to the provider.
+    """
+    return csv_download(time_csv.month_csv(_caller(), g.tenant, timing.parse_month(month), via="api",
+                                           ip=request.remote_addr))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import flash
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
@@ -15,6 +16,15 @@ class LoginForm(FlaskForm):
 
 class CodeForm(FlaskForm):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=20)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
+
+
+class RenewForm(FlaskForm):
+    """Proof that the person at the keyboard still holds both factors, before a new authenticator is shown."""
+
+    password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)],
+                             render_kw={"autocomplete": "current-password"})
+    code = StringField(_l("Code from your current authenticator app"), validators=[DataRequired(), Length(max=20)],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
 
 
@@ -42,3 +52,13 @@ class ChangePasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with only the CSRF token, for buttons that change state."""
+
+
+def show_refusal(form: FlaskForm, refusal: Exception) -> None:
+    """Show a service's refusal on ``form``: next to the field it names (``AuthError.field``) when the form
+    has it, else as a message at the top of the page."""
+    field = getattr(form, getattr(refusal, "field", None) or "", None)
+    if field is not None:
+        field.errors = [*field.errors, str(refusal)]
+    else:
+        flash(str(refusal), "error")

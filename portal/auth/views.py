@@ -7,16 +7,20 @@ import time
 import uuid
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.access import public, requires
 from portal.auth import bp, mfa, services
-from portal.auth.forms import CodeForm, LoginForm, ResetRequestForm, SetPasswordForm
+from portal.auth.forms import CodeForm, LoginForm, RenewForm, ResetRequestForm, SetPasswordForm, show_refusal
 from portal.extensions import db, limiter
 from tenants.models import User
 
 PENDING_SECONDS = 300
+# Time to scan the new QR code and confirm it, once both factors were proven (``renew``).
+RENEW_SECONDS = 600
+RENEW_UNTIL = "mfa_renew_until"
 def TOO_MANY() -> str:  # noqa: N802 - Flask-Limiter calls it when it refuses
     return _("Too many attempts. Wait a minute, then try again.")
 
@@ -28,6 +32,11 @@ def _account_key() -> str:
 
 def _pending_key() -> str:
     return "mfa:" + str(session.get("mfa_user", request.remote_addr))
+
+
+def _signed_in_key() -> str:
+    # The signed-in person's own account: the per-account limit of sign-in, for their second factor.
+    return "acct:" + hashlib.sha256(services.normalise_email(current_user.email).encode()).hexdigest()
 
 
 def _safe_next(target: str | None) -> str:
@@ -109,6 +118,12 @@ def enrol():
         return redirect(url_for("auth.login"))
     if current_user.is_anonymous and user.has_mfa:
         return redirect(url_for("auth.second_factor"))
+    if user.has_mfa:
+        # Set up already: say so, and never make or show a secret here (``renew`` replaces one).
+        if request.method == "POST":
+            flash(_("Your second factor is set up already: nothing was changed."), "info")
+            return redirect(url_for("auth.enrol"))
+        return render_template("auth/enrolled.html", since=format_datetime(user.mfa_enrolled_at))
     form = CodeForm()
     if request.method == "GET" or not user.totp_pending_enc:
         mfa.start_enrolment(user)
@@ -132,6 +147,59 @@ def enrol():
     return render_template("auth/enrol.html", form=form, qr=mfa.qr_data_uri(uri), secret=secret)
 
 
+@bp.route("/mfa/renew", methods=["GET", "POST"])
+@requires("account:manage")
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"], error_message=TOO_MANY)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"], methods=["POST"],
+               key_func=_signed_in_key, error_message=TOO_MANY)
+def renew():
+    """Set up a new authenticator: the password and a current code first, then the new QR code.
+
+    The new secret is shown once, in the answer to the proof; the current one keeps
+    working until ``renew_confirm`` receives a code of the new one.
+    """
+    user = current_user._get_current_object()
+    if not user.has_mfa:
+        return redirect(url_for("auth.enrol"))
+    form = RenewForm()
+    if form.validate_on_submit():
+        try:
+            services.begin_reenrolment(user, form.password.data, form.code.data, request.remote_addr)
+        except services.AuthError as err:
+            form.code.errors = [*form.code.errors, str(err)]
+        else:
+            session[RENEW_UNTIL] = time.time() + RENEW_SECONDS
+            secret = mfa.pending_secret(user)
+            return render_template("auth/enrol.html", form=CodeForm(formdata=None), secret=secret,
+                                   qr=mfa.qr_data_uri(mfa.provisioning_uri(user, secret)),
+                                   action=url_for("auth.renew_confirm"), renewing=True)
+    return render_template("auth/renew.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/mfa/renew/confirm", methods=["POST"])
+@requires("account:manage")
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], error_message=TOO_MANY)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"], key_func=_signed_in_key, error_message=TOO_MANY)
+def renew_confirm():
+    """Switch to the new authenticator with a code of it. A refusal does not show its secret again."""
+    user = current_user._get_current_object()
+    if session.get(RENEW_UNTIL, 0) < time.time() or not user.has_mfa:
+        flash(_("Setting up the new authenticator took too long, or was not started. Start again: your current "
+                "authenticator still works."), "error")
+        return redirect(url_for("auth.renew"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            services.confirm_reenrolment(user, form.code.data, request.remote_addr)
+        except services.AuthError as err:
+            form.code.errors = [*form.code.errors, str(err)]
+        else:
+            session.pop(RENEW_UNTIL, None)
+            flash(_("Your new authenticator is set up. Codes from the old one no longer work."), "success")
+            return redirect(url_for("auth.enrol"))
+    return render_template("auth/renew_confirm.html", form=form), 422
+
+
 @bp.route("/logout", methods=["POST"])
 @requires("account:manage")
 def logout():
@@ -145,13 +213,13 @@ def logout():
 def accept_invite(token: str):
     link = services.peek_link(token, "invite")
     if link is None:
-        return render_template("auth/link_invalid.html"), 410
+        return render_template("auth/link_invalid.html", replaced=services.link_replaced(token, "invite")), 410
     form = SetPasswordForm(name=link.user.name)
     if form.validate_on_submit():
         try:
             user = services.accept_invite(token, form.name.data or "", form.password.data, request.remote_addr)
         except services.AuthError as err:
-            flash(str(err), "error")
+            show_refusal(form, err)
         else:
             if user.has_mfa or services.mfa_required(user):
                 flash(_("Password set. Now set up your authenticator app."), "success")
@@ -187,7 +255,7 @@ def reset(token: str):
         try:
             services.reset_password(token, form.password.data, request.remote_addr)
         except services.AuthError as err:
-            flash(str(err), "error")
+            show_refusal(form, err)
         else:
             flash(_("Your password is changed and every session was signed out. Sign in with the new one."),
                   "success")

@@ -7,8 +7,12 @@ one service of ``portal.clients.services`` and renders.
 
 from __future__ import annotations
 
-from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
-from flask_babel import format_datetime
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import tzinfo
+
+from flask import Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import format_datetime, get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -16,13 +20,16 @@ from flask_login import current_user
 from portal.access import requires
 from portal.auth.forms import ConfirmForm
 from portal.clients import bp, services
-from portal.clients.forms import InviteForm, MfaForm, RoleForm, TokenForm
+from portal.clients.forms import InviteForm, LogFilterForm, MfaForm, RoleForm, TokenForm
 from portal.documents import requests as document_requests
 from portal.documents import services as documents
+from portal.documents.content import CATEGORY_LABELS
 from portal.trust import anchors
+from portal.work import services as work
+from portal.work.states import State
 from tenants.audit import AuditEvent
-from tenants.models import User
-from tenants.policy import allowed
+from tenants.models import User, utcnow
+from tenants.policy import allowed, is_client
 
 ROLE_LABELS = {
     "client_admin": _l("Client admin"),
@@ -74,9 +81,36 @@ ACTION_LABELS = {
     "export.downloaded": _l("downloaded the export"),
     "export.expired": _l("deleted an export nobody downloaded"),
     "service_target.set": _l("set a turnaround target"),
+    "documents.listed": _l("looked at the list of documents"),
+    "access_log.exported": _l("downloaded this access log"),
+    "task.assigned": _l("assigned a task"),
+    "task.taken": _l("took a task from the queue"),
+    "task.review_taken": _l("took the review of a task"),
+    "task_template.created": _l("added recurring work"),
+    "time.timer_started": _l("started a timer on a task"),
+    "time.timer_stopped": _l("stopped a timer on a task"),
+    "time.logged": _l("logged time on a task"),
+    "time.deleted": _l("deleted time logged on a task"),
+    "quality.drawn": _l("drew a finished task for a quality check"),
+    "quality.taken": _l("took a quality check"),
+    "quality.checked": _l("checked the quality of a task"),
+    "quality.rework": _l("sent a task back for rework after a quality check"),
+    "quality_rate.set": _l("set how many tasks get a quality check"),
+    "document.trashed": _l("moved a document to the trash"),
+    "document.restored": _l("took a document back out of the trash"),
+    "document.purged": _l("deleted a document from the trash for good"),
+    "request.item_not_applicable": _l("said a requested document does not apply"),
+    "request.item_reopened": _l("asked again for a requested document"),
+    "time.exported": _l("exported the time logged"),
+    "user.invitation_resent": _l("sent an invitation again"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}
+# The access log's filters: whose events, and which kinds (``services.LOG_KINDS``).
+SIDE_FILTERS = {"provider": _l("Only what the provider's people did"), "client": _l("Only what your people did"),
+                "system": _l("Only what the portal did by itself")}
+KIND_LABELS = {"documents": _l("Documents"), "work": _l("Work"), "people": _l("People"),
+               "security": _l("Security and access"), "workspace": _l("The workspace and its exports")}
 
 
 def _actor() -> User:
@@ -88,12 +122,83 @@ def _ip() -> str | None:
 
 
 def describe_object(event: AuditEvent) -> str:
-    """A short, readable name for what an event was about (an e-mail, a name, a type)."""
-    data = event.details
-    for key in ("email", "name", "slug"):
-        if data.get(key):
-            return str(data[key])
-    return event.object_type or ""
+    """A short, readable name for what an event was about, from its own details (a title, an e-mail)."""
+    return services.event_object(event, services.Names({}, {})) or ""
+
+
+# --- the access log, read by people ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LogRow:
+    """An event as a person reads it: the columns of the access log's page and of its CSV."""
+
+    event: AuditEvent
+    who: str
+    who_also: str | None  # the address the log recorded, under the person's name
+    side: str
+    what: str
+    where: str
+
+
+def log_rows(events: list[AuditEvent]) -> list[LogRow]:
+    """The rows of a page of the access log (the names it needs: two statements at most)."""
+    names = services.names_for(events)
+    return [LogRow(e, *services.event_actor(e, names), str(SIDE_LABELS.get(e.actor_side, e.actor_side)),
+                   describe(e, names), e.address or "") for e in events]
+
+
+def describe(event: AuditEvent, names: services.Names) -> str:
+    """What happened, as a sentence: the action in words, what it was about by name, and what changed."""
+    label = ACTION_LABELS.get(event.action, event.action)  # every action the code records has words (a test)
+    thing = services.event_object(event, names)
+    text = _("%(action)s “%(object)s”", action=label, object=thing) if thing else str(label)
+    more = _more(event)
+    return _("%(what)s (%(more)s)", what=text, more=more) if more else text
+
+
+def _more(event: AuditEvent) -> str | None:
+    """The detail that makes an event's sentence complete, for the few actions that have one."""
+    data, action = event.details, event.action
+    if action == "user.role_changed" and data.get("to"):
+        return f"{ROLE_LABELS.get(data.get('from'), data.get('from'))} → {ROLE_LABELS.get(data['to'], data['to'])}"
+    if action == "user.invited" and data.get("role") in ROLE_LABELS:
+        return str(ROLE_LABELS[data["role"]])
+    if action in ("document.downloaded", "document.previewed") and data.get("version"):
+        version = _("version %(n)d", n=int(data["version"]))
+        return version if data.get("complete", True) else _("%(version)s, stopped before the end", version=version)
+    if action == "task.moved" and data.get("target"):
+        return f"{work.label(data['source'])} → {work.label(data['target'])}" if data.get("source") else None
+    if action in ("task.document_linked", "task.product_attached") and data.get("document"):
+        return _("document “%(title)s”", title=data["document"])
+    if action == "documents.listed":
+        shown = ngettext("%(num)d document shown", "%(num)d documents shown", int(data.get("count") or 0))
+        return ", ".join([shown, *_filter_words(data.get("filter") or {})])
+    if action == "access_log.exported":
+        return ", ".join(_filter_words(data.get("filter") or {})) or None
+    return None
+
+
+def _filter_words(shown: dict) -> list[str]:
+    """A recorded filter (of the documents list, of this log) in words."""
+    words = []
+    for key, value in shown.items():
+        if key == "category" and value in CATEGORY_LABELS:
+            words.append(_(CATEGORY_LABELS[value]))
+        elif key == "kind" and value in KIND_LABELS:
+            words.append(str(KIND_LABELS[value]))
+        elif key == "side" and value in SIDE_FILTERS:
+            words.append(str(SIDE_FILTERS[value]))
+        elif key == "since":
+            words.append(_("from %(day)s", day=value))
+        elif key == "until":
+            words.append(_("to %(day)s", day=value))
+        elif key == "q":
+            words.append(_("name contains “%(text)s”", text=value))
+        elif key == "tag":
+            words.append(_("tag “%(tag)s”", tag=value))
+        else:
+            words.append(str(value))
+    return words
 
 
 @bp.context_processor
@@ -115,7 +220,10 @@ def home(tenant_slug: str):
     count = services.member_count() if allowed(role, "tenant:users.view") else None
     recent = (services.audit_events(side="provider", limit=5).events
               if allowed(role, "tenant:audit.view") else None)
-    return render_template("clients/home.html", tenant=g.tenant, member_count=count,
+    # The client's side of the work: what waits for their answer (the provider's people have "My work").
+    questions = (work.task_page(state=State.WAITING_ON_CLIENT, limit=10)[0]
+                 if is_client(role) and allowed(role, "tenant:tasks.view") else None)
+    return render_template("clients/home.html", tenant=g.tenant, member_count=count, questions=questions,
                            recent=recent, action_labels=ACTION_LABELS, describe=describe_object,
                            documents=documents.recent_documents(_actor()),
                            outstanding=document_requests.outstanding_items(limit=5))
@@ -152,6 +260,25 @@ def invite(tenant_slug: str):
         return _users_page(invite_form=form, error=str(err), status=err.status)
     flash(_("Invitation sent to %(email)s. They appear as pending until they set a password.",
             email=membership.user.email), "success")
+    return redirect(url_for("clients.users", tenant_slug=tenant_slug))
+
+
+@bp.route("/t/<tenant_slug>/users/<membership_id>/resend", methods=["POST"])
+@requires("tenant:users.manage")
+def resend_invitation(tenant_slug: str, membership_id: str):
+    """E-mail a pending colleague a fresh invitation link; the earlier link stops working."""
+    membership = services.access_membership(membership_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        services.resend_invitation(_actor(), g.tenant, membership.id, _ip())
+    except services.TooSoon as err:
+        flash(str(err), "info")  # a double click: the first e-mail is on its way
+    except services.ClientError as err:
+        return _users_page(error=str(err), status=err.status)
+    else:
+        flash(_("We sent %(email)s a new invitation. The link in the earlier e-mail no longer works.",
+                email=membership.user.email), "success")
     return redirect(url_for("clients.users", tenant_slug=tenant_slug))
 
 
@@ -210,21 +337,56 @@ def set_mfa(tenant_slug: str):
 
 # --- access log ------------------------------------------------------------------------------
 
+def _log_filter() -> LogFilterForm:
+    return LogFilterForm(formdata=request.args).offer(SIDE_FILTERS, KIND_LABELS)
+
+
+def _log_header() -> list[str]:
+    """The access log's columns, as its page shows them: the CSV's header."""
+    return [_("When (%(zone)s)", zone=g.tenant.timezone), _("Who"), _("Side"), _("What"), _("IP address")]
+
+
+def _csv_rows(zone: tzinfo) -> Callable[[list[AuditEvent]], list[list[object]]]:
+    """The page's columns for a spreadsheet: the time in ``zone`` (sortable), who with the recorded address."""
+    return lambda events: [[r.event.occurred_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                            f"{r.who} <{r.who_also}>" if r.who_also else r.who, r.side, r.what, r.where]
+                           for r in log_rows(events)]
+
+
 @bp.route("/t/<tenant_slug>/access-log")
 @requires("tenant:audit.view")
 def access_log(tenant_slug: str):
-    """Who did what in this workspace, newest first; ``?side=provider`` keeps the provider's people."""
+    """Who did what in this workspace, newest first, filtered by side, kind of event and days."""
     before = request.args.get("before")
-    side = request.args.get("side") or None
     if before is not None and not (before.isdigit() and int(before) > 0):
         abort(400, description=_("The page link is not valid; start again from the first page."))
+    form, page, error = _log_filter(), None, None
+    if form.validate():
+        try:
+            page = services.audit_events(before=int(before) if before else None, **asdict(form.wanted()))
+        except services.ClientError as err:
+            error = str(err)
+    return render_template("clients/access_log.html", tenant=g.tenant, form=form, page=page, error=error,
+                           rows=log_rows(page.events) if page else [], filtered=form.query(),
+                           checkpoint=anchors.latest_checkpoint()), 200 if page else 400
+
+
+@bp.route("/t/<tenant_slug>/access-log.csv")
+@requires("tenant:audit.view")
+def access_log_csv(tenant_slug: str):
+    """The access log as the page's filters keep it, as CSV (streamed); the download is itself in the log."""
+    form = _log_filter()
+    if not form.validate():
+        abort(400, description=" ".join(str(e) for errors in form.errors.values() for e in errors))
     try:
-        page = services.audit_events(before=int(before) if before else None, side=side)
+        lines = services.export_audit_events(_actor(), g.tenant, form.wanted(), _ip(), _log_header(),
+                                             _csv_rows(get_timezone()))
     except services.ClientError as err:
         abort(400, description=str(err))
-    return render_template("clients/access_log.html", tenant=g.tenant, page=page, side=side,
-                           action_labels=ACTION_LABELS, side_labels=SIDE_LABELS,
-                           describe=describe_object, checkpoint=anchors.latest_checkpoint())
+    response = Response(lines, mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"access-log-{g.tenant.slug}-{utcnow().astimezone(get_timezone()):%Y-%m-%d}.csv")
+    return response
 
 
 @bp.route("/t/<tenant_slug>/access-log/checkpoint.json")

@@ -34,6 +34,15 @@ from stream_unzip import (
 from portal.i18n import N_
 
 CATEGORIES = ("invoice", "receipt", "bank_statement", "payroll_input", "contract", "other")
+# English labels, marked for the catalogue; shown translated (``_(CATEGORY_LABELS[c])``).
+CATEGORY_LABELS = {
+    "invoice": N_("Invoice"),
+    "receipt": N_("Receipt"),
+    "bank_statement": N_("Bank statement"),
+    "payroll_input": N_("Payroll input"),
+    "contract": N_("Contract"),
+    "other": N_("Other"),
+}
 KINDS = ("pdf", "image", "csv", "xlsx", "xml", "zip")
 ALLOWED: dict[str, frozenset[str]] = {
     "invoice": frozenset({"pdf", "image", "xml", "zip"}),
@@ -47,7 +56,8 @@ HEAD_BYTES = 8192
 
 # Every code a Refused from this module (or from callers, "too_large") may carry.
 CODES = ("empty", "too_large", "type_not_allowed", "unknown_type", "encrypted", "csv_encoding", "xml_unsafe",
-         "damaged", "zip_bomb", "zip_nested", "zip_encrypted", "zip_member_not_allowed", "xlsx_macros")
+         "damaged", "zip_bomb", "zip_nested", "zip_encrypted", "zip_member_not_allowed", "xlsx_macros",
+         "filed_elsewhere")
 
 EMPTY = N_("This file is empty. Check that you picked the right file, then upload it again.")
 UNKNOWN = N_("We could not tell what kind of file this is. Upload the document as PDF, image (JPEG, PNG, WebP, "
@@ -94,6 +104,9 @@ ZIP_MEMBER = N_("This ZIP file contains \"%(member)s\", which is not a PDF, imag
 ZIP_EMPTY = N_("This ZIP file contains no documents. Check that you picked the right file, then upload it again.")
 XLSX_MACROS = N_("This workbook contains macros or embedded programs. Save it as a plain Excel workbook (.xlsx) "
                  "without macros and upload that.")
+FILED_ELSEWHERE = N_("You uploaded this file before as “%(title)s”, filed as %(filed)s, but this request asks for "
+                    "%(asked)s. Check that it is the right file; if it is, re-file “%(title)s” as %(asked)s on its "
+                    "page, then upload it here again.")
 NOT_ALLOWED = {
     "invoice": N_("Invoices are accepted as PDF, image, XML e-invoice or a ZIP of those. Upload the invoice in one "
                   "of these formats, or choose another category."),
@@ -300,6 +313,11 @@ def _xml(head: bytes, *, declared: bool) -> Sniffed:
         # Without a declaration only a namespaced root (every e-invoice format has one) is XML to us.
         raise Refused("type_not_allowed", PLAIN_TEXT)
     return Sniffed("xml", "application/xml", "xml")
+
+
+def accepting(kind: str) -> list[str]:
+    """The categories that take files of ``kind`` (what to offer when the chosen one does not)."""
+    return [category for category in CATEGORIES if kind in ALLOWED[category]]
 
 
 def check_allowed(category: str, kind: str) -> None:

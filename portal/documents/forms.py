@@ -8,21 +8,41 @@ from wtforms import DateField, FieldList, FormField, SelectField, StringField, T
 from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.documents.content import CATEGORY_LABELS
 from portal.documents.requests import ItemInput
 
 ITEM_ROWS = 5
 
 
 def category_choices() -> list[SelectChoice]:
-    from portal.documents.views import CATEGORY_LABELS
-
-    return [SelectChoice(value, label) for value, label in CATEGORY_LABELS.items()]
+    return [SelectChoice(value, _l(label)) for value, label in CATEGORY_LABELS.items()]
 
 
 class RefileForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[
+        DataRequired(message=_l("Give the document a title: spaces alone are not a title.")),
+        Length(max=200, message=_l("A document's title can be at most 200 characters."))])
     category = SelectField(_l("Category"), choices=category_choices)
     period = StringField(_l("Month (YYYY-MM)"), validators=[Length(max=7)])
     tags = StringField(_l("Tags, separated by commas"), validators=[Length(max=400)])
+
+
+class TrashForm(FlaskForm):
+    reason = TextAreaField(_l("Why is it removed?"), validators=[
+        DataRequired(message=_l("Say why this document is removed: your provider and your colleagues read it.")),
+        Length(max=300, message=_l("Keep the reason to at most 300 characters."))])
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes something (restore, reopen): the CSRF token only."""
+
+
+class NotApplicableForm(FlaskForm):
+    """One request item answered "we don't have this / not applicable" (prefixed by the item's id on the page)."""
+
+    reason = TextAreaField(_l("Why don't you have it?"), validators=[
+        DataRequired(message=_l("Say why you don't have this document: your provider reads it.")),
+        Length(max=300, message=_l("Keep the reason to at most 300 characters."))])
 
 
 class ItemForm(FlaskForm):

@@ -21,10 +21,13 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import ColumnElement
 
 from portal.extensions import db
 from tenants.fields import Sealed
@@ -64,10 +67,20 @@ class StoredObject(TenantScoped, Timestamped, db.Model):
 
 
 class Document(TenantScoped, Timestamped, db.Model):
-    """A document of the client's: a category, a month, tags, and one or more versions."""
+    """A document of the client's: a category, a month, tags, and one or more versions.
+
+    A removed document is in the trash (``trashed_at`` set): out of every list, download and
+    preview, restorable by the provider, and purged with its versions and objects once the
+    retention period is over (``services.purge_trash``). Accounting records are never deleted
+    silently: who removed it, when and why are kept (the reason sealed with the tenant's key).
+    """
 
     __tablename__ = "documents"
-    __table_args__ = (Index("ix_documents_tenant_created", "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_documents_tenant_created", "tenant_id", "created_at", "id"),
+        # The trash page and the purge job: what is in the trash, oldest first.
+        Index("ix_documents_trashed", "tenant_id", "trashed_at", postgresql_where=text("trashed_at is not null")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -79,8 +92,12 @@ class Document(TenantScoped, Timestamped, db.Model):
         Uuid, ForeignKey("users.id", ondelete="SET NULL"), index=True)
     current_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trashed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trashed_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    trash_reason: Mapped[str | None] = mapped_column(Sealed("documents.trash_reason"))
 
-    uploaded_by: Mapped[User | None] = relationship(lazy="joined")
+    uploaded_by: Mapped[User | None] = relationship(foreign_keys=[uploaded_by_id], lazy="joined")
+    trashed_by: Mapped[User | None] = relationship(foreign_keys=[trashed_by_id])
     versions: Mapped[list[DocumentVersion]] = relationship(
         back_populates="document", order_by="DocumentVersion.number.desc()", lazy="selectin")
 
@@ -125,11 +142,20 @@ class DocumentRequest(TenantScoped, Timestamped, db.Model):
 
     @property
     def outstanding(self) -> list[RequestItem]:
-        return [item for item in self.items if item.fulfilled_at is None]
+        return [item for item in self.items if item.is_open]
+
+    @property
+    def not_applicable(self) -> list[RequestItem]:
+        return [item for item in self.items if item.not_applicable_at is not None]
 
 
 class RequestItem(TenantScoped, Timestamped, db.Model):
-    """One document asked for; fulfilled by an upload against it."""
+    """One document asked for; fulfilled by an upload against it, or answered "not applicable".
+
+    An item is open (outstanding, perhaps overdue, reminded) until a document fulfils it or the
+    client says, with a reason, that they do not have it (``not_applicable_at``); the provider can
+    reopen the latter.
+    """
 
     __tablename__ = "document_request_items"
     __table_args__ = (Index("ix_request_items_open_due", "tenant_id", "due_date",
@@ -149,6 +175,21 @@ class RequestItem(TenantScoped, Timestamped, db.Model):
     # Set when the reminder went out, so a scheduler that runs twice sends it once.
     reminded_before_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reminded_after_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "We don't have this / not applicable": resolved without a document, with the client's reason.
+    not_applicable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    not_applicable_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    not_applicable_reason: Mapped[str | None] = mapped_column(Sealed("document_request_items.not_applicable_reason"))
 
     request: Mapped[DocumentRequest] = relationship(back_populates="items")
     document: Mapped[Document | None] = relationship()
+    not_applicable_by: Mapped[User | None] = relationship(foreign_keys=[not_applicable_by_id])
+
+    @hybrid_property
+    def is_open(self) -> bool:
+        """Still needed: neither fulfilled nor answered "not applicable" (outstanding, reminded, overdue)."""
+        return self.fulfilled_at is None and self.not_applicable_at is None
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.fulfilled_at.is_(None), cls.not_applicable_at.is_(None))

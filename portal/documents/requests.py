@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask import current_app
-from flask_babel import force_locale
+from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from werkzeug.exceptions import NotFound
@@ -26,6 +26,7 @@ from portal.extensions import db
 from tenants import audit
 from tenants.models import Membership, Tenant, User, utcnow
 from tenants.policy import CLIENT_ROLES
+from tenants.zones import reader_today, tenant_zone, today_in
 
 MAX_ITEMS = 30
 
@@ -37,14 +38,20 @@ class ItemInput:
     due: str | None = None
 
 
-def _parse_due(raw: str | None) -> date | None:
+def _parse_due(raw: str | None, today: date) -> date | None:
+    """An item's due date: a day from ``today`` (the client's) on, since a date already passed would
+    reach the client overdue."""
     value = (raw or "").strip()
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        due = date.fromisoformat(value)
     except ValueError:
         raise DocumentError(_("Give due dates as YYYY-MM-DD, for example 2026-04-05.")) from None
+    if due < today:
+        raise DocumentError(_("The due date %(date)s has already passed: give today or a later day.",
+                              date=format_date(due)))
+    return due
 
 
 def create_request(actor: User, tenant: Tenant, *, title: str, note: str | None, items: list[ItemInput],
@@ -58,6 +65,7 @@ def create_request(actor: User, tenant: Tenant, *, title: str, note: str | None,
         raise DocumentError(_("Add at least one document you need, for example “March bank statement”."))
     if len(items) > MAX_ITEMS:
         raise DocumentError(_("A request can ask for at most %(n)d documents; split it in two.", n=MAX_ITEMS))
+    today = today_in(tenant_zone(tenant.id))
     request = DocumentRequest(tenant_id=tenant.id, title=title, note=(note or "").strip()[:2000] or None,
                               created_by_id=actor.id)
     db.session.add(request)
@@ -67,7 +75,7 @@ def create_request(actor: User, tenant: Tenant, *, title: str, note: str | None,
             raise DocumentError(_("Describe each document in at most 300 characters."))
         db.session.add(RequestItem(tenant_id=tenant.id, request=request, position=position,
                                    description=description, category=parse_category(item.category),
-                                   due_date=_parse_due(item.due)))
+                                   due_date=_parse_due(item.due, today)))
     db.session.flush()
     audit.record("request.created", audit.Actor.of(actor), tenant_id=tenant.id, object_type="document_request",
                  object_id=request.id, ip=ip, data={"name": title, "items": len(items)})
@@ -84,6 +92,74 @@ def get_request(request_id: uuid.UUID | str) -> DocumentRequest:
     return request
 
 
+def get_item(request_id: uuid.UUID | str, item_id: uuid.UUID | str, *, lock: bool = False) -> RequestItem:
+    """An item of a request of the bound tenant, or 404 (another tenant's, another request's, a missing one)."""
+    query = select(RequestItem).where(RequestItem.id == parse_id(str(item_id)),
+                                      RequestItem.request_id == parse_id(str(request_id)))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    item = db.session.scalar(query)
+    if item is None:
+        raise NotFound()
+    return item
+
+
+class ItemConflict(DocumentError):
+    """The item is not in a state this answer applies to (answered 409 with what it is now)."""
+
+    status = 409
+
+
+MAX_REASON = 300
+
+
+def mark_not_applicable(actor: User, tenant: Tenant, request_id: str, item_id: str, *, reason: str | None,
+                        ip: str | None = None) -> RequestItem:
+    """The client answers an outstanding item "we don't have this / not applicable", with a reason.
+
+    Client people who may answer requests (the gate: ``tenant:requests.answer``). The item is found
+    first (another tenant's is a 404 whatever the reason says), locked, and must still be open: one
+    received or answered already is a 409. It then counts as resolved: not outstanding, never
+    overdue, never reminded. Both sides read the reason (sealed with the tenant's key).
+    Recorded as ``request.item_not_applicable``.
+    """
+    item = get_item(request_id, item_id, lock=True)
+    reason = (reason or "").strip()
+    if not reason:
+        raise DocumentError(_("Say why you don't have this document: your provider reads it."))
+    if len(reason) > MAX_REASON:
+        raise DocumentError(_("Keep the reason to at most %(n)d characters.", n=MAX_REASON))
+    if item.fulfilled_at is not None:
+        raise ItemConflict(_("“%(item)s” was received already.", item=item.description))
+    if item.not_applicable_at is not None:
+        raise ItemConflict(_("“%(item)s” was answered “not applicable” already.", item=item.description))
+    item.not_applicable_at, item.not_applicable_by_id, item.not_applicable_reason = utcnow(), actor.id, reason
+    audit.record("request.item_not_applicable", audit.Actor.of(actor), tenant_id=tenant.id,
+                 object_type="request_item", object_id=item.id, ip=ip,
+                 data={"name": item.description, "reason": reason})
+    db.session.commit()
+    return item
+
+
+def reopen_item(actor: User, tenant: Tenant, request_id: str, item_id: str, *, ip: str | None = None) -> RequestItem:
+    """The provider reopens an item the client answered "not applicable": outstanding again.
+
+    The provider's people who manage requests (the gate: ``tenant:requests.manage``). The client's
+    reason is kept in the audit event (``request.item_reopened``), not on the item. An item that is
+    not answered "not applicable" is a 409.
+    """
+    item = get_item(request_id, item_id, lock=True)
+    if item.not_applicable_at is None:
+        raise ItemConflict(_("“%(item)s” is not answered “not applicable”; there is nothing to reopen.",
+                             item=item.description))
+    reason = item.not_applicable_reason
+    item.not_applicable_at = item.not_applicable_by_id = item.not_applicable_reason = None
+    audit.record("request.item_reopened", audit.Actor.of(actor), tenant_id=tenant.id, object_type="request_item",
+                 object_id=item.id, ip=ip, data={"name": item.description, "not_applicable_reason": reason})
+    db.session.commit()
+    return item
+
+
 def list_requests() -> list[DocumentRequest]:
     """The bound tenant's requests, newest first."""
     query = select(DocumentRequest).order_by(DocumentRequest.created_at.desc(), DocumentRequest.id.desc())
@@ -92,17 +168,17 @@ def list_requests() -> list[DocumentRequest]:
 
 def outstanding_items(limit: int = 500) -> list[RequestItem]:
     """Every unfulfilled item of the bound tenant, the most urgent first (no due date last)."""
-    query = (select(RequestItem).where(RequestItem.fulfilled_at.is_(None))
+    query = (select(RequestItem).where(RequestItem.is_open)
              .order_by(RequestItem.due_date.asc().nulls_last(), RequestItem.created_at))
     return list(db.session.scalars(query.limit(limit)))
 
 
 def outstanding_counts(today: date | None = None) -> dict[uuid.UUID, tuple[int, int]]:
     """(outstanding, overdue) requested documents per bound tenant, for the provider's overview."""
-    today = today or utcnow().date()
+    today = today or reader_today()
     rows = db.session.execute(
         select(RequestItem.tenant_id, func.count(), func.count().filter(RequestItem.due_date < today))
-        .where(RequestItem.fulfilled_at.is_(None)).group_by(RequestItem.tenant_id))
+        .where(RequestItem.is_open).group_by(RequestItem.tenant_id))
     return {tenant_id: (outstanding, overdue) for tenant_id, outstanding, overdue in rows}
 
 
@@ -147,9 +223,9 @@ def send_reminders(tenant_id: uuid.UUID | str, today: date | None = None) -> int
     tenant = db.session.get(Tenant, uuid.UUID(str(tenant_id)))
     if tenant is None or not tenant.is_active:
         return 0
-    today = today or utcnow().date()
+    today = today or today_in(tenant_zone(tenant.id))  # the client's own day
     soon = today + timedelta(days=current_app.config["REMINDER_DAYS_BEFORE"])
-    open_item = RequestItem.fulfilled_at.is_(None)
+    open_item = RequestItem.is_open  # an item answered "not applicable" is not reminded of
     now = utcnow()
     before = db.session.execute(
         update(RequestItem).where(open_item, RequestItem.reminded_before_at.is_(None),

@@ -10,10 +10,11 @@ written to the tenant's audit log, which the client reads as its access log.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,8 +23,10 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from itsdangerous import Signer
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError as UniqueViolation
+from sqlalchemy.orm import aliased, lazyload
 from werkzeug.exceptions import NotFound
 
 from portal import mail
@@ -155,16 +158,28 @@ def _sees_all() -> bool:
     return allowed(current_scope().role, "tenant:documents.view_all")
 
 
-def _visible(actor: User | None):  # noqa: ANN202
+def _visible(actor: User | None, *, trashed: bool | None = False):  # noqa: ANN202
+    """The documents the actor may see: those out of the trash (``trashed``: in it; None: both)."""
     query = select(Document)
     if actor is not None and not _sees_all():
         query = query.where(Document.uploaded_by_id == actor.id)
+    if trashed is not None:
+        query = query.where(Document.trashed_at.is_not(None) if trashed else Document.trashed_at.is_(None))
     return query
 
 
-def get_document(actor: User, document_id: uuid.UUID | str) -> Document:
-    """A document the actor may see, or 404 (the same for another tenant's and a missing one)."""
-    doc = db.session.scalar(_visible(actor).where(Document.id == parse_id(str(document_id))))
+def get_document(actor: User, document_id: uuid.UUID | str, *, trashed: bool | None = False,
+                 lock: bool = False) -> Document:
+    """A document the actor may see, or 404 (the same for another tenant's and a missing one).
+
+    A document in the trash is found only when ``trashed`` asks for it (True: only those; None:
+    either): downloads, previews, uploads of a version and links to tasks never see one. ``lock``
+    takes its row (``FOR UPDATE``) for a change that must not meet another at the same moment.
+    """
+    query = _visible(actor, trashed=trashed).where(Document.id == parse_id(str(document_id)))
+    if lock:
+        query = query.with_for_update(of=Document).execution_options(populate_existing=True)
+    doc = db.session.scalar(query)
     if doc is None:
         raise NotFound()
     return doc
@@ -223,9 +238,13 @@ def usage(tenant: Tenant) -> tuple[int, int]:
     return int(used), int(quota)
 
 
-def view_document(actor: User, tenant: Tenant, document_id: str, ip: str | None) -> Document:
-    """Open a document's page; the view is written to the access log."""
-    doc = get_document(actor, document_id)
+def view_document(actor: User, tenant: Tenant, document_id: str, ip: str | None, *,
+                  with_trash: bool = False) -> Document:
+    """Open a document's page; the view is written to the access log.
+
+    ``with_trash``: one in the trash is found too (for those who may see the trash).
+    """
+    doc = get_document(actor, document_id, trashed=None if with_trash else False)
     _record("document.viewed", actor, tenant, doc, ip)
     db.session.commit()
     return doc
@@ -242,6 +261,8 @@ class UploadResult:
     message: str
     document: Document | None = None
     code: str | None = None
+    # Refused only because the chosen category does not take this kind of file: the ones that do.
+    categories: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -269,9 +290,10 @@ def upload_target(actor: User, *, category: str | None = None, period: str | Non
         item = db.session.get(RequestItem, parse_id(item_id))
         if item is None:
             raise NotFound()
-    default_category = (document.category if document else item.category if item else None)
+    # A requested item files what answers it under the category it asked for, whatever the form says.
+    chosen = item.category if item else (category or (document.category if document else None))
     return UploadTarget(
-        category=parse_category(category or default_category),
+        category=parse_category(chosen),
         period=parse_period(period) if period else (document.period if document else None),
         tags=tuple(parse_tags(tags)) if tags else tuple(document.tags if document else ()),
         document=document, item=item,
@@ -372,18 +394,28 @@ def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filen
     try:
         stored = store_sealed(tenant.id, inspector.wrap(chunks))
     except content.Refused as exc:
-        return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+        return _refused(name, exc, target)
     try:
         return _keep(actor, tenant, stored, inspector, name, target, ip)
     except content.Refused as exc:
         db.session.rollback()
         storage.delete(stored.storage_key)
-        return UploadResult(name, "refused", refusal_message(exc), code=exc.code)
+        return _refused(name, exc, target)
     except BaseException:
         # Nothing refers to the object once the transaction is gone: never leave it in storage.
         db.session.rollback()
         storage.delete(stored.storage_key)
         raise
+
+
+def _refused(name: str, exc: content.Refused, target: UploadTarget) -> UploadResult:
+    """A refused file's result; when only the category was wrong for a new document, the categories
+    that take it (a version or a requested item keeps the category it has)."""
+    choices = ()
+    kind = exc.params.get("kind")  # set when a kind we take met a category that does not take it
+    if exc.code == "type_not_allowed" and kind in content.KINDS and target.document is None and target.item is None:
+        choices = tuple(content.accepting(kind))
+    return UploadResult(name, "refused", refusal_message(exc), code=exc.code, categories=choices)
 
 
 def _keep(actor: User | None, tenant: Tenant, stored: vault.StoredObject, inspector: _Inspector, name: str,
@@ -475,6 +507,8 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
             doc, status, action = earlier, "duplicate", "document.duplicate_linked"
             message = _("You uploaded this file before, as “%(title)s”; it was linked, not stored twice.",
                         title=earlier.title)
+            if target.item is not None and earlier.category != target.item.category:
+                message += " " + _answer_with_earlier(actor, tenant, earlier, target.item, ip)
         else:
             doc = Document(tenant_id=tenant.id, title=name, category=target.category, period=target.period,
                            tags=list(target.tags), uploaded_by_id=_uid(actor), current_version=1)
@@ -490,6 +524,8 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
         route_upload(doc, actor)
     if target.item is not None and target.item.fulfilled_at is None:
         target.item.document_id, target.item.fulfilled_at, target.item.fulfilled_by_id = doc.id, utcnow(), _uid(actor)
+        # Answered "not applicable" before, and found after all: received now.
+        target.item.not_applicable_at = target.item.not_applicable_by_id = target.item.not_applicable_reason = None
         audit.record("request.item_fulfilled", audit.Actor.of(actor), tenant_id=tenant.id,
                      object_type="request_item", object_id=target.item.id, ip=ip,
                      data={"name": target.item.description})
@@ -498,6 +534,24 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
         enqueue("documents.thumbnail", obj.id, tenant_id=tenant.id)
     db.session.commit()
     return UploadResult(name, status, message, doc)
+
+
+def _answer_with_earlier(actor: User | None, tenant: Tenant, earlier: Document, item: RequestItem,
+                         ip: str | None) -> str:
+    """A requested item answered with a file uploaded before under another category.
+
+    Filed as "other" (nobody chose), it takes the item's category (audited as a re-filing);
+    filed as something else, it is most likely the wrong file, and nothing is linked.
+    """
+    if earlier.category != "other":
+        raise content.Refused("filed_elsewhere", content.FILED_ELSEWHERE, {
+            "title": earlier.title, "filed": _(content.CATEGORY_LABELS[earlier.category]),
+            "asked": _(content.CATEGORY_LABELS[item.category])})
+    earlier.category, earlier.updated_at = item.category, utcnow()
+    _record("document.refiled", actor, tenant, earlier, ip, before={"category": "other"},
+            after={"category": item.category})
+    return _("It is now filed as %(category)s, as this request asks.",
+             category=_(content.CATEGORY_LABELS[item.category]))
 
 
 def _record(action: str, actor: User | None, tenant: Tenant, doc: Document, ip: str | None, **data: object) -> None:
@@ -510,20 +564,34 @@ def _record(action: str, actor: User | None, tenant: Tenant, doc: Document, ip: 
 KEEP: Any = object()  # "leave this field as it is" (a partial update)
 
 
-def refile(actor: User, tenant: Tenant, document_id: str, *, category: str | None = KEEP,
+def parse_title(raw: str | None) -> str:
+    """A document's title: trimmed, 1 to 200 characters."""
+    title = (raw or "").strip()
+    if not title:
+        raise DocumentError(_("Give the document a title: spaces alone are not a title."))
+    if len(title) > 200:
+        raise DocumentError(_("A document's title can be at most 200 characters."))
+    return title
+
+
+def refile(actor: User, tenant: Tenant, document_id: str, *, title: str | None = KEEP, category: str | None = KEEP,
            period: str | None = KEEP, tags: str | Iterable[str] | None = KEEP, ip: str | None) -> Document:
-    """Change a document's category, month or tags (the client picks, the provider may correct)."""
+    """Rename a document, or change its category, month or tags (the client picks, the provider may correct).
+
+    Recorded as ``document.refiled`` with the title, category and month before and after.
+    """
     doc = get_document(actor, document_id)
-    before = {"category": doc.category, "period": doc.period.isoformat() if doc.period else None}
-    if category is not KEEP:
-        doc.category = parse_category(category)
-    if period is not KEEP:
-        doc.period = parse_period(period)
-    if tags is not KEEP:
-        doc.tags = parse_tags(tags)
+    # Everything is parsed before anything changes: a refusal leaves the document as it was.
+    changes = {name: parse(value) for name, value, parse in (
+        ("title", title, parse_title), ("category", category, parse_category), ("period", period, parse_period),
+        ("tags", tags, parse_tags)) if value is not KEEP}
+    before = {"title": doc.title, "category": doc.category, "period": doc.period.isoformat() if doc.period else None}
+    for name, value in changes.items():
+        setattr(doc, name, value)
     doc.updated_at = utcnow()
     _record("document.refiled", actor, tenant, doc, ip, before=before,
-            after={"category": doc.category, "period": doc.period.isoformat() if doc.period else None})
+            after={"title": doc.title, "category": doc.category,
+                   "period": doc.period.isoformat() if doc.period else None})
     db.session.commit()
     return doc
 
@@ -731,20 +799,108 @@ def _alert_provider_admins(served: _Served, reason: str) -> None:
         mail.send(admin.email, subject[:200], body)
 
 
+# --- the documents list and its thumbnails ---------------------------------------------
+# A list of thumbnails is one look at the list: ``browse`` records it once, with the page's filter and
+# the titles it showed. The thumbnails in it, and the preview on a document's own page (recorded as
+# ``document.viewed``), are fetched through URLs the page carries a mark in (``page_mark``): those
+# fetches are part of a page already in the access log and are not recorded again. A preview opened
+# any other way (a URL typed or shared, without the reader's mark for that version) is recorded as
+# ``document.previewed``.
+
+THUMBNAIL_MAX_AGE = 7 * 24 * 3600  # seconds a browser keeps a version's thumbnail before it asks again (a 304)
+
+
+def browse(actor: User, tenant: Tenant, ip: str | None, *, category: str | None = None,
+           period: date | None = None, tag: str | None = None, q: str | None = None,
+           after: tuple[datetime, uuid.UUID] | None = None) -> DocumentPage:
+    """One page of the documents list (``list_documents``), recorded once as ``documents.listed``."""
+    page = list_documents(actor, category=category, period=period, tag=tag, q=q, after=after)
+    shown = {"category": category, "period": period.strftime("%Y-%m") if period else None, "tag": tag, "q": q}
+    audit.record("documents.listed", audit.Actor.of(actor), tenant_id=tenant.id, ip=ip,
+                 data={"filter": {k: v for k, v in shown.items() if v}, "older": after is not None,
+                       "count": len(page.documents), "names": [doc.title for doc in page.documents]})
+    db.session.commit()
+    return page
+
+
+def _marks() -> Signer:
+    return Signer(current_app.secret_key, salt="documents.thumbnail-in-page", digest_method=hashlib.sha256)
+
+
+def page_mark(user_id: uuid.UUID, document_id: uuid.UUID | str, version: int | str) -> str:
+    """The mark of a thumbnail URL the portal rendered into a recorded page for ``user_id``.
+
+    It names one person and one version's thumbnail (which never changes), so it lets that person
+    fetch again only what the page showed them: it is worth no more than their browser's cache.
+    """
+    return _marks().get_signature(f"{user_id}:{document_id}:{version}").decode()
+
+
+def thumbnail_query(actor: User, document_id: uuid.UUID | str, version: int | str | None = None) -> dict[str, str]:
+    """The query of a thumbnail URL rendered into a page for ``actor``: the version it shows and their mark."""
+    if version in (None, ""):
+        # The page rendering the URL has loaded the document: the identity map answers, no query.
+        doc = db.session.get(Document, parse_id(str(document_id)))
+        if doc is None:
+            return {}
+        version = doc.current_version
+    return {"version": str(version), "in_page": page_mark(actor.id, document_id, version)}
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A version's thumbnail: its strong ETag (the SHA-256 of the PNG) and the PNG, or None for a 304."""
+
+    etag: str
+    png: bytes | None  # None: the caller holds exactly this thumbnail already; nothing was decrypted
+
+
 def preview(actor: User, tenant: Tenant, document_id: str, *, version: int | str | None = None,
-            ip: str | None = None) -> bytes | None:
-    """The PNG thumbnail we rendered of a version, or None while there is none; damage is reported like a download's."""
-    doc = get_document(actor, document_id)
-    obj = _version(doc, version).object
-    if obj.thumbnail_id is None:
-        return None
-    thumb = db.session.get(StoredObject, obj.thumbnail_id)
+            ip: str | None = None, mark: str | None = None, held: Container[str] = ()) -> Thumbnail | None:
+    """The PNG thumbnail we rendered of a version, or None while there is none; damage is reported like a download's.
+
+    ``held`` are the ETags the caller has cached: when it holds this one, the answer is a 304 and the
+    object is not read. ``mark`` is the ``in_page`` of the URL: with the reader's own mark for this
+    numbered version the fetch belongs to a page already recorded and is not recorded again;
+    otherwise it is ``document.previewed``.
+    """
+    doc, number, thumb = _thumbnail_of(actor, document_id, version)
     if thumb is None:
         return None
-    png = b"".join(_read_whole(_Served.of(actor, tenant, doc, thumb, ip), thumb))  # a thumbnail is a few KB
-    _record("document.previewed", actor, tenant, doc, ip)
-    db.session.commit()
-    return png
+    png = None
+    if thumb.sha256 not in held:
+        png = b"".join(_read_whole(_Served.of(actor, tenant, doc, thumb, ip), thumb))  # a thumbnail is a few KB
+    in_page = (version not in (None, "") and bool(mark)
+               and _marks().verify_signature(f"{actor.id}:{doc.id}:{number}", str(mark)))
+    if not in_page:
+        _record("document.previewed", actor, tenant, doc, ip, version=number)
+        db.session.commit()
+    return Thumbnail(thumb.sha256, png)
+
+
+def _thumbnail_of(actor: User, document_id: str,
+                  version: int | str | None) -> tuple[Document, int, StoredObject | None]:
+    """A document the actor may see (else 404), a version's number (the latest by default) and its thumbnail.
+
+    One statement: every thumbnail of a list goes through here.
+    """
+    content, thumb = aliased(StoredObject), aliased(StoredObject)
+    query = (_visible(actor).add_columns(DocumentVersion.number, thumb)
+             .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+             .join(content, content.id == DocumentVersion.object_id)
+             .outerjoin(thumb, thumb.id == content.thumbnail_id)
+             .where(Document.id == parse_id(document_id))
+             .options(lazyload(Document.versions)))  # not needed here: no second statement for them
+    if version in (None, ""):
+        query = query.where(DocumentVersion.number == Document.current_version)
+    elif str(version).isdigit():
+        query = query.where(DocumentVersion.number == int(version))
+    else:
+        raise NotFound()
+    row = db.session.execute(query).first()
+    if row is None:
+        raise NotFound()
+    return row[0], row[1], row[2]
 
 
 def make_thumbnail(object_id: uuid.UUID | str) -> None:

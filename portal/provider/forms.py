@@ -10,9 +10,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, SelectChoice, SelectField, StringField
-from wtforms.validators import AnyOf, DataRequired, Length
+from wtforms.validators import AnyOf, DataRequired, Length, ValidationError
 
-from tenants.lifecycle import CURRENCIES, STATUSES
+from tenants.lifecycle import CURRENCIES, STATUSES, slug_problem
 
 # Offered in a <datalist>; any IANA time zone name is accepted.
 COMMON_TIMEZONES = ("Asia/Ho_Chi_Minh", "Asia/Bangkok", "Asia/Singapore", "Asia/Kuala_Lumpur",
@@ -31,8 +31,10 @@ class TenantForm(FlaskForm):
 
     name = StringField(_l("Company name"), validators=[DataRequired(), Length(max=200)])
     slug = StringField(_l("Short name (used in links)"), validators=[DataRequired(), Length(max=63)],
+                       # The dash is escaped: browsers compile ``pattern`` with the ``v`` flag, where a bare
+                       # "-" in a class is a syntax error (the pattern would then check nothing).
                        render_kw={"autocapitalize": "none", "spellcheck": "false",
-                                  "pattern": "[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"})
+                                  "pattern": r"[a-z0-9][a-z0-9\-]{1,61}[a-z0-9]"})
     currency = SelectField(_l("Currency"), choices=_currency_choices(), default="VND")
     timezone = StringField(_l("Time zone"), default="Asia/Ho_Chi_Minh",
                            validators=[DataRequired(), Length(max=64)],
@@ -41,6 +43,13 @@ class TenantForm(FlaskForm):
         SelectChoice("vi", "Tiếng Việt", {"lang": "vi"}), SelectChoice("en", "English", {"lang": "en"})])
     admin_email = EmailField(_l("Client admin's e-mail"), validators=[DataRequired(), Length(max=254)])
     admin_name = StringField(_l("Client admin's name"), validators=[Length(max=200)])
+
+    def validate_slug(self, field: StringField) -> None:
+        """The short name's shape, here too so that it shows with every other error of the form at once
+        (the service checks it again, and whether it is taken)."""
+        problem = slug_problem(field.data or "")
+        if problem:
+            raise ValidationError(problem)
 
 
 class StaffInviteForm(FlaskForm):

@@ -9,6 +9,7 @@ caller's IP. Tenant rules live in ``tenants.lifecycle``, identity rules in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -16,12 +17,15 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal.auth.services import AuthError, invite, set_active, with_tenant
+from portal.auth.services import AuthError, invite, resend_invitation, set_active, with_tenant
+from portal.clients.services import EXPORT_BATCH, LogFilter, check_filter, filter_log, stream_log
 from portal.extensions import db
+from tenants import audit
 from tenants.audit import PlatformAuditEvent
 from tenants.lifecycle import TenantError, new_tenant
 from tenants.models import Tenant, User
 from tenants.policy import PROVIDER_ROLES, Role
+from tenants.zones import provider_zone
 
 AUDIT_PAGE_SIZE = 50
 
@@ -107,6 +111,16 @@ def invite_staff(actor: User, email: str, name: str, role: str, ip: str | None) 
         raise
 
 
+def resend_staff_invitation(actor: User, person: User, ip: str | None) -> None:
+    """E-mail a provider person still to accept their invitation a fresh link (``provider:staff.manage``).
+
+    The links sent before stop working; recorded as ``user.invitation_resent`` in the
+    platform log. Raises ``AuthError`` (``ResendTooSoon`` within a minute of the last one)
+    when there is nothing to resend; ``person`` comes from ``provider_person``.
+    """
+    resend_invitation(actor, person, None, ip)
+
+
 def set_staff_active(actor: User, person: User, active: bool, ip: str | None) -> None:
     """Disable (ending all their sessions at once) or re-enable a provider person.
 
@@ -123,6 +137,17 @@ def set_staff_active(actor: User, person: User, active: bool, ip: str | None) ->
 
 # --- the platform audit log ------------------------------------------------------------
 
+# The kinds of action the provider's log can keep (``kind``), as prefixes of the action names.
+PLATFORM_KINDS: dict[str, tuple[str, ...]] = {
+    "signins": ("auth.",),
+    "people": ("user.",),
+    "clients": ("tenant.",),
+    "security": ("access.", "keys.", "audit_log."),
+    "reads": ("cross_tenant.",),
+    "services": ("service_line.", "quality_rate."),
+}
+
+
 @dataclass(frozen=True)
 class AuditPage:
     """One page of the platform log, newest first; ``older`` is the cursor of the next page."""
@@ -131,18 +156,39 @@ class AuditPage:
     older: int | None
 
 
-def platform_events(before: int | None = None, limit: int = AUDIT_PAGE_SIZE) -> AuditPage:
-    """Platform audit events with ``seq < before`` (all when None), newest first.
+def platform_events(before: int | None = None, limit: int = AUDIT_PAGE_SIZE,
+                    wanted: LogFilter | None = None) -> AuditPage:
+    """Platform audit events with ``seq < before`` (all when None) that ``wanted`` keeps, newest first.
 
-    Cursor pagination on the chain's sequence number: stable while new events
-    arrive, and cheap on the unique index. For ``provider:audit.view``.
+    Cursor pagination on the chain's sequence number: stable while new events arrive, and cheap on
+    the unique index. Days are the provider's (``PROVIDER_TIMEZONE``). For ``provider:audit.view``;
+    ``ClientError`` names what is wrong with a filter.
     """
     query = select(PlatformAuditEvent).order_by(PlatformAuditEvent.seq.desc()).limit(limit + 1)
+    query = filter_log(query, PlatformAuditEvent, wanted or LogFilter(), PLATFORM_KINDS, provider_zone())
     if before is not None:
         query = query.where(PlatformAuditEvent.seq < before)
     rows = list(db.session.scalars(query))
     older = rows[limit - 1].seq if len(rows) > limit else None
     return AuditPage(rows[:limit], older)
+
+
+def export_platform_events(actor: User, wanted: LogFilter, ip: str | None, header: list[str],
+                           rows_of: Callable[[list[PlatformAuditEvent]], Iterable[list[object]]]) -> Iterator[str]:
+    """The platform log as ``wanted`` keeps it, as CSV lines to stream (``provider:audit.view``).
+
+    The export is written to the log itself (``audit_log.exported``, with its filter) and committed
+    before the first line; ``ClientError`` for a filter the reader got wrong, before anything is recorded.
+    """
+    check_filter(wanted, PLATFORM_KINDS)
+    audit.record("audit_log.exported", audit.Actor.of(actor), ip=ip, data={"filter": wanted.shown()})
+    db.session.commit()
+
+    def page(before: int | None) -> tuple[list[PlatformAuditEvent], int | None]:
+        found = platform_events(before, EXPORT_BATCH, wanted)
+        return found.events, found.older
+
+    return stream_log(header, page, rows_of)
 
 
 # --- the e-mail outbox (embedded default) ----------------------------------------------

@@ -9,13 +9,23 @@ one they are not assigned to.
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_timezone
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.access import refuse_not_found, requires, tenant_role
-from portal.auth.services import AuthError, visible_tenants
+from portal.auth.forms import ConfirmForm
+from portal.auth.services import AuthError, ResendTooSoon, visible_tenants
+from portal.clients.forms import LogFilterForm
+from portal.clients.services import ClientError, Names, event_actor, event_object, names_for
 from portal.provider import bp, services
 from portal.provider.forms import (
     COMMON_TIMEZONES,
@@ -26,6 +36,7 @@ from portal.provider.forms import (
     StatusForm,
     TenantForm,
 )
+from tenants.audit import PlatformAuditEvent
 from tenants.lifecycle import (
     TenantError,
     assign,
@@ -34,7 +45,7 @@ from tenants.lifecycle import (
     tenant_overview,
     unassign,
 )
-from tenants.models import Tenant, User
+from tenants.models import Tenant, User, utcnow
 from tenants.policy import PROVIDER_ROLES, allowed
 
 
@@ -196,6 +207,28 @@ def invite_staff() -> ResponseReturnValue:
     return redirect(url_for("provider.staff"))
 
 
+@bp.route("/provider/staff/<user_id>/resend", methods=["POST"])
+@requires("provider:staff.manage")
+def resend_staff_invitation(user_id: str) -> ResponseReturnValue:
+    """E-mail a provider person still to accept their invitation a fresh link; the earlier one stops working."""
+    person = services.provider_person(user_id)
+    if person is None:
+        refuse_not_found(_actor(), f"provider person {user_id}")
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        services.resend_staff_invitation(_actor(), person, request.remote_addr)
+    except ResendTooSoon as err:
+        flash(str(err), "info")  # a double click: the first e-mail is on its way
+    except AuthError as err:
+        flash(str(err), "error")
+        return _render_staff(StaffInviteForm(formdata=None), 409)
+    else:
+        flash(_("We sent %(email)s a new invitation. The link in the earlier e-mail no longer works.",
+                email=person.email), "success")
+    return redirect(url_for("provider.staff"))
+
+
 @bp.route("/provider/staff/<user_id>/active", methods=["POST"])
 @requires("provider:staff.manage")
 def staff_active(user_id: str) -> ResponseReturnValue:
@@ -271,12 +304,178 @@ def unassign_person(slug: str) -> ResponseReturnValue:
 
 # --- audit log and outbox ------------------------------------------------------------
 
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+# The platform log in plain words (the provider's side: sign-ins, people, clients, refusals, reads).
+PLATFORM_ACTION_LABELS = {
+    "auth.signin": _l("signed in"),
+    "auth.signin_failed": _l("failed to sign in"),
+    "auth.signout": _l("signed out"),
+    "auth.signout_everywhere": _l("signed out on every device"),
+    "auth.password_changed": _l("changed their password"),
+    "auth.reset_requested": _l("asked for a password reset link"),
+    "auth.password_reset": _l("set a new password with a reset link"),
+    "auth.invite_accepted": _l("accepted their invitation"),
+    "auth.mfa_enrolled": _l("set up a second factor"),
+    "auth.mfa_failed": _l("entered a wrong second-factor code"),
+    "auth.mfa_reenrolment_started": _l("started moving their second factor to a new authenticator"),
+    "auth.mfa_reenrolled": _l("moved their second factor to a new authenticator"),
+    "auth.recovery_code_used": _l("signed in with a recovery code"),
+    "auth.recovery_codes_regenerated": _l("made new recovery codes"),
+    "user.created": _l("created a provider admin account"),
+    "user.invited": _l("invited a person"),
+    "user.invitation_resent": _l("sent an invitation again"),
+    "user.enabled": _l("let a person sign in again"),
+    "user.disabled": _l("disabled a person's account"),
+    "access.refused": _l("was refused"),
+    "cross_tenant.read": _l("read across clients"),
+    "tenant.created": _l("created a client workspace"),
+    "tenant.active": _l("re-activated a client workspace"),
+    "tenant.suspended": _l("suspended a client workspace"),
+    "tenant.offboarding_started": _l("started offboarding a client"),
+    "tenant.offboarded": _l("offboarded a client: its keys and data are destroyed"),
+    "service_line.created": _l("added a service line"),
+    "service_line.changed": _l("changed a service line"),
+    "quality_rate.set": _l("set how many tasks get a quality check"),
+    "keys.master_rotated": _l("rotated the master key"),
+    "audit_log.exported": _l("downloaded this audit log"),
+}
+PLATFORM_SIDES = {"provider": _l("Provider"), "client": _l("Client"), "system": _l("System")}
+PLATFORM_SIDE_FILTERS = {"provider": _l("Only the provider's people"), "client": _l("Only clients' people"),
+                         "system": _l("Only what the portal did by itself")}
+PLATFORM_KIND_LABELS = {"signins": _l("Sign-ins"), "people": _l("People"), "clients": _l("Clients"),
+                        "security": _l("Security and refusals"), "reads": _l("Reads across clients"),
+                        "services": _l("Service lines")}
+
+
+def _more(event: PlatformAuditEvent) -> str | None:
+    """The detail that completes an event's sentence, for the few actions that have one."""
+    data = event.details
+    if event.action == "access.refused" and data.get("path"):  # ids in the path: not for people to read
+        return UUID_TEXT.sub("…", f"{data.get('method', '')} {data['path']}".strip())
+    if event.action == "cross_tenant.read" and data.get("reason"):
+        return str(data["reason"])
+    if event.action == "user.invited" and data.get("role"):
+        return str(role_label(data["role"]))
+    if event.action == "audit_log.exported":
+        return ", ".join(_filter_words(data.get("filter") or {})) or None
+    return None
+
+
+def _filter_words(shown: dict) -> list[str]:
+    """The filter an export kept (``LogFilter.shown``), in words."""
+    words = []
+    for key in ("side", "kind", "since", "until"):  # one order, whatever order the record kept
+        value = shown.get(key)
+        if not value:
+            continue
+        if key == "side":
+            words.append(str(PLATFORM_SIDE_FILTERS.get(value, value)))
+        elif key == "kind":
+            words.append(str(PLATFORM_KIND_LABELS.get(value, value)))
+        elif key == "since":
+            words.append(_("from %(day)s", day=value))
+        elif key == "until":
+            words.append(_("to %(day)s", day=value))
+    return words
+
+
+def role_label(role: str) -> str:
+    """A provider or client role in words."""
+    labels = {"provider_admin": _("Provider admin"), "manager": _("Manager"), "staff": _("Staff"),
+              "client_admin": _("Client admin"), "client_approver": _("Approver"), "client_member": _("Member")}
+    return labels.get(role, role)
+
+
+def _refused_thing(event: PlatformAuditEvent, names: Names) -> str | None:
+    """What a refused request asked for (``access.refused``'s "what": "tenant <slug>", "provider person <id>")."""
+    kind, _sep, ref = str(event.details.get("what") or "").rpartition(" ")
+    if not kind and ref == "":
+        return None
+    if f"{kind} {ref}".strip() == "provider area":
+        return _("the provider console")
+    if kind == "tenant":
+        return _("the workspace %(slug)s", slug=ref)
+    if kind == "provider person":
+        name = names.people.get(ref)
+        return (_("%(name)s, who is not on the provider's staff", name=name) if name
+                else _("a person who does not exist"))
+    return f"{kind} {ref}".strip()
+
+
+def _describe(event: PlatformAuditEvent, names: Names) -> str:
+    """What happened, as a sentence: the action in words and what it was about by name (never an id)."""
+    label = PLATFORM_ACTION_LABELS.get(event.action, event.action)  # every recorded action has words (a test)
+    if event.action == "access.refused" and (refused := _refused_thing(event, names)):
+        return _("was refused access to %(thing)s", thing=refused)
+    thing = event_object(event, names)
+    text = _("%(action)s “%(object)s”", action=label, object=thing) if thing else str(label)
+    more = _more(event)
+    return _("%(what)s (%(more)s)", what=text, more=more) if more else text
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A platform event as a person reads it: the columns of the audit log's page and of its CSV."""
+
+    event: PlatformAuditEvent
+    who: str
+    who_also: str | None
+    side: str
+    what: str
+    where: str
+
+
+def log_rows(events: list[PlatformAuditEvent]) -> list[LogRow]:
+    """The rows of a page of the platform log (the names it needs: two statements at most)."""
+    names = names_for(events)
+    return [LogRow(e, *event_actor(e, names), str(PLATFORM_SIDES.get(e.actor_side, e.actor_side)),
+                   _describe(e, names), e.address or "") for e in events]
+
+
+def _csv_rows(zone: tzinfo) -> Callable[[list[PlatformAuditEvent]], list[list[object]]]:
+    """The page's columns for a spreadsheet: the time in ``zone`` (sortable), who with the recorded address."""
+    return lambda events: [[r.event.seq, r.event.occurred_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                            f"{r.who} <{r.who_also}>" if r.who_also else r.who, r.side, r.what, r.where]
+                           for r in log_rows(events)]
+
+
+def _log_filter() -> LogFilterForm:
+    return LogFilterForm(formdata=request.args).offer(PLATFORM_SIDE_FILTERS, PLATFORM_KIND_LABELS)
+
+
 @bp.route("/provider/audit")
 @requires("provider:audit.view")
 def audit_log() -> ResponseReturnValue:
-    """The platform audit log, newest first, 50 a page (``?before=<seq>``)."""
+    """The platform audit log, newest first, 50 a page (``?before=<seq>``), filtered by side, kind and days."""
     before = request.args.get("before", type=int)
-    return render_template("provider/audit.html", page=services.platform_events(before), before=before)
+    form, page, error = _log_filter(), None, None
+    if form.validate():
+        try:
+            page = services.platform_events(before, wanted=form.wanted())
+        except ClientError as err:
+            error = str(err)
+    return render_template("provider/audit.html", page=page, before=before, form=form, error=error,
+                           rows=log_rows(page.events) if page else [], filtered=form.query(),
+                           zone=str(get_timezone())), 200 if page else 400
+
+
+@bp.route("/provider/audit.csv")
+@requires("provider:audit.view")
+def audit_log_csv() -> ResponseReturnValue:
+    """The platform log as the page's filters keep it, as CSV (streamed); the download is itself in the log."""
+    form = _log_filter()
+    if not form.validate():
+        abort(400, description=" ".join(str(e) for errors in form.errors.values() for e in errors))
+    header = ["#", _("When (%(zone)s)", zone=str(get_timezone())), _("Who"), _("Side"), _("What"), _("IP address")]
+    try:
+        lines = services.export_platform_events(_actor(), form.wanted(), request.remote_addr, header,
+                                                _csv_rows(get_timezone()))
+    except ClientError as err:
+        abort(400, description=str(err))
+    response = Response(lines, mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"audit-log-{utcnow().astimezone(get_timezone()):%Y-%m-%d}.csv")
+    return response
 
 
 @bp.route("/provider/outbox")

@@ -6,7 +6,12 @@
  *   - data-copy on any element: a "Copy" button after it that copies its text
  *     (data-copy="#id" copies another element's text instead);
  *   - the switcher <details> closes on a click outside it and on Escape;
- *   - a table.table not inside a .table-wrap is wrapped in one (sideways scroll on phones).
+ *   - a table.table not inside a .table-wrap is wrapped in one (sideways scroll on phones);
+ *   - in a table.table-stack each cell gets its column's name (data-label), and the table is marked
+ *     data-stacked: portal.css then shows each row as a card on a phone, nothing to scroll sideways;
+ *   - data-refresh="seconds" on an element with an id (a job's progress): that element is fetched
+ *     again in place after so many seconds, for as long as the fresh copy still has the attribute
+ *     (never a meta refresh: it reloads the page under the reader, WCAG 2.2.1).
  * No inline script or style (strict CSP): behaviour hangs off data attributes and classes.
  */
 (function () {
@@ -126,9 +131,48 @@
     wrap.appendChild(table);
   }
 
+  /* ---- data-refresh ------------------------------------------------------------------ */
+  function scheduleRefresh(region) {
+    if (region.hasAttribute("data-refresh-scheduled")) return;
+    region.setAttribute("data-refresh-scheduled", "");
+    var seconds = parseInt(region.getAttribute("data-refresh"), 10) || 5;
+    setTimeout(function () {
+      if (!region.isConnected) return;
+      fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) {
+          if (!response.ok) throw new Error(String(response.status));
+          return response.text();
+        })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
+          if (!fresh) return;
+          region.replaceWith(fresh);
+          enhance(fresh);
+        }, function () {  /* offline for a moment: try again later */
+          region.removeAttribute("data-refresh-scheduled");
+          scheduleRefresh(region);
+        });
+    }, seconds * 1000);
+  }
+
+  function labelCells(table) {
+    var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.trim();
+    });
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, i) {
+        if (names[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", names[i]);
+      });
+    });
+    table.setAttribute("data-stacked", "");
+  }
+
   function enhance(root) {
     root.querySelectorAll("[data-copy]").forEach(addCopyButton);
     root.querySelectorAll("table.table").forEach(wrapTable);
+    root.querySelectorAll("table.table-stack").forEach(labelCells);
+    if (root.matches && root.matches("[data-refresh][id]")) scheduleRefresh(root);
+    root.querySelectorAll("[data-refresh][id]").forEach(scheduleRefresh);
   }
 
   if (document.readyState === "loading") {

@@ -45,13 +45,17 @@ def _svg(width: int, height: int, title: str, values: list[str], body: list[str]
 
 
 def bar_chart(rows: Sequence[tuple[str, Value]], *, title: str, fmt: Format = _plain,
-              marks: Sequence[Value] | None = None, mark_label: str = "") -> Markup:
+              marks: Sequence[Value] | None = None, mark_label: str = "", digits: int | None = None) -> Markup:
     """Horizontal bars, one per (label, value); ``marks`` draws a target tick on each row (None: none).
 
     Rows without a value get no bar and a dash. Empty ``rows``: an empty string (show an empty state).
+    ``digits``: the decimals ``fmt`` shows; bars are drawn for the value as shown, so a value shown as
+    0.0 has no bar (it would otherwise fill the chart when every value is that small).
     """
     if not rows:
         return Markup("")
+    if digits is not None:
+        rows = [(label, None if value is None else round(value, digits)) for label, value in rows]
     marks = list(marks or [None] * len(rows))
     label_w, bar_w, value_w, row_h, pad = 170, 330, 90, 30, 8
     width, height = label_w + bar_w + value_w, pad * 2 + row_h * len(rows)

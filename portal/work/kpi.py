@@ -1,4 +1,5 @@
-"""KPIs of the provider's work: turnaround, on-time rate, rework, backlog, throughput, waiting, requests.
+"""KPIs of the provider's work: turnaround, on-time rate, rework, backlog, throughput, waiting, requests,
+and the error rate of the quality checks (``portal.work.quality``).
 
 Pure reading over the tenants the caller has bound: one tenant (the gate, on a
 tenant's page) or several (``tenants.reach.across_tenants``, on the provider's
@@ -10,6 +11,10 @@ task finished at 23:30 on 31 March in Hanoi counts for March, and it is on time
 when its local finishing date is on or before its due date. "Now" figures
 (backlog, questions waiting, documents outstanding) do not depend on the month.
 Results are plain values: no ORM row leaves the scope it was read in.
+
+The error rate is the share of the tasks whose quality check finished in the month that
+had findings (minor or major); the major rate counts major findings only. By person means
+by who did the work (as it was when the task was drawn), and only the provider sees it.
 
 The medians are PostgreSQL's ``percentile_cont`` (linear interpolation between
 the two middle values), the same for p90.
@@ -30,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from portal.documents.models import RequestItem
 from portal.extensions import db
-from portal.work.models import ServiceLine, ServiceTarget, Task, TaskEvent
+from portal.work.models import QualityCheck, ServiceLine, ServiceTarget, Task, TaskEvent
 from portal.work.services import WorkError, service_line
 from portal.work.states import FINAL, State
 from tenants import audit
@@ -151,6 +156,41 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 @dataclass(frozen=True)
+class ErrorRate:
+    """Quality checks finished in the month (of a line, a person, a tenant, or all): how many found something."""
+
+    key: str | None
+    name: str | None
+    checked: int = 0
+    with_findings: int = 0  # minor or major
+    major: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        """Share of checked tasks with findings (minor or major)."""
+        return _rate(self.with_findings, self.checked)
+
+    @property
+    def major_rate(self) -> float | None:
+        """Share of checked tasks with a major finding."""
+        return _rate(self.major, self.checked)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """The error rates of the month: overall, by service line, by tenant (id) and by who did the work."""
+
+    overall: ErrorRate
+    lines: list[ErrorRate] = field(default_factory=list)
+    tenants: dict[uuid.UUID, ErrorRate] = field(default_factory=dict)
+    people: list[ErrorRate] = field(default_factory=list)  # key: the person's id; None: nobody recorded
+
+    @classmethod
+    def empty(cls) -> Quality:
+        return cls(ErrorRate(None, _("All services")))
+
+
+@dataclass(frozen=True)
 class Report:
     month: Month
     now: datetime
@@ -158,6 +198,7 @@ class Report:
     overall: Turnaround
     tenants: list[TenantRow]
     people: list[PersonRow] = field(default_factory=list)
+    quality: Quality = field(default_factory=Quality.empty)
 
     def _sum(self, name: str) -> int:
         return sum(getattr(t, name) for t in self.tenants)
@@ -183,7 +224,8 @@ class Report:
 
     def for_client(self) -> Report:
         """The same report without the provider's internal figures: review outcomes, its people's workload."""
-        return replace(self, people=[], tenants=[replace(t, reviews=0, changes_requested=0) for t in self.tenants])
+        return replace(self, people=[], tenants=[replace(t, reviews=0, changes_requested=0) for t in self.tenants],
+                       quality=replace(self.quality, people=[]))
 
     def waited(self, row: TenantRow) -> timedelta | None:
         return self.now - row.waiting_since if row.waiting_since is not None else None
@@ -242,7 +284,7 @@ def _tenant_rows(month: Month, now: datetime) -> list[TenantRow]:
     for tid, n, changes in db.session.execute(reviews):
         rows[tid].update(reviews=n, changes_requested=changes)
 
-    open_item = RequestItem.fulfilled_at.is_(None)
+    open_item = RequestItem.is_open  # neither received nor answered "not applicable"
     today = cast(func.timezone(Tenant.timezone, literal(now)), Date)
     requests = (select(RequestItem.tenant_id,
                        func.count().filter(_in(month, RequestItem.fulfilled_at)),
@@ -270,13 +312,38 @@ def _people(month: Month) -> list[PersonRow]:
     return sorted(rows, key=lambda r: (r.user_id is None, (r.name or "").lower()))
 
 
+def error_rates(month: Month) -> Quality:
+    """Quality checks finished in the month (on each tenant's clock): how many, how many found something
+    (minor or major), how many something major; overall, by line, by tenant and by who did the work."""
+    finding = QualityCheck.finding
+    query = (select(func.count(), func.count().filter(finding.in_(("minor", "major"))),
+                    func.count().filter(finding == "major"))
+             .select_from(QualityCheck).join(Tenant, Tenant.id == QualityCheck.tenant_id)
+             .where(QualityCheck.state == "done", _in(month, QualityCheck.checked_at)))
+    overall = ErrorRate(None, _("All services"), *db.session.execute(query).one())
+    if not overall.checked:
+        return Quality(overall)
+    by_line = (query.add_columns(ServiceLine.key, ServiceLine.name).join(Task, Task.id == QualityCheck.task_id)
+               .join(ServiceLine, ServiceLine.id == Task.service_line_id)
+               .group_by(ServiceLine.id).order_by(ServiceLine.name))
+    lines = [ErrorRate(key, name, n, found, major) for n, found, major, key, name in db.session.execute(by_line)]
+    tenants = {tid: ErrorRate(str(tid), None, n, found, major) for n, found, major, tid in
+               db.session.execute(query.add_columns(QualityCheck.tenant_id).group_by(QualityCheck.tenant_id))}
+    who = db.session.execute(query.add_columns(QualityCheck.worked_by_id).group_by(QualityCheck.worked_by_id)).all()
+    ids = {uid for *_n, uid in who} - {None}
+    names = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    people = sorted((ErrorRate(str(uid) if uid else None, names.get(uid), n, found, major)
+                     for n, found, major, uid in who), key=lambda r: (r.key is None, (r.name or "").lower()))
+    return Quality(overall, lines, tenants, people)
+
+
 def report(month: Month, *, now: datetime | None = None) -> Report:
     """Every figure for the bound tenants (none bound: an empty report, nothing is queried)."""
     now = now or utcnow()
     if not current_scope().tenant_ids:
         return Report(month, now, [], Turnaround(None, _("All services"), 0, None, None, 0, 0), [])
     lines, overall = turnaround(month)
-    return Report(month, now, lines, overall, _tenant_rows(month, now), _people(month))
+    return Report(month, now, lines, overall, _tenant_rows(month, now), _people(month), error_rates(month))
 
 
 # --- promises: the provider's targets beside the results (one tenant) -------------------------------

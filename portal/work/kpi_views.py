@@ -54,7 +54,7 @@ def waited(span: timedelta | None) -> str:
 
 def _turnaround_chart(rows: list[tuple[str, float | None]], marks: list[int | None] | None = None):  # noqa: ANN202
     return charts.bar_chart(rows, title=_("Median turnaround in days, by service"), fmt=days, marks=marks,
-                            mark_label=_("target"))
+                            mark_label=_("target"), digits=1)
 
 
 def _throughput_chart(report: kpi.Report):  # noqa: ANN202

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     UniqueConstraint,
     Uuid,
@@ -65,6 +68,9 @@ class Task(TenantScoped, Timestamped, db.Model):
         # ... and what waits for their review (the other half of "my work"'s OR: without it, a scan).
         Index("ix_tasks_reviewer_in_review", "reviewer_id", "due_date", "priority", "id",
               postgresql_where=text("state = 'in_review'")),
+        # The review queue: sent to review with no reviewer named, oldest first (take-next-review).
+        Index("ix_tasks_review_queue", "service_line_id", "priority", "updated_at",
+              postgresql_where=text("state = 'in_review' and reviewer_id is null")),
         UniqueConstraint("tenant_id", "recurrence_key", name="uq_tasks_recurrence"),
     )
 
@@ -227,3 +233,74 @@ class ServiceTarget(TenantScoped, Timestamped, db.Model):
     on_time_percent: Mapped[int] = mapped_column(Integer, default=95, nullable=False)
 
     service_line: Mapped[ServiceLine] = relationship(lazy="joined")
+
+
+# --- quality control by sampling (portal.work.quality) -------------------------------------------
+
+class QualityRate(db.Model):
+    """The provider-wide share of a service line's finished tasks drawn for a second check (percent)."""
+
+    __tablename__ = "quality_rates"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), unique=True,
+                                                       nullable=False)
+    percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class TenantQualityRate(TenantScoped, db.Model):
+    """One client's own sampling rate for a service line: replaces the provider-wide one (a client that
+    needs more checks, or none)."""
+
+    __tablename__ = "tenant_quality_rates"
+    __table_args__ = (UniqueConstraint("tenant_id", "service_line_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    service_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("service_lines.id"), nullable=False)
+    percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class QualityCheck(TenantScoped, db.Model):
+    """A finished task drawn at random for a second check, and what the check found.
+
+    At most one per task (``task_id`` is unique). Who did and who reviewed the work are kept as
+    they were when it was drawn: neither may check it. The note is the provider's internal finding,
+    sealed with the tenant's key; nothing of a check is ever shown to the client.
+    """
+
+    __tablename__ = "quality_checks"
+    __table_args__ = (
+        UniqueConstraint("task_id"),
+        CheckConstraint("state in ('open', 'done')", name="state"),
+        CheckConstraint("finding is null or finding in ('none', 'minor', 'major')", name="finding"),
+        CheckConstraint("state = 'open' or (finding is not null and checked_at is not null)", name="done_has_finding"),
+        # The check queue: drawn, nobody checking yet, oldest first (take-next-check reads this).
+        Index("ix_quality_checks_waiting", "drawn_at", postgresql_where=text("state = 'open' and checker_id is null")),
+        # The error rates: checks finished in a month, per tenant.
+        Index("ix_quality_checks_checked", "tenant_id", "checked_at", postgresql_where=text("state = 'done'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False)
+    percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), nullable=False)  # the rate it was drawn at
+    drawn_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    worked_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    checker_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"),
+                                                         index=True)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(10), default="open", nullable=False)  # open | done
+    finding: Mapped[str | None] = mapped_column(String(10))  # none | minor | major
+    kind: Mapped[str | None] = mapped_column(String(30))  # portal.work.quality.KINDS
+    note: Mapped[str | None] = mapped_column(Sealed("quality_checks.note"))
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The move that sent the work back (its line on the task's timeline), when the check did.
+    rework_event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("task_events.id",
+                                                                               ondelete="SET NULL"))
+
+    task: Mapped[Task] = relationship()
+    checker: Mapped[User | None] = relationship(foreign_keys=[checker_id], lazy="joined")

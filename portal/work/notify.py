@@ -48,6 +48,7 @@ WHAT = {
     "due_soon": _l("a task assigned to you is due soon"),
     "overdue": _l("a task assigned to you is overdue"),
     "released": _l("a task went back to its queue: the person on it no longer works for this client"),
+    "rework": _l("work of yours was sent back after a quality check"),
 }
 # A move of the state machine → the notification it makes (``approve`` only when it needs the client).
 _ON_MOVE = {"submit": "review", "ask_client": "question", "answer": "answer", "client_approve": "approved",

@@ -18,10 +18,11 @@ from sqlalchemy.orm import lazyload
 from portal.extensions import db
 from portal.work import notify
 from portal.work.models import ServiceLine, Task
-from portal.work.services import PAGE, add_event, record, service_line, service_lines
+from portal.work.services import PAGE, add_event, claim_review, record, service_line, service_lines
 from portal.work.states import FINAL, State
 from tenants.models import Tenant, User, utcnow
 from tenants.reach import across_tenants, visible_tenants
+from tenants.zones import reader_today
 
 FAR = date(9999, 12, 31)  # no due date sorts last, and a cursor needs a value
 WAITING = (Task.state == State.OPEN) & Task.assignee_id.is_(None)  # in a queue: open and nobody's
@@ -75,6 +76,39 @@ def take_next(actor: User, line_key: str | None = None) -> Taken | None:
         return taken
 
 
+# --- take the next review --------------------------------------------------------------------
+
+# Work sent to review without a named reviewer waits in its line's review queue.
+AWAITING_REVIEW = (Task.state == State.IN_REVIEW) & Task.reviewer_id.is_(None)
+_TAKE_REVIEW = (select(Task, Tenant.slug).join(Tenant, Tenant.id == Task.tenant_id)
+                .where(AWAITING_REVIEW).order_by(Task.priority, Task.updated_at)
+                .options(lazyload("*")).limit(1).with_for_update(skip_locked=True, of=Task))
+
+
+def take_next_review(actor: User, line_key: str | None = None) -> Taken | None:
+    """Make the actor the reviewer of the longest-waiting review of their tenants that they did not work on.
+
+    Like take-next: ``FOR UPDATE SKIP LOCKED`` hands each review to one person, and only
+    the actor's tenants are searched; the person who did the work is never handed it.
+    """
+    line = service_line(line_key) if line_key else None
+    with across_tenants(actor, "take next review", record=False) as reach:
+        if not reach:
+            return None
+        query = _TAKE_REVIEW.where(Task.worked_by_id.is_distinct_from(actor.id))
+        if line is not None:
+            query = query.where(Task.service_line_id == line.id)
+        found = db.session.execute(query).first()
+        if found is None:
+            db.session.rollback()
+            return None
+        task, slug = found
+        claim_review(actor, task)
+        taken = Taken(task.id, task.tenant_id, slug, task.title)
+        db.session.commit()
+        return taken
+
+
 # --- my work ---------------------------------------------------------------------------------
 
 class _Due:
@@ -82,7 +116,7 @@ class _Due:
 
     @property
     def overdue(self) -> bool:
-        return self.due_date is not None and self.due_date < utcnow().date()
+        return self.due_date is not None and self.due_date < reader_today()
 
 
 @dataclass(frozen=True)
@@ -122,7 +156,7 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
         if state:
             query = query.where(Task.state == State(state))
         if overdue:
-            query = query.where(due < utcnow().date())
+            query = query.where(due < reader_today())
         if after:
             query = query.where(tuple_(func.coalesce(due, FAR), Task.priority, Task.id) > tuple_(*after))
         rows = db.session.execute(query.limit(limit + 1)).all() if reach else []  # no client: nothing to read
@@ -138,7 +172,8 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
 
 @dataclass(frozen=True)
 class LineQueue:
-    """One service line's queue over the person's clients: what waits, how urgent, how late."""
+    """One service line's queue over the person's clients: what waits, how urgent, how late; and the
+    reviews waiting for a second person."""
 
     id: uuid.UUID
     key: str
@@ -147,27 +182,36 @@ class LineQueue:
     urgent: int
     overdue: int
     next_due: date | None
+    reviews: int = 0
 
 
 def _waiting_counts(line_id: uuid.UUID | None = None) -> dict[uuid.UUID, tuple[int, int, int, date | None]]:
     """Per line (or for one), over the bound tenants: waiting, urgent, overdue, and the next due date."""
     query = (select(Task.service_line_id, func.count(), func.count().filter(Task.priority == 1),
-                    func.count().filter(Task.due_date < utcnow().date()), func.min(Task.due_date))
+                    func.count().filter(Task.due_date < reader_today()), func.min(Task.due_date))
              .where(WAITING).group_by(Task.service_line_id))
     if line_id is not None:
         query = query.where(Task.service_line_id == line_id)
     return {row[0]: tuple(row[1:]) for row in db.session.execute(query)}
 
 
-def _line_queue(line: ServiceLine, counts: dict) -> LineQueue:
-    return LineQueue(line.id, line.key, line.name, *counts.get(line.id, (0, 0, 0, None)))
+def _review_counts() -> dict[uuid.UUID, int]:
+    """Per line, over the bound tenants: the reviews waiting for someone to take them."""
+    return dict(db.session.execute(select(Task.service_line_id, func.count()).where(AWAITING_REVIEW)
+                                   .group_by(Task.service_line_id)).all())
+
+
+def _line_queue(line: ServiceLine, counts: dict, reviews: dict | None = None) -> LineQueue:
+    return LineQueue(line.id, line.key, line.name, *counts.get(line.id, (0, 0, 0, None)),
+                     reviews=(reviews or {}).get(line.id, 0))
 
 
 def queue_overview(actor: User, *, ip: str | None = None) -> list[LineQueue]:
     """Every service line with the open, unassigned tasks of the actor's clients (one audited read)."""
     with across_tenants(actor, "team queues", ip=ip) as reach:
         counts = _waiting_counts() if reach else {}
-    lines = [_line_queue(line, counts) for line in service_lines()]
+        reviews = _review_counts() if reach else {}
+    lines = [_line_queue(line, counts, reviews) for line in service_lines()]
     db.session.commit()  # the recorded read
     return lines
 

@@ -10,7 +10,6 @@ The title is written in the tenant's language, as everyone in the tenant reads i
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -22,6 +21,7 @@ from portal.work.models import Task, TaskDocument, TaskEvent
 from portal.work.services import open_keyed_task, service_line
 from portal.work.states import FINAL
 from tenants.models import Tenant, User
+from tenants.zones import tenant_zone, today_in
 
 # category → (service line, task title, title of a follow-up when the month's task was finished).
 _BOOKKEEPING = _l("Bookkeeping %(month)s: documents to post")
@@ -46,7 +46,7 @@ def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
     if rule is None:
         return None
     line_key, title, late_title = rule
-    month = document.period or date.today().replace(day=1)
+    month = document.period or today_in(tenant_zone(document.tenant_id)).replace(day=1)
     label = month.strftime("%Y-%m")
     base = f"upload:{line_key}:{label}"
     line = service_line(line_key)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, tuple_
@@ -29,6 +31,7 @@ from tenants import audit
 from tenants.context import current_scope
 from tenants.models import Assignment, Tenant, User, utcnow
 from tenants.policy import APPROVER_ROLES, CLIENT_ROLES, Role, is_client
+from tenants.zones import today_in
 
 PRIORITIES = {1: _l("Urgent"), 2: _l("High"), 3: _l("Normal"), 4: _l("Low")}
 PAGE = 50
@@ -116,9 +119,24 @@ def get_task(task_id: uuid.UUID | str, *, lock: bool = False) -> Task:
     return task
 
 
+# Who works on a task and who reviews it is the provider's business: these lines are for its staff only.
+STAFFING_EVENTS = frozenset({"assigned", "taken", "released", "review_taken"})
+
+
+def _client_sees(event: TaskEvent) -> bool:
+    if event.internal or event.kind in STAFFING_EVENTS:
+        return False
+    # A move between two states a client reads alike ("We are working on it → We are working on it") says nothing.
+    return not (event.kind == "moved" and event.from_state and event.to_state
+                and str(CLIENT_STATE[State(event.from_state)]) == str(CLIENT_STATE[State(event.to_state)]))
+
+
 def events_for(task: Task) -> list[TaskEvent]:
-    """The timeline as the current reader may see it (clients: without internal events)."""
-    return [e for e in task.events if not (e.internal and is_client(_role()))]
+    """The timeline as the current reader may see it: clients without internal events, the provider's
+    staffing, or moves that change nothing they can see."""
+    if not is_client(_role()):
+        return list(task.events)
+    return [e for e in task.events if _client_sees(e)]
 
 
 def comments_for(task: Task) -> list[TaskComment]:
@@ -196,9 +214,15 @@ def _staff_of(user_id: uuid.UUID | str | None) -> User | None:
 
 
 def team() -> list[User]:
-    """The provider people who may work on the bound tenant: assigned staff and managers."""
-    return list(db.session.scalars(select(User).join(Assignment, Assignment.user_id == User.id)
-                                   .where(User.is_active.is_(True)).order_by(User.name)))
+    """The provider people who may be given the bound tenant's work (as ``_staff_of`` accepts them), each
+    once, by name: the managers and staff assigned to it, and the provider admins."""
+    # The assignments are read on their own so that the ORM's tenant filter applies: it does not reach a
+    # joined table, and row-level security also shows a person their own assignments to other tenants.
+    assigned = set(db.session.scalars(select(Assignment.user_id)))
+    return list(db.session.scalars(
+        select(User).where(User.is_active.is_(True), User.provider_role.is_not(None),
+                           (User.provider_role == Role.PROVIDER_ADMIN.value) | User.id.in_(assigned))
+        .order_by(User.name)))
 
 
 def add_event(task: Task, actor: User | None, kind: str, *, source: str | None = None, target: str | None = None,
@@ -230,6 +254,10 @@ def create_task(actor: User | None, tenant: Tenant, *, title: str, service_line_
         raise WorkError(_("Give the task a title of at most 200 characters."))
     if priority not in PRIORITIES:
         raise WorkError(_("Priority must be 1 (urgent) to 4 (low)."))
+    if due is not None and due < today_in(ZoneInfo(tenant.timezone)):
+        # Born overdue, it would jump every queue; the client's day decides what "past" means.
+        raise WorkError(_("The due date %(date)s has already passed: give today or a later day.",
+                          date=format_date(due)))
     line = service_line(service_line_key)
     assignee, reviewer = _staff_of(assignee_id), _staff_of(reviewer_id)
     if assignee and reviewer and assignee.id == reviewer.id:
@@ -330,8 +358,10 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
     if move_name in NEEDS_REASON and not reason:
         raise WorkError(_("Say why (or what you need): the other side reads it."))
     if move_name == "submit":
-        if task.reviewer_id is None or task.reviewer_id == actor.id:
-            raise Conflict(_("Choose a reviewer other than yourself before sending the task to review."))
+        # Without a named reviewer the task waits in its line's review queue, where any eligible second
+        # person takes it (queues.take_next_review); a named reviewer must be someone else (four eyes).
+        if task.reviewer_id == actor.id:
+            task.reviewer_id = None
         task.worked_by_id = actor.id
     if move_name in ("approve", "request_changes") and actor.id == task.worked_by_id:
         raise Conflict(_("You did this work, so someone else must review it (four eyes)."))
@@ -362,6 +392,10 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
         record("task.moved", actor, task, ip=ip, internal=move_name == "request_changes", move=move_name,
                source=str(source), target=str(target))
     notify.task_event(task, move_name, actor)
+    if target == State.DONE:  # finished work may be drawn for a second check, in this transaction
+        from portal.work import quality  # here: quality builds on this module
+
+        quality.draw(task)
     db.session.commit()
     return task
 
@@ -384,6 +418,33 @@ def comment(actor: User, task_id: str, body: str, *, internal: bool = False) -> 
 
 # --- documents on a task, and work the client asks for -----------------------------------
 
+def take_review(actor: User, task_id: str, *, ip: str | None = None) -> Task:
+    """Take the review of a task waiting in its line's review queue (anyone of the provider's team
+    who did not do the work: four eyes); a review someone took first answers Conflict."""
+    task = get_task(task_id, lock=True)
+    if is_client(_role()):
+        raise NotYours(_("Only the provider's people review work."))
+    if not waits_for_reviewer(task):
+        raise Conflict(_("This task is not waiting for a reviewer any more."))
+    if actor.id == task.worked_by_id:
+        raise Conflict(_("You did this work, so someone else must review it (four eyes)."))
+    claim_review(actor, task, ip=ip)
+    db.session.commit()
+    return task
+
+
+def waits_for_reviewer(task: Task) -> bool:
+    """Whether the task sits in its line's review queue: sent to review, nobody named to review it."""
+    return task.state == State.IN_REVIEW and task.reviewer_id is None
+
+
+def claim_review(actor: User, task: Task, *, ip: str | None = None) -> None:
+    """Make ``actor`` the reviewer of a task waiting in the review queue (its row locked by the caller)."""
+    task.reviewer_id, task.updated_at = actor.id, utcnow()
+    add_event(task, actor, "review_taken")
+    record("task.review_taken", actor, task, internal=True, ip=ip)
+
+
 def link_document(actor: User, task_id: str, document_id: str) -> Task:
     """Link a vault document to a task: the people on it, a manager, or the client (an attachment)."""
     task = get_task(task_id)
@@ -401,7 +462,9 @@ def link_document(actor: User, task_id: str, document_id: str) -> Task:
 
 
 def linked_documents(task: Task) -> list[TaskDocument]:
-    return list(db.session.scalars(select(TaskDocument).where(TaskDocument.task_id == task.id)
+    """The documents linked to a task, oldest link first; one in the trash is not listed (until restored)."""
+    return list(db.session.scalars(select(TaskDocument).join(Document, Document.id == TaskDocument.document_id)
+                                   .where(TaskDocument.task_id == task.id, Document.trashed_at.is_(None))
                                    .order_by(TaskDocument.added_at)))
 
 

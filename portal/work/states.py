@@ -6,10 +6,16 @@
                       │        ◀─answer──┘      │                   the client's word)
                       └────request_changes──────┘
     awaiting_approval ──client_approve──▶ done;  ──client_reject──▶ in_progress
+    done ──rework──▶ in_progress  (only from a quality check: ``portal.work.quality``)
     any state but done/cancelled ──cancel──▶ cancelled
 
 ``release`` gives work in progress back to its line's queue: a manager's move, and what
 the portal does itself when the assignee loses access to the client (``portal.work.handover``).
+
+``rework`` reopens finished work that a quality check found wrong. It is in the table, but not
+in ``WHO``: nobody makes it through ``portal.work.services.move``, only the quality check
+(``CHECK_MOVES``), which records the findings with it and lets only the person checking (never
+the one who did or reviewed the work) or a manager make it.
 
 Who may make a move is part of the table (``WHO``): the assignee works the task,
 the reviewer (never the person who did the work: four eyes) reviews it, the
@@ -49,6 +55,7 @@ MOVES: dict[tuple[State, str], State] = {
     (State.IN_REVIEW, "request_changes"): State.IN_PROGRESS,
     (State.AWAITING_APPROVAL, "client_approve"): State.DONE,
     (State.AWAITING_APPROVAL, "client_reject"): State.IN_PROGRESS,
+    (State.DONE, "rework"): State.IN_PROGRESS,
     **{(state, "cancel"): State.CANCELLED for state in ACTIVE},
 }
 
@@ -64,6 +71,12 @@ WHO: dict[str, frozenset[str]] = {
     "client_approve": frozenset({"approver"}),
     "client_reject": frozenset({"approver"}),
     "cancel": frozenset({"manager"}),
+}
+
+# Moves made only by a quality check (``portal.work.quality``), and who may make them there:
+# the person checking the work ("checker") or a manager. Never offered by ``allowed_moves``.
+CHECK_MOVES: dict[str, frozenset[str]] = {
+    "rework": frozenset({"checker", "manager"}),
 }
 
 # Moves that must say why (shown to the person who gets the task back).
@@ -82,8 +95,9 @@ class IllegalMove(ValueError):
 
 
 def allowed_moves(state: State | str) -> list[str]:
-    """The moves possible from ``state``, in the table's order."""
-    return [move for (source, move) in MOVES if source == State(state)]
+    """The moves possible from ``state`` through ``portal.work.services.move``, in the table's order
+    (a quality check's own moves, ``CHECK_MOVES``, are not among them)."""
+    return [move for (source, move) in MOVES if source == State(state) and move not in CHECK_MOVES]
 
 
 def next_state(state: State | str, move: str, *, needs_approval: bool = False,

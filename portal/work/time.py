@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import format_date
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -198,6 +199,9 @@ def add_entry(actor: User, task_id: str, *, day: str | None, minutes: str | int 
     zone = _zone_of(task)
     if on > today_in(zone):
         raise WorkError(_("That day is in the future. Log time for today or an earlier day."))
+    opened = task.created_at.astimezone(zone).date()
+    if on < opened:
+        raise WorkError(_("This task was opened on %(date)s: log time from that day on.", date=format_date(opened)))
     try:
         amount = int(str(minutes if minutes is not None else "").strip())
     except ValueError:

@@ -15,7 +15,9 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from portal.access import requires
-from portal.work import bp
+from portal.documents.services import Download
+from portal.documents.views import attachment
+from portal.work import bp, time_csv
 from portal.work import time as timing
 from portal.work.models import Task
 from tenants.models import User
@@ -115,6 +117,19 @@ def time_month(tenant_slug: str) -> str:
     return render_template("work/time.html", tenant=g.tenant, totals=totals, month=month.start,
                            previous=month.previous().key, following=month.next().key,
                            current=timing.today().strftime("%Y-%m"))
+
+
+@bp.route("/t/<tenant_slug>/time.csv")
+@requires("tenant:time.view")
+def time_month_csv(tenant_slug: str) -> Response:
+    """The month the time page shows (``?month=YYYY-MM``) as CSV, one row per entry; recorded in the tenant's log."""
+    month = timing.parse_month(request.args.get("month"))
+    return csv_download(time_csv.month_csv(_actor(), g.tenant, month, via="page", ip=request.remote_addr))
+
+
+def csv_download(file: time_csv.TimeCsv) -> Response:
+    """A CSV file as a download: an attachment, never sniffed, never cached (the pages' and the API's)."""
+    return attachment(Download(file.filename, time_csv.MIME, len(file.content), iter([file.content])))
 
 
 # --- the managers' team load --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from portal.access import requires
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.documents import services as documents
 from portal.work import bp, lines, queues, recurring, rule_text, services
+from portal.work.forms import RecurringForm, RequestWorkForm, TaskForm
 from portal.work.recurrence import Rule
 from portal.work.states import FINAL, NEEDS_REASON, State
 from tenants.models import User
@@ -43,58 +44,72 @@ def _helpers() -> dict:
     }
 
 
-def _date(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        raise services.WorkError(_("Give dates as YYYY-MM-DD.")) from None
-
-
 # --- a tenant's tasks ---------------------------------------------------------------------
+
+ATTACHABLE = 50  # the newest vault documents the "Ask us" form offers to attach
+
+
+def _ask_form(*, attach: bool = True, **kwargs: object) -> RequestWorkForm:
+    """The client's "Ask us" form (from the request unless ``formdata``).
+
+    ``attach``: with the person's newest vault documents to attach (their ids and titles only). The
+    tasks page leaves them out: the list is fetched when the person opens it (``attachable_documents``).
+    """
+    form = RequestWorkForm(**kwargs)
+    return form.offer(documents.recent_documents(_actor(), limit=ATTACHABLE)) if attach else form
+
+
+def _task_form(offered_lines: list, **kwargs: object) -> TaskForm:
+    """The manager's new-task form, offering those service lines and the tenant's team (from the request
+    unless ``formdata``)."""
+    return TaskForm(**kwargs).offer(offered_lines, services.team())
+
+
+def _tasks_page(*, ask: RequestWorkForm | None = None, new: TaskForm | None = None,  # noqa: ANN202
+                repeat: RecurringForm | None = None, status: int = 200):
+    """The tasks page with the forms this person may use: empty, or the refused one as typed with its errors."""
+    offered = services.service_lines()
+    if ask is None and allowed(g.role, "tenant:tasks.request"):
+        # The documents to attach are loaded when their list is opened (or asked for without script).
+        ask = _ask_form(formdata=None, attach=request.args.get("attach") == "1")
+    if new is None and allowed(g.role, "tenant:tasks.create"):
+        new = _task_form(offered, formdata=None)
+    if repeat is None and allowed(g.role, "tenant:tasks.assign"):
+        repeat = RecurringForm(formdata=None).offer(offered)
+    return render_template("work/tasks.html", tenant=g.tenant, tasks=services.tenant_tasks(), lines=offered,
+                           done=[s.value for s in FINAL], ask_form=ask, task_form=new, recurring_form=repeat,
+                           templates=recurring.templates() if not is_client(g.role) else [],
+                           describe=lambda rule: rule_text.describe(Rule.from_json(rule))), status
+
 
 @bp.route("/t/<tenant_slug>/tasks")
 @requires("tenant:tasks.view")
 def task_list(tenant_slug: str):
     """The workspace's tasks: unfinished first, by due date."""
-    return render_template("work/tasks.html", tenant=g.tenant, tasks=services.tenant_tasks(),
-                           lines=services.service_lines(), team=services.team(),
-                           done=[s.value for s in FINAL],
-                           templates=recurring.templates() if not is_client(g.role) else [],
-                           my_documents=documents.list_documents(_actor(), limit=50).documents
-                           if allowed(g.role, "tenant:tasks.request") else [],
-                           describe=lambda rule: rule_text.describe(Rule.from_json(rule)))
+    return _tasks_page()
 
 
-def _rule_from(form) -> dict:  # noqa: ANN001
-    """The schedule a manager picked, as a ``Rule`` JSON (the rule itself validates strictly)."""
-    kind = form.get("kind", "")
-    number = int(form.get("number") or 1)
-    if kind == "working_day":
-        return {"kind": kind, "n": number}
-    if kind == "last_working_day":
-        return {"kind": "working_day", "n": -1}
-    if kind == "day_of_month":
-        return {"kind": kind, "day": number}
-    if kind == "weekday":
-        return {"kind": kind, "n": number, "weekday": int(form.get("weekday") or 0)}
-    if kind == "quarterly":
-        return {"kind": kind, "day": -1, "month_offset": 1}
-    return {"kind": kind}
+@bp.route("/t/<tenant_slug>/tasks/attachable")
+@requires("tenant:tasks.request")
+def attachable_documents(tenant_slug: str):
+    """The "attach documents" list of the "Ask us" form, as a fragment the page fetches when it is opened."""
+    return render_template("work/_attach_documents.html", ask_form=_ask_form(formdata=None))
 
 
 @bp.route("/t/<tenant_slug>/tasks/recurring", methods=["POST"])
 @requires("tenant:tasks.assign")
 def template_create(tenant_slug: str):
-    """Add recurring work: one task per period, opened ahead of its due date by the scheduler."""
-    form = request.form
+    """Add recurring work: one task per period, opened ahead of its due date by the scheduler; a refusal
+    re-shows the form as typed."""
+    form = RecurringForm().offer(services.service_lines())
+    if not form.validate_on_submit():
+        return _tasks_page(repeat=form, status=422)
     try:
-        template = recurring.add_template(_actor(), g.tenant, title=form.get("title", ""),
-                                          service_line_key=form.get("line", ""), rule=_rule_from(form),
-                                          lead_days=int(form.get("lead_days") or 7),
-                                          priority=int(form.get("priority") or 3))
-    except ValueError as err:
-        flash(str(err) if isinstance(err, services.WorkError) else _("Numbers only, please."), "error")
-        return redirect(url_for("work.task_list", tenant_slug=tenant_slug) + "#recurring")
+        template = recurring.add_template(_actor(), g.tenant, title=form.title.data, service_line_key=form.line.data,
+                                          rule=form.rule(), lead_days=form.lead_days.data)
+    except services.WorkError as err:
+        form.form_errors.append(str(err))
+        return _tasks_page(repeat=form, status=err.status)
     flash(_("Recurring task “%(title)s” added: %(rule)s.", title=template.title,
             rule=rule_text.describe(Rule.from_json(template.rule))), "success")
     return redirect(url_for("work.task_list", tenant_slug=tenant_slug) + "#recurring")
@@ -103,17 +118,18 @@ def template_create(tenant_slug: str):
 @bp.route("/t/<tenant_slug>/tasks", methods=["POST"])
 @requires("tenant:tasks.create")
 def task_create(tenant_slug: str):
-    """Open a task (without an assignee it goes to its line's queue)."""
-    form = request.form
+    """Open a task (without an assignee it goes to its line's queue); a refusal re-shows the form as typed."""
+    form = _task_form(services.service_lines())
+    if not form.validate_on_submit():
+        return _tasks_page(new=form, status=422)
     try:
-        task = services.create_task(_actor(), g.tenant, title=form.get("title", ""),
-                                    service_line_key=form.get("line", ""), description=form.get("description"),
-                                    priority=int(form.get("priority") or 3), due=_date(form.get("due")),
-                                    assignee_id=form.get("assignee") or None, reviewer_id=form.get("reviewer") or None)
-    except ValueError as err:  # WorkError, or a priority that is not a number
-        flash(str(err) if isinstance(err, services.WorkError) else _("Priority must be 1 (urgent) to 4 (low)."),
-              "error")
-        return redirect(url_for("work.task_list", tenant_slug=tenant_slug))
+        task = services.create_task(_actor(), g.tenant, title=form.title.data, service_line_key=form.line.data,
+                                    description=form.description.data, priority=form.priority.data,
+                                    due=form.due.data, assignee_id=form.assignee.data or None,
+                                    reviewer_id=form.reviewer.data or None)
+    except services.WorkError as err:  # the rules name no field (four eyes, the team): above the form
+        form.form_errors.append(str(err))
+        return _tasks_page(new=form, status=err.status)
     flash(_("Task “%(title)s” opened.", title=task.title), "success")
     return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
 
@@ -127,11 +143,19 @@ def task_detail(tenant_slug: str, task_id: str):
     moves = services.moves_for(_actor(), task)
     may_attach = bool(services.ATTACH_PRODUCT & mine) and open_
     may_link = bool(services.LINK_DOCUMENT & mine) and open_
+    may_review = (services.waits_for_reviewer(task) and not is_client(g.role)
+                  and task.worked_by_id != current_user.id)
+    linked = services.linked_documents(task)
+    # The timeline names documents by id: these are the titles of those still on the task.
+    titles = {str(link.document_id): link.document.title for link in linked}
+    if task.product is not None:
+        titles[str(task.product_id)] = task.product.title
     return render_template("work/task.html", tenant=g.tenant, task=task, moves=moves,
                            product=services.product_version(task), may_attach=may_attach, may_link=may_link,
-                           linked=services.linked_documents(task),
-                           documents=documents.list_documents(_actor(), limit=50).documents
-                           if may_attach or may_link else [],
+                           may_review=may_review,
+                           linked=linked, document_titles=titles,
+                           documents=documents.recent_documents(_actor(), limit=ATTACHABLE)
+                           if may_attach or may_link else [],  # ids and titles: no versions to load
                            events=services.events_for(task), comments=services.comments_for(task),
                            team=services.team() if allowed(g.role, "tenant:tasks.assign") else [],
                            needs_reason=NEEDS_REASON)
@@ -153,10 +177,16 @@ def task_move(tenant_slug: str, task_id: str):
 @bp.route("/t/<tenant_slug>/tasks/request", methods=["POST"])
 @requires("tenant:tasks.request")
 def task_request(tenant_slug: str):
-    """A client asks for work, attaching documents already in the vault."""
-    task = services.request_work(_actor(), g.tenant, title=request.form.get("title", ""),
-                                 description=request.form.get("description"),
-                                 document_ids=request.form.getlist("documents"))
+    """A client asks for work, attaching documents already in the vault; a refusal re-shows the form as typed."""
+    form = _ask_form()
+    if not form.validate_on_submit():
+        return _tasks_page(ask=form, status=422)
+    try:
+        task = services.request_work(_actor(), g.tenant, title=form.title.data, description=form.description.data,
+                                     document_ids=form.documents.data or [])
+    except services.WorkError as err:
+        form.form_errors.append(str(err))
+        return _tasks_page(ask=form, status=err.status)
     flash(_("Request sent: “%(title)s”. Your provider picks it up from their queue.", title=task.title), "success")
     return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task.id))
 
@@ -249,6 +279,28 @@ def take_next():
         return redirect(url_for("work.my_work"))
     flash(_("“%(title)s” is yours now, and started.", title=task.title), "success")
     return redirect(url_for("work.task_detail", tenant_slug=task.tenant_slug, task_id=task.id))
+
+
+@bp.route("/provider/work/take-review", methods=["POST"])
+@requires("provider:work.view")
+def take_next_review():
+    """Take the review that has waited longest in my clients' review queues (in one line, or any)."""
+    task = queues.take_next_review(_actor(), request.form.get("line") or None)
+    if task is None:
+        flash(_("No review is waiting for you: every task sent to review has a reviewer, or is your own work."),
+              "info")
+        return redirect(url_for("work.team_queues"))
+    flash(_("You are the reviewer of “%(title)s” now.", title=task.title), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=task.tenant_slug, task_id=task.id))
+
+
+@bp.route("/t/<tenant_slug>/tasks/<task_id>/review", methods=["POST"])
+@requires("tenant:tasks.move")
+def task_take_review(tenant_slug: str, task_id: str):
+    """Take the review of this task from its line's review queue."""
+    task = services.take_review(_actor(), task_id, ip=request.remote_addr)
+    flash(_("You are the reviewer of “%(title)s” now.", title=task.title), "success")
+    return redirect(url_for("work.task_detail", tenant_slug=tenant_slug, task_id=task_id))
 
 
 # --- team queues -------------------------------------------------------------------------------

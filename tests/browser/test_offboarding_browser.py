@@ -73,8 +73,8 @@ def test_the_client_admin_exports_in_the_browser(app: Flask, page: Page, run_job
     expect(page.locator("progress")).to_be_visible()  # the progress bar while it is built
     _shots(page, screenshot_dir, "export-building")
     run_jobs()
-    page.reload()
-    expect(page.get_by_text("Ready until")).to_be_visible()
+    # The page updates itself in place while it is built (portal.js, data-refresh; no meta refresh).
+    expect(page.get_by_text("Ready until")).to_be_visible(timeout=15_000)
     page.get_by_role("button", name="Show the passphrase (once)").click()
     passphrase = page.get_by_test_id("passphrase").inner_text()
     assert re.fullmatch(r"([a-z2-9]{5}-){5}[a-z2-9]{5}", passphrase)

@@ -48,6 +48,9 @@ def test_drag_two_files_in_watch_them_finish_and_open_the_preview(
     expect(items).to_have_count(2)
     expect(page.locator("[data-upload-list] .upload-item.ok")).to_have_count(2)
     expect(items.first).to_contain_text("Stored, encrypted")
+    # The list below shows them without a reload (the page's lists are fetched again and swapped in).
+    expect(page.locator(".doc-card")).to_have_count(2)
+    expect(page.get_by_role("status")).to_contain_text("the list is up to date")
     page.set_viewport_size(DESKTOP)
     page.screenshot(path=str(screenshot_dir / "vault-uploaded.png"), full_page=True)
 
@@ -62,3 +65,25 @@ def test_drag_two_files_in_watch_them_finish_and_open_the_preview(
     with page.expect_download() as download:
         page.get_by_test_id("download").click()
     assert download.value.suggested_filename == "receipt.jpg"
+
+
+def test_a_csv_among_receipts_is_sent_again_as_a_bank_statement_in_place(app: Flask, page: Page) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        member = make_person(Role.CLIENT_MEMBER, tenant, mfa=False)
+        slug = tenant.slug
+    sign_in_with_password(page, member)
+    page.goto(f"/t/{slug}/documents")
+    page.get_by_label("Category").first.select_option("receipt")
+    files = [{"name": "taxi.jpg", "type": "image/jpeg", "b64": base64.b64encode(samples.jpeg(21)).decode()},
+             {"name": "bank.csv", "type": "text/csv", "b64": base64.b64encode(samples.csv_bytes(3)).decode()}]
+    page.dispatch_event("[data-dropzone]", "drop", {"dataTransfer": page.evaluate_handle(DROP, files)})
+    refused = page.locator("[data-upload-list] .upload-item.refused")
+    expect(refused).to_have_count(1)
+    expect(refused).to_contain_text("Receipts are accepted as PDF or image")
+    expect(page.locator(".doc-card")).to_have_count(1)  # the receipt went in; the list shows it
+    refused.get_by_role("combobox").select_option("bank_statement")
+    refused.get_by_test_id("upload-as").click()
+    expect(page.locator("[data-upload-list] .upload-item.ok")).to_have_count(2)
+    expect(page.locator(".doc-card")).to_have_count(2)
+    expect(page.locator(".doc-card", has_text="bank.csv")).to_contain_text("Bank statement")

@@ -16,7 +16,7 @@ from tests.factories import csrf_token, login, unique
 
 
 def nav(html: str) -> str:
-    match = re.search(r'<nav class="tenantnav">(.*?)</nav>', html, re.S)
+    match = re.search(r'<nav class="tenantnav"[^>]*>(.*?)</nav>', html, re.S)
     assert match, "no tenant navigation"
     return match.group(1)
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from portal.documents.models import RequestItem
+from portal.documents.models import Document, RequestItem
 from portal.documents.requests import send_reminders
 from portal.extensions import db
 from tenants.context import Scope, bound, for_tenant
@@ -56,7 +56,7 @@ def test_staff_ask_the_client_is_emailed_and_fulfils_an_item_by_uploading(app, w
         item_id = item.id
     token = csrf_token(member, request_url)
     r = member.post(f"/t/{world.a.slug}/documents/upload", headers={"Accept": "application/json"},
-                    data={"csrf_token": token, "item": str(item_id),
+                    data={"csrf_token": token, "item": str(item_id), "category": "receipt",  # the page's last choice
                           "file": [(io.BytesIO(samples.pdf(5151)), "vcb-march.pdf")]})
     assert r.json["results"][0]["status"] == "stored", r.json
     page = member.get(request_url).get_data(as_text=True)
@@ -69,6 +69,8 @@ def test_staff_ask_the_client_is_emailed_and_fulfils_an_item_by_uploading(app, w
         item = db.session.get(RequestItem, item_id)
         assert item.fulfilled_at is not None and item.document_id is not None
         assert item.category == "bank_statement"
+        # Filed as what the item asked for, not as the category the form happened to send.
+        assert db.session.get(Document, item.document_id).category == "bank_statement"
 
 
 def _tenant_requests(app, world) -> tuple[int, int, int]:

@@ -277,3 +277,86 @@ def test_a_tampered_stored_object_is_refused_clearly_and_nothing_is_sent(app, wo
     assert "integrity check" in r.get_data(as_text=True)
     with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
         assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "document.unreadable")).first()
+
+
+# The categories that take a CSV, as the product's filing rules name them (docs/architecture.md):
+# bank statements, payroll input, and "other".
+TAKE_CSV = ["bank_statement", "payroll_input", "other"]
+
+
+def test_a_csv_among_receipts_is_refused_alone_and_offered_the_categories_that_take_it(app, world, member):
+    r = _upload(member, world, [(samples.jpeg(501), "taxi.jpg"), (samples.csv_bytes(4), "bank.csv"),
+                                (samples.pdf(502), "lunch.pdf")], category="receipt")
+    assert r.status_code == 200, r.data
+    taxi, bank, lunch = r.json["results"]
+    assert taxi["status"] == lunch["status"] == "stored"  # the batch went on
+    assert bank["status"] == "refused" and bank["code"] == "type_not_allowed"
+    assert [c["value"] for c in bank["categories"]] == TAKE_CSV
+    assert bank["categories"][0]["label"] == "Bank statement"
+    # Sent again alone with a category that takes it: stored, filed as chosen.
+    r = _upload(member, world, [(samples.csv_bytes(4), "bank.csv")], category="bank_statement")
+    assert r.json["results"][0]["status"] == "stored"
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+        filed = dict(db.session.execute(select(Document.title, Document.category)).all())
+    assert filed == {"taxi.jpg": "receipt", "lunch.pdf": "receipt", "bank.csv": "bank_statement"}
+
+
+def test_a_refused_program_is_offered_no_category(app, world, member):
+    r = _upload(member, world, [(samples.windows_exe(), "invoice.pdf.exe")], category="receipt")
+    refused = r.json["results"][0]
+    assert refused["status"] == "refused" and refused["categories"] == []
+
+
+def test_the_page_without_javascript_names_the_categories_that_take_the_file(app, world, member):
+    r = _upload(member, world, [(samples.csv_bytes(3), "salaries.csv")], category="contract", json=False)
+    assert r.status_code == 422
+    assert "Categories that take this file: Bank statement, Payroll input, Other." in r.get_data(as_text=True)
+
+
+def _request_item(app, world, category: str) -> str:
+    from portal.documents.models import DocumentRequest, RequestItem
+
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+        request = DocumentRequest(tenant_id=world.a.id, title="April papers", created_by_id=world["staff"].id)
+        item = RequestItem(tenant_id=world.a.id, request=request, position=0, description="April statement",
+                           category=category)
+        db.session.add(item)
+        db.session.commit()
+        return str(item.id)
+
+
+def _item(app, world, item_id: str):
+    from portal.documents.models import RequestItem
+
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+        item = db.session.get(RequestItem, item_id)
+        db.session.expunge(item)
+        return item
+
+
+def test_a_file_filed_as_something_else_does_not_answer_a_request_item(app, world, member):
+    body = samples.pdf(503)
+    _upload(member, world, [(body, "taxi receipt.pdf")], category="receipt")
+    item_id = _request_item(app, world, "bank_statement")
+    r = _upload(member, world, [(body, "statement.pdf")], item=item_id)
+    result = r.json["results"][0]
+    assert result["status"] == "refused" and result["code"] == "filed_elsewhere"
+    assert "filed as Receipt" in result["message"] and "asks for Bank statement" in result["message"]
+    item = _item(app, world, item_id)
+    assert item.fulfilled_at is None and item.document_id is None
+
+
+def test_a_file_filed_as_other_answers_the_item_and_takes_its_category(app, world, member):
+    body = samples.pdf(504)
+    _upload(member, world, [(body, "scan.pdf")], category="other")
+    item_id = _request_item(app, world, "bank_statement")
+    r = _upload(member, world, [(body, "statement.pdf")], item=item_id)
+    result = r.json["results"][0]
+    assert result["status"] == "duplicate" and "now filed as Bank statement" in result["message"]
+    item = _item(app, world, item_id)
+    assert item.fulfilled_at is not None
+    with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}))):
+        doc = db.session.get(Document, item.document_id)
+        assert (doc.title, doc.category) == ("scan.pdf", "bank_statement")
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "document.refiled", AuditEvent.object_id == str(doc.id))) == 1

@@ -49,12 +49,13 @@ def mworld(app):
         with bound(Scope(tenant_ids=frozenset({world.b.id}))):
             b_ids = {m.user_id: m.id for m in db.session.scalars(select(Membership))}
         db.session.rollback()
-        document_id, request_id, task_id = _b_documents(world)
+        document_id, request_id, item_id, task_id = _b_documents(world)
     world.b_ids = {  # ids of B's objects, by the URL parameter names that might carry them
         "membership_id": next(iter(b_ids.values())),
         "user_id": next(iter(b_ids)),
         "document_id": document_id,
         "request_id": request_id,
+        "item_id": item_id,
         "task_id": task_id,
     }
     return world
@@ -64,7 +65,7 @@ B_DOCUMENT = "beta-confidential-ledger.pdf"
 
 
 def _b_documents(world):
-    """A document and a document request of tenant B, made through the services."""
+    """A document, a document request (and its item) and a task of tenant B, made through the services."""
     from portal.documents import requests, services
     from portal.work.services import create_task
     from tenants.models import Tenant, User
@@ -79,7 +80,7 @@ def _b_documents(world):
         req = requests.create_request(admin, tenant, title="Beta request",
                                       items=[requests.ItemInput("Beta bank statement")], note=None)
         task = create_task(admin, tenant, title="Beta bank statement reconciliation", service_line_key="bookkeeping")
-        ids = doc.id, req.id, task.id
+        ids = doc.id, req.id, req.items[0].id, task.id
     from portal.trust.anchors import write_checkpoints
 
     write_checkpoints()  # B's access log has a signed checkpoint to download

@@ -32,8 +32,11 @@ EXPECTED = {
     "tenant:documents.view_all":   "PA MG ST CA CP - ",
     "tenant:documents.upload":     "PA MG ST CA CP CM",
     "tenant:documents.refile":     "PA MG ST CA -  - ",
+    "tenant:documents.trash":      "PA MG ST CA CP - ",  # remove to the trash, and see the trash
+    "tenant:documents.restore":    "PA MG -  -  -  - ",  # restoring is the provider's
     "tenant:requests.view":        "PA MG ST CA CP CM",
     "tenant:requests.manage":      "PA MG ST -  -  - ",
+    "tenant:requests.answer":      "-  -  -  CA CP CM",  # "not applicable", with a reason; the provider reopens
     "tenant:tasks.view":           "PA MG ST CA CP CM",
     "tenant:tasks.create":         "PA MG ST -  -  - ",
     "tenant:tasks.assign":         "PA MG -  -  -  - ",
@@ -45,11 +48,15 @@ EXPECTED = {
     "tenant:kpi.manage":           "PA MG -  -  -  - ",
     "tenant:time.log":             "PA MG ST -  -  - ",
     "tenant:time.view":            "PA MG -  -  -  - ",  # clients never see time
+    "tenant:quality.check":        "PA MG ST -  -  - ",  # never the worker or reviewer (services narrow)
+    "tenant:quality.manage":       "PA MG -  -  -  - ",  # a client's own sampling rates
     "provider:console.view":       "PA MG ST -  -  - ",
     "provider:work.view":          "PA MG ST -  -  - ",
     "provider:kpi.view":           "PA MG -  -  -  - ",
     "provider:load.view":          "PA MG -  -  -  - ",
     "provider:lines.manage":       "PA -  -  -  -  - ",
+    "provider:quality.check":      "PA MG ST -  -  - ",  # the check queue over their own clients
+    "provider:quality.manage":     "PA MG -  -  -  - ",  # provider-wide sampling rates
     "provider:tenants.view":       "PA MG -  -  -  - ",
     "provider:tenants.manage":     "PA -  -  -  -  - ",
     "provider:tenants.offboard":   "PA -  -  -  -  - ",

@@ -20,7 +20,7 @@ def test_audit_log_pages_newest_first_by_seq(ctx, world, browser):
     marker = unique("marker")
     for i in range(55):
         audit.record("test.event", audit.SYSTEM, ip="192.0.2.7", object_type="probe", object_id=i,
-                     data={"marker": marker})
+                     data={"name": marker})  # named in the sentence of the row
     db.session.commit()
     admin = browser(world["provider_admin"])
 

@@ -25,14 +25,14 @@ def test_staff_list_shows_role_second_factor_last_sign_in_and_state(world, brows
     assert "Manager" in manager_row and "Enrolled" in manager_row and "Active" in manager_row
     assert "Never" in manager_row  # the manager has not signed in yet
     own_row = _row(body, world["provider_admin"].email)
-    assert "you" in own_row and "Disable" not in own_row  # no button to disable oneself
+    assert "you" in own_row and "/active" not in own_row  # no button to disable oneself
     assert "Never" not in own_row  # the admin just signed in
     assert 'action="/provider/staff"' in body  # the invite form
 
     manager = browser(world["manager"]).get("/provider/staff")
     listing = manager.get_data(as_text=True)
     assert manager.status_code == 200 and world["staff"].email in listing
-    assert 'action="/provider/staff"' not in listing and "Disable" not in listing
+    assert 'action="/provider/staff"' not in listing and "/active" not in listing  # nor to disable anyone
 
 
 def test_admin_invites_a_manager_who_gets_the_link(app, ctx, world, browser, smtp, run_jobs):

@@ -253,3 +253,11 @@ def test_charts_are_accessible_escaped_svg():
     columns = charts.column_chart([(f"Person {i}", i) for i in range(9)], title="Finished")
     assert columns.count('class="kpi-bar"') == 8 and 'role="img"' in columns  # a zero draws no column
     assert charts.bar_chart([], title="x") == "" and charts.column_chart([], title="x") == ""
+
+
+def test_a_value_shown_as_zero_draws_no_bar():
+    # Tasks done within the hour: a median of 0.04 days is shown as 0.0 and must not fill the chart.
+    tiny = charts.bar_chart([("Payroll", 0.04), ("Admin", 0.02)], title="Median", fmt=lambda v: f"{v:.1f}", digits=1)
+    assert 'class="kpi-bar"' not in tiny and tiny.count(">0.0</text>") == 2
+    mixed = charts.bar_chart([("Payroll", 0.04), ("Admin", 2.0)], title="Median", fmt=lambda v: f"{v:.1f}", digits=1)
+    assert mixed.count('class="kpi-bar"') == 1 and 'width="330.0"' in mixed  # the 2.0 fills the scale

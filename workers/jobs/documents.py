@@ -1,4 +1,4 @@
-"""Vault jobs: thumbnails of new uploads, reminders for document requests."""
+"""Vault jobs: thumbnails of new uploads, reminders for document requests, purging the trash."""
 
 from __future__ import annotations
 
@@ -18,3 +18,9 @@ def reminders(tenant_id: str) -> None:
 
     send_reminders(tenant_id)
 
+
+@job("documents.purge_trash")
+def purge_trash(tenant_id: str) -> None:
+    from portal.documents.trash import purge_trash
+
+    purge_trash(tenant_id)
