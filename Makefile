@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the running portal needs: libmagic (file types), poppler (PDF previews), OCR, fonts, Pango.
 RUN_PACKAGES := libmagic1 poppler-utils fonts-dejavu-core tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie \
-                libpango-1.0-0 libpangoft2-1.0-0
+                libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 # And those only the tests and benchmarks need: Chromium (browser tests), wrk (bench), 7-Zip (exports open in it).
 TEST_PACKAGES := chromium wrk 7zip
 

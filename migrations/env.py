@@ -20,6 +20,7 @@ if config.config_file_name is not None:
 log = logging.getLogger("alembic.env")
 
 # Import every model so autogenerate (and `portal db check`) sees the whole schema.
+import portal.billing.models  # noqa: E402,F401
 import portal.documents.models  # noqa: E402,F401
 import portal.mail  # noqa: E402,F401
 import portal.work.models  # noqa: E402,F401

@@ -28,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         account,
         api,
         auth,
+        billing,
         boundary,
         cli,
         clients,
@@ -65,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     trust.init_app(app)
     offboarding.init_app(app)
+    billing.init_app(app)
     init_workers(app)
     cli.init_app(app)
     return app

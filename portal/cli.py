@@ -205,6 +205,33 @@ def documents_upload(files: tuple[str, ...], slug: str, category: str, period: s
         raise SystemExit(1)
 
 
+@click.group("statements")
+def statements_cli() -> None:
+    """Monthly statements."""
+
+
+@statements_cli.command("run")
+@click.option("--month", required=True, help="The month to bill, YYYY-MM.")
+@click.option("--tenant", "slug", default=None, help="Only this tenant (its short name).")
+@with_appcontext
+def statements_run(month: str, slug: str | None) -> None:
+    """Issue the month's statements (once: a tenant whose statement is issued is left as it is)."""
+    from portal.billing.statements import run_month
+    from portal.work.kpi import BadMonth, Month
+
+    try:
+        wanted = Month.parse(month, Month(2026, 1))
+    except BadMonth as err:
+        raise click.BadParameter(str(err), param_hint="--month") from err
+    if slug:
+        _tenant(slug)  # a clear error for a short name that does not exist
+    outcomes = run_month(wanted, slug)
+    for outcome in outcomes:
+        click.echo(f"{outcome.state:8} {outcome.tenant_id} {outcome.error or ''}".rstrip())
+    if any(o.state == "failed" for o in outcomes):
+        raise SystemExit(1)
+
+
 @click.group("keys")
 def keys_cli() -> None:
     """Rotate tenant keys and the master key."""
@@ -500,8 +527,8 @@ def dev(port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (tenants_cli, users_cli, audit_cli, certificates_cli, data_cli, documents_cli, keys_cli, worker,
-                    demo, dev):
+    for command in (tenants_cli, users_cli, audit_cli, certificates_cli, data_cli, documents_cli, keys_cli,
+                    statements_cli, worker, demo, dev):
         app.cli.add_command(command)
 
 

@@ -99,6 +99,8 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         # A removed document stays in the trash (restorable by the provider) this many days, then it is
         # purged with its versions and stored objects.
         "TRASH_RETENTION_DAYS": int(env.get("TRASH_RETENTION_DAYS", "90")),
+        # A plan's tax rate (basis points: 1000 is 10 %, Vietnam's standard VAT) until the provider sets one.
+        "BILLING_DEFAULT_TAX_BP": int(env.get("BILLING_DEFAULT_TAX_BP", "1000")),
         "LANGUAGES": {"en": "English", "vi": "Tiếng Việt"},
         "API_TITLE": "Back-office portal API",
         "API_VERSION": "v1",
