@@ -101,6 +101,16 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "TRASH_RETENTION_DAYS": int(env.get("TRASH_RETENTION_DAYS", "90")),
         # A plan's tax rate (basis points: 1000 is 10 %, Vietnam's standard VAT) until the provider sets one.
         "BILLING_DEFAULT_TAX_BP": int(env.get("BILLING_DEFAULT_TAX_BP", "1000")),
+        # Dunning: a reminder this many days after an unpaid statement's due day, each stage once; after the
+        # last one a tenant's uploads are suspended if (and only if) the provider switched that on for it.
+        "BILLING_DUNNING_DAYS": tuple(sorted({int(d) for d in env.get("BILLING_DUNNING_DAYS", "3,7,14").split(",")
+                                              if d.strip()})),
+        # Who issues the statements and where clients pay by bank transfer (VietQR needs the bank's 6-digit BIN).
+        "PROVIDER_NAME": env.get("PROVIDER_NAME", ""),
+        "PROVIDER_BANK_NAME": env.get("PROVIDER_BANK_NAME", ""),
+        "PROVIDER_BANK_BIN": env.get("PROVIDER_BANK_BIN", ""),
+        "PROVIDER_BANK_ACCOUNT": env.get("PROVIDER_BANK_ACCOUNT", ""),
+        "PROVIDER_ACCOUNT_NAME": env.get("PROVIDER_ACCOUNT_NAME", ""),
         "LANGUAGES": {"en": "English", "vi": "Tiếng Việt"},
         "API_TITLE": "Back-office portal API",
         "API_VERSION": "v1",
@@ -133,6 +143,13 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         # and are cut off short of their Content-Length at a damaged chunk (docs/vault-format.md).
         "DOWNLOAD_VERIFY_MAX_BYTES": int(env.get("DOWNLOAD_VERIFY_MAX_MB", "16")) * 1024 * 1024,
         "REMINDER_DAYS_BEFORE": int(env.get("REMINDER_DAYS_BEFORE", "3")),
+        # Stripe (portal/billing/stripe_gateway.py): off unless STRIPE_API_KEY is set. The webhook secret
+        # verifies the Stripe-Signature of incoming events; STRIPE_API_BASE points the client at a local
+        # emulator in tests and is Stripe's own otherwise.
+        "STRIPE_API_KEY": env.get("STRIPE_API_KEY"),
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET"),
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE", "https://api.stripe.com"),
+        "STRIPE_WEBHOOK_LIMIT": env.get("STRIPE_WEBHOOK_LIMIT", "600 per minute"),
     }
     if overrides:
         cfg.update(overrides)
@@ -149,4 +166,8 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         for name in ("SECRET_KEY", "FIELD_KEY"):
             if cfg[name] and cfg[name].startswith("dev-"):
                 raise ConfigError(f"{name} is a development default; set a real secret")
+        if cfg["STRIPE_API_KEY"] and not cfg["STRIPE_WEBHOOK_SECRET"]:
+            raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_API_KEY is set")
+        if cfg["STRIPE_API_KEY"] and not str(cfg["STRIPE_API_BASE"]).startswith("https://"):
+            raise ConfigError("STRIPE_API_BASE must be an https:// URL when PORTAL_ENV=production")
     return cfg

@@ -66,6 +66,9 @@ class Tenant(Timestamped, db.Model):
     enforce_mfa: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # Bytes of documents this tenant may store; None means the provider's default (TENANT_QUOTA_BYTES).
     storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Why the vault refuses this tenant's uploads ("nonpayment"), or None. Set and cleared by billing
+    # (portal.billing.dunning); read by the vault, which never imports billing.
+    uploads_suspended_reason: Mapped[str | None] = mapped_column(String(40))
 
     @property
     def is_active(self) -> bool:

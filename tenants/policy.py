@@ -78,6 +78,13 @@ TABLE: dict[str, frozenset[Role]] = {
     # neither did nor reviewed it (portal.work.quality narrows to them); clients never see the checks.
     "tenant:quality.check":           frozenset({PA, MG, ST}),
     "tenant:quality.manage":          frozenset({PA, MG}),    # a client's own sampling rates
+    # Statements: the client's admin and approvers read, approve or dispute them (members see no money);
+    # the provider's admin and managers read them, record payments and correct them; staff see no prices.
+    "tenant:statements.view":         frozenset({PA, MG, CA, CP}),
+    "tenant:statements.approve":      frozenset({CA, CP}),
+    "tenant:statements.manage":       frozenset({PA, MG}),     # record a payment, issue a correction
+    "tenant:statements.pay":          frozenset({CA}),         # card or payment method, on Stripe's own pages
+    "tenant:plan.manage":             frozenset({PA}),         # which plan a client is on, from when
     "provider:console.view":          frozenset({PA, MG, ST}),
     "provider:work.view":             frozenset({PA, MG, ST}),
     "provider:kpi.view":              frozenset({PA, MG}),
@@ -85,6 +92,8 @@ TABLE: dict[str, frozenset[Role]] = {
     "provider:lines.manage":          frozenset({PA}),
     "provider:quality.check":         frozenset({PA, MG, ST}),  # the check queue over the person's clients
     "provider:quality.manage":        frozenset({PA, MG}),      # the provider-wide sampling rates
+    "provider:statements.view":       frozenset({PA, MG}),      # the month's statements over the clients
+    "provider:plans.manage":          frozenset({PA}),          # plans, their prices and tax rates
     "provider:tenants.view":          frozenset({PA, MG}),
     "provider:tenants.manage":        frozenset({PA}),
     "provider:tenants.offboard":      frozenset({PA}),

@@ -46,6 +46,16 @@ def moto() -> Iterator[MotoServer]:
 
 
 @pytest.fixture(scope="session")
+def stripe_emulator():  # noqa: ANN201 - Iterator[tests.stripe_emulator.StripeEmulator]
+    """The Stripe API over HTTP on loopback (localstripe plus what it lacks), started when a test first asks."""
+    from tests.stripe_emulator import StripeEmulator
+
+    server = StripeEmulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def db_urls():
     from portal.dbsetup import bootstrap
 

@@ -55,6 +55,7 @@ PERIODIC: dict[str, Periodic] = {
     "work.due_soon": Periodic(LOCAL_DAY),  # tasks due tomorrow or overdue, to their assignees
     "documents.purge_trash": Periodic(LOCAL_DAY),  # documents whose time in the trash is over, deleted for good
     "billing.statement": Periodic(LOCAL_DAY),  # last month's statement, once it has ended on the tenant's clock
+    "billing.dunning": Periodic(LOCAL_DAY),  # reminders for overdue statements at BILLING_DUNNING_DAYS
     # Over every tenant at once: enqueued once per period with no tenant bound (they bind what they
     # need; a person's digest covers all of their tenants).
     "work.digest": Periodic(DAILY, per_tenant=False),  # one e-mail per person on the digest

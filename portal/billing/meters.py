@@ -85,13 +85,16 @@ GIGABYTE = Decimal(1_000_000_000)
 
 
 def _documents(window: Window) -> dict[str, Decimal]:
+    from portal.billing.models import Statement
     from portal.documents.models import Document
     from portal.documents.services import usage
     from portal.work.models import Task, TaskDocument
     from portal.work.states import State
 
+    # The portal's own statements, kept in the vault, are not documents the client sent.
+    ours = select(Statement.document_id).where(Statement.document_id.is_not(None))
     received = db.session.scalar(select(func.count()).select_from(Document).where(
-        Document.created_at >= window.start, Document.created_at < window.end)) or 0
+        Document.created_at >= window.start, Document.created_at < window.end, Document.id.not_in(ours))) or 0
     processed = db.session.scalar(
         select(func.count(distinct(TaskDocument.document_id))).join(Task, Task.id == TaskDocument.task_id)
         .where(Task.state == State.DONE, Task.done_at >= window.start, Task.done_at < window.end)) or 0

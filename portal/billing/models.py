@@ -120,6 +120,11 @@ class Statement(TenantScoped, db.Model):
         Index("uq_statements_current", "tenant_id", "month", unique=True,
               postgresql_where=text("superseded_at is null")),
         Index("ix_statements_month", "month", "tenant_id"),
+        # A Stripe invoice belongs to one statement version (webhooks find the statement by it).
+        Index("uq_statements_stripe_invoice_id", "stripe_invoice_id", unique=True,
+              postgresql_where=text("stripe_invoice_id is not null")),
+        Index("ix_statements_stripe_payment_intent_id", "stripe_payment_intent_id",
+              postgresql_where=text("stripe_payment_intent_id is not null")),
         CheckConstraint("payment_state in ('unpaid', 'partly_paid', 'paid', 'failed', 'refunded', 'disputed')",
                         name="payment_state"),
         CheckConstraint("approval in ('pending', 'approved', 'disputed')", name="approval"),
@@ -148,6 +153,11 @@ class Statement(TenantScoped, db.Model):
     sections: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, nullable=False)
     document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))
     stripe_invoice_id: Mapped[str | None] = mapped_column(String(100))
+    # Stripe (portal.billing.stripe_billing): the invoice's hosted page, the payment intent that paid it (refunds
+    # and disputes name it), and the Stripe time of the last webhook event applied (an older one never undoes it).
+    stripe_invoice_url: Mapped[str | None] = mapped_column(String(500))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(100))
+    stripe_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     lines: Mapped[list[StatementLine]] = relationship(order_by="StatementLine.position",
                                                       cascade="all, delete-orphan", back_populates="statement")
@@ -210,3 +220,42 @@ class StatementRun(TenantScoped, db.Model):
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class BillingAccount(TenantScoped, Timestamped, db.Model):
+    """A tenant's billing settings (one per tenant): its Stripe customer, suspension for non-payment, dunning.
+
+    ``suspend_on_nonpayment`` is the provider's decision per tenant (off by default): only then does the
+    last dunning stage suspend the tenant's uploads. ``dunning_stage`` is how many reminders of the
+    current run of overdue statements went out (0 when nothing is overdue); ``last_dunning_on`` the day
+    of the last one.
+    """
+
+    __tablename__ = "billing_accounts"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    suspend_on_nonpayment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"),
+                                                        nullable=False)
+    dunning_stage: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"), nullable=False)
+    last_dunning_on: Mapped[date | None] = mapped_column(Date)
+
+
+class StripeEvent(db.Model):
+    """A Stripe webhook event we received (provider-level): its id is unique, so each event applies once.
+
+    ``created`` is Stripe's time of the event (what orders events of one object, not their arrival);
+    ``outcome`` says what came of it: applied, stale (older than what was applied), unmatched (no
+    statement of ours), ignored (a type we do not act on).
+    """
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's evt_...
+    type: Mapped[str] = mapped_column(String(80), nullable=False)
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(30), nullable=False)

@@ -23,14 +23,16 @@ from flask import current_app
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from portal.billing import meters, pricing, sections
+from portal.billing import meters, pricing, sections, stripe_gateway
 from portal.billing.models import PlanTaxRate, Statement, StatementLine, StatementRun, TenantPlan
 from portal.extensions import db
 from portal.work.kpi import Month
 from tenants import audit
 from tenants.context import for_tenant
-from tenants.models import Tenant, User, utcnow
+from tenants.models import Membership, Tenant, User, utcnow
+from tenants.policy import APPROVER_ROLES
 from tenants.zones import tenant_zone, today_in
+from workers import enqueue
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone, typed in a bank app
 
@@ -138,6 +140,10 @@ def issue(tenant_id: uuid.UUID, month: Month, *, actor: User | None = None) -> O
                  object_type="statement", object_id=statement.id,
                  data={"month": month.key, "version": 1, "total": statement.total, "currency": statement.currency})
     _report(tenant_id, month, "issued", None)
+    enqueue("billing.statement_pdf", statement.id, tenant_id=tenant_id)
+    if stripe_gateway.enabled():
+        enqueue("billing.stripe_invoice", statement.id, tenant_id=tenant_id)
+    _tell_the_client(tenant_id, "statement_issued")
     db.session.commit()
     return Outcome(tenant_id, "issued", statement.id)
 
@@ -155,8 +161,21 @@ def reissue(actor: User, tenant: Tenant, month: Month, *, reason: str, ip: str |
                  object_id=statement.id, ip=ip,
                  data={"month": month.key, "version": statement.version, "replaces": str(old.id),
                        "total": statement.total, "reason": reason})
+    enqueue("billing.statement_pdf", statement.id, tenant_id=tenant.id)
+    if stripe_gateway.enabled():
+        enqueue("billing.stripe_invoice", statement.id, tenant_id=tenant.id)
+    _tell_the_client(tenant.id, "statement_corrected")
     db.session.commit()
     return statement
+
+
+def _tell_the_client(tenant_id: uuid.UUID, kind: str) -> None:
+    """The client's admins and approvers: in the portal, and by e-mail with a link (never the amounts)."""
+    from portal.work.notify import notify_people
+
+    people = db.session.scalars(select(Membership.user_id).where(
+        Membership.tenant_id == tenant_id, Membership.role.in_([r.value for r in APPROVER_ROLES])))
+    notify_people(tenant_id, kind, people)
 
 
 def _report(tenant_id: uuid.UUID, month: Month, state: str, error: str | None) -> None:

@@ -223,6 +223,7 @@ LOG_KINDS: dict[str, tuple[str, ...]] = {
     "people": ("user.", "assignment."),
     "security": ("token.", "keys.", "settings.", "access_log."),
     "workspace": ("tenant.", "export."),
+    "billing": ("statement.",),
 }
 EXPORT_BATCH = 500  # events read at a time while a CSV export streams
 

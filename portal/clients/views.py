@@ -103,6 +103,20 @@ ACTION_LABELS = {
     "request.item_reopened": _l("asked again for a requested document"),
     "time.exported": _l("exported the time logged"),
     "user.invitation_resent": _l("sent an invitation again"),
+    "tenant.plan_set": _l("set which plan this workspace is billed on"),
+    "statement.issued": _l("issued a monthly statement"),
+    "statement.reissued": _l("issued a corrected statement"),
+    "statement.approved": _l("approved a statement"),
+    "statement.disputed": _l("disputed a statement"),
+    "statement.paid": _l("recorded a payment of a statement"),
+    "statement.stripe_invoiced": _l("sent a statement to be paid by card"),
+    "statement.payment_failed": _l("a card payment of a statement failed"),
+    "statement.refunded": _l("refunded a payment of a statement"),
+    "statement.charge_disputed": _l("a card payment of a statement was disputed with the bank"),
+    "statement.dunning_reminder": _l("sent a reminder of an overdue statement"),
+    "tenant.uploads_suspended": _l("paused uploads until the overdue statements are paid"),
+    "tenant.uploads_resumed": _l("resumed uploads"),
+    "tenant.nonpayment_pause_set": _l("changed whether uploads pause for unpaid statements"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}
@@ -110,7 +124,8 @@ SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system
 SIDE_FILTERS = {"provider": _l("Only what the provider's people did"), "client": _l("Only what your people did"),
                 "system": _l("Only what the portal did by itself")}
 KIND_LABELS = {"documents": _l("Documents"), "work": _l("Work"), "people": _l("People"),
-               "security": _l("Security and access"), "workspace": _l("The workspace and its exports")}
+               "security": _l("Security and access"), "workspace": _l("The workspace and its exports"),
+               "billing": _l("Statements and payments")}
 
 
 def _actor() -> User:

@@ -389,6 +389,12 @@ def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filen
     object deleted), and the message says what was wrong and what to do.
     """
     name = content.display_name(filename)
+    if tenant.uploads_suspended_reason and actor is not None and not actor.provider_role:
+        # Set by billing for non-payment (only where the provider switched that on); the provider's own
+        # people and the system (a statement's PDF) still store files.
+        return UploadResult(name, "refused", _("Uploads are paused because a statement is overdue. Once it is "
+                                               "paid, uploads open again at once; ask your provider if you "
+                                               "think this is a mistake."), code="suspended")
     inspector = _Inspector(target.category, *usage(tenant))
     storage = vault_storage()
     try:

@@ -142,9 +142,10 @@ PLATFORM_KINDS: dict[str, tuple[str, ...]] = {
     "signins": ("auth.",),
     "people": ("user.",),
     "clients": ("tenant.",),
-    "security": ("access.", "keys.", "audit_log."),
+    "security": ("access.", "keys.", "audit_log.", "stripe."),
     "reads": ("cross_tenant.",),
     "services": ("service_line.", "quality_rate."),
+    "plans": ("plan.",),
 }
 
 

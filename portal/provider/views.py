@@ -336,15 +336,19 @@ PLATFORM_ACTION_LABELS = {
     "service_line.created": _l("added a service line"),
     "service_line.changed": _l("changed a service line"),
     "quality_rate.set": _l("set how many tasks get a quality check"),
+    "plan.created": _l("added a plan"),
+    "plan.changed": _l("changed a plan or its prices"),
+    "plan.tax_rate_set": _l("set a plan's tax rate"),
     "keys.master_rotated": _l("rotated the master key"),
     "audit_log.exported": _l("downloaded this audit log"),
+    "stripe.webhook_refused": _l("refused a payment notice that did not carry Stripe's valid signature"),
 }
 PLATFORM_SIDES = {"provider": _l("Provider"), "client": _l("Client"), "system": _l("System")}
 PLATFORM_SIDE_FILTERS = {"provider": _l("Only the provider's people"), "client": _l("Only clients' people"),
                          "system": _l("Only what the portal did by itself")}
 PLATFORM_KIND_LABELS = {"signins": _l("Sign-ins"), "people": _l("People"), "clients": _l("Clients"),
                         "security": _l("Security and refusals"), "reads": _l("Reads across clients"),
-                        "services": _l("Service lines")}
+                        "services": _l("Service lines"), "plans": _l("Plans")}
 
 
 def _more(event: PlatformAuditEvent) -> str | None:

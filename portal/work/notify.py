@@ -49,6 +49,13 @@ WHAT = {
     "overdue": _l("a task assigned to you is overdue"),
     "released": _l("a task went back to its queue: the person on it no longer works for this client"),
     "rework": _l("work of yours was sent back after a quality check"),
+    # Statements paid through Stripe, and reminders (portal.billing): what happened, never an amount.
+    "statement_paid": _l("a statement was paid"),
+    "statement_payment_failed": _l("a statement's card payment failed"),
+    "statement_refunded": _l("a statement's payment was refunded"),
+    "statement_charge_disputed": _l("a card payment of a statement was disputed"),
+    "statement_overdue": _l("a statement is overdue: please pay it"),
+    "uploads_suspended": _l("uploads are paused until the overdue statements are paid"),
 }
 # A move of the state machine → the notification it makes (``approve`` only when it needs the client).
 _ON_MOVE = {"submit": "review", "ask_client": "question", "answer": "answer", "client_approve": "approved",
@@ -101,21 +108,28 @@ def _recipients(task: Task, kind: str) -> list[uuid.UUID | None]:
 def notify(task: Task, kind: str, user_ids: Iterable[uuid.UUID | None], *,
            actor_id: uuid.UUID | None = None) -> list[Notification]:
     """One notification per person (not the actor) in the task's tenant; e-mail now for "immediate" people."""
+    if task.id is None:
+        db.session.flush()  # a new task gets its id
+    return notify_people(task.tenant_id, kind, user_ids, task_id=task.id, actor_id=actor_id)
+
+
+def notify_people(tenant_id: uuid.UUID, kind: str, user_ids: Iterable[uuid.UUID | None], *,
+                  task_id: uuid.UUID | None = None, actor_id: uuid.UUID | None = None) -> list[Notification]:
+    """One notification of ``kind`` per active person (not the actor) in the tenant, about a task or (no
+    ``task_id``) about the page ``PAGES[kind]``; e-mailed now for people on "immediate"."""
     from workers import enqueue
 
     wanted = [u for u in dict.fromkeys(user_ids) if u and u != actor_id]
     if not wanted:
         return []
-    if task.id is None:
-        db.session.flush()  # a new task gets its id
     people = db.session.scalars(select(User).where(User.id.in_(wanted), User.is_active.is_(True),
                                                    User.password_hash.is_not(None)).order_by(User.id)).all()
-    rows = [Notification(id=new_id(), tenant_id=task.tenant_id, user_id=p.id, kind=kind, task_id=task.id)
+    rows = [Notification(id=new_id(), tenant_id=tenant_id, user_id=p.id, kind=kind, task_id=task_id)
             for p in people]
     db.session.add_all(rows)
     now = [n.id for n, p in zip(rows, people, strict=True) if p.notify_mode != "digest"]
     if now:
-        enqueue("work.notify", *now, tenant_id=task.tenant_id)
+        enqueue("work.notify", *now, tenant_id=tenant_id)
     return rows
 
 
@@ -126,8 +140,22 @@ def _base() -> str:
     return current_app.config["BASE_URL"].rstrip("/")
 
 
-def task_link(tenant_slug: str, task_id: uuid.UUID | None) -> str:
-    return f"{_base()}/t/{tenant_slug}/tasks/{task_id}" if task_id else f"{_base()}/notifications"
+# Notifications about something other than a task (a statement, …): the page of the tenant their link
+# leads to, by kind. Other areas add their kinds here and to ``WHAT`` when they start.
+PAGES: dict[str, str] = {
+    # portal.billing (Stripe payments, reminders): the statements page of the tenant.
+    "statement_paid": "statements", "statement_payment_failed": "statements", "statement_refunded": "statements",
+    "statement_charge_disputed": "statements", "statement_overdue": "statements", "uploads_suspended": "statements",
+}
+
+
+def task_link(tenant_slug: str, task_id: uuid.UUID | None, kind: str | None = None) -> str:
+    """Where a notification's link leads: its task, its area's page, else the notifications page."""
+    if task_id:
+        return f"{_base()}/t/{tenant_slug}/tasks/{task_id}"
+    if kind in PAGES:
+        return f"{_base()}/t/{tenant_slug}/{PAGES[kind]}"
+    return f"{_base()}/notifications"
 
 
 def _headline(tenant: Tenant, kind: str) -> str:
@@ -155,7 +183,7 @@ def send_now(notification_ids: Iterable[uuid.UUID | str]) -> int:
             body = _("%(what)s.\n\nOpen it in the portal:\n%(link)s\n\n"
                      "You get an e-mail each time something happens. To get one summary a day instead, "
                      "change it on your notifications page:\n%(settings)s\n",
-                     what=subject, link=task_link(tenant.slug, task_id), settings=f"{_base()}/notifications")
+                     what=subject, link=task_link(tenant.slug, task_id, kind), settings=f"{_base()}/notifications")
         mail.send(user.email, subject[:200], body)
     return len(claimed)
 
@@ -201,7 +229,7 @@ def _digest(user_id: uuid.UUID, now: datetime) -> int:
                 subject = ngettext("Your daily summary: %(num)d update", "Your daily summary: %(num)d updates",
                                    len(rows))
                 lines = [f"- {_headline(tenants[r.tenant_id], r.kind)}\n"
-                         f"  {task_link(tenants[r.tenant_id].slug, r.task_id)}" for r in rows[:DIGEST_LINES]]
+                         f"  {task_link(tenants[r.tenant_id].slug, r.task_id, r.kind)}" for r in rows[:DIGEST_LINES]]
                 more = len(rows) - DIGEST_LINES
                 if more > 0:
                     lines.append(ngettext("…and %(num)d more.", "…and %(num)d more.", more))
@@ -273,6 +301,7 @@ class Item:
     task_id: uuid.UUID | None
     created_at: datetime
     unread: bool
+    page: str | None = None  # for a notification about something other than a task: its page in the tenant
 
 
 def notifications_for(user: User, limit: int = 100) -> list[Item]:
@@ -283,8 +312,8 @@ def notifications_for(user: User, limit: int = 100) -> list[Item]:
             .where(Notification.user_id == user.id, _reachable(user))
             .order_by(Notification.read_at.is_not(None), Notification.created_at.desc(), Notification.id)
             .limit(limit).execution_options(rls_only=True)).all()
-        return [Item(n.id, str(WHAT.get(n.kind, n.kind)), name, slug, n.task_id, n.created_at, n.read_at is None)
-                for n, name, slug in rows]
+        return [Item(n.id, str(WHAT.get(n.kind, n.kind)), name, slug, n.task_id, n.created_at, n.read_at is None,
+                     PAGES.get(n.kind)) for n, name, slug in rows]
 
 
 def mark_all_read(user: User) -> int:

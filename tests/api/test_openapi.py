@@ -54,6 +54,12 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.record_quality_findings": "tenant:quality.check",
         "api_v1.list_quality_rates": "tenant:quality.check",
         "api_v1.set_quality_rate": "tenant:quality.manage",
+        "api_v1.tenant_plan": "tenant:statements.view",
+        "api_v1.list_statements": "tenant:statements.view",
+        "api_v1.get_statement": "tenant:statements.view",
+        "api_v1.statement_pdf": "tenant:statements.view",
+        "api_v1.approve_statement": "tenant:statements.approve",
+        "api_v1.dispute_statement": "tenant:statements.approve",
         "api-docs.openapi_json": PUBLIC,
     }
     assert {e: action_of(app, e) for e in expected} == expected
@@ -97,7 +103,13 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
                            "/api/v1/tenants/{tenant_slug}/quality-checks/take",
                            "/api/v1/tenants/{tenant_slug}/tasks/{task_id}/quality-check",
                            "/api/v1/tenants/{tenant_slug}/quality-rates",
-                           "/api/v1/tenants/{tenant_slug}/quality-rates/{line_key}"}
+                           "/api/v1/tenants/{tenant_slug}/quality-rates/{line_key}",
+                           "/api/v1/tenants/{tenant_slug}/plan",
+                           "/api/v1/tenants/{tenant_slug}/statements",
+                           "/api/v1/tenants/{tenant_slug}/statements/{statement_id}",
+                           "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/pdf",
+                           "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/approve",
+                           "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/dispute"}
 
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         **spec["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}

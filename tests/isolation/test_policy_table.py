@@ -50,6 +50,11 @@ EXPECTED = {
     "tenant:time.view":            "PA MG -  -  -  - ",  # clients never see time
     "tenant:quality.check":        "PA MG ST -  -  - ",  # never the worker or reviewer (services narrow)
     "tenant:quality.manage":       "PA MG -  -  -  - ",  # a client's own sampling rates
+    "tenant:statements.view":      "PA MG -  CA CP - ",  # members see no money; staff no prices
+    "tenant:statements.approve":   "-  -  -  CA CP - ",  # the client's word on a statement
+    "tenant:statements.manage":    "PA MG -  -  -  - ",  # payments, corrections
+    "tenant:statements.pay":       "-  -  -  CA -  - ",  # a card on Stripe's pages: the client admin only
+    "tenant:plan.manage":          "PA -  -  -  -  - ",
     "provider:console.view":       "PA MG ST -  -  - ",
     "provider:work.view":          "PA MG ST -  -  - ",
     "provider:kpi.view":           "PA MG -  -  -  - ",
@@ -57,6 +62,8 @@ EXPECTED = {
     "provider:lines.manage":       "PA -  -  -  -  - ",
     "provider:quality.check":      "PA MG ST -  -  - ",  # the check queue over their own clients
     "provider:quality.manage":     "PA MG -  -  -  - ",  # provider-wide sampling rates
+    "provider:statements.view":    "PA MG -  -  -  - ",
+    "provider:plans.manage":       "PA -  -  -  -  - ",
     "provider:tenants.view":       "PA MG -  -  -  - ",
     "provider:tenants.manage":     "PA -  -  -  -  - ",
     "provider:tenants.offboard":   "PA -  -  -  -  - ",
