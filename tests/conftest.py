@@ -160,3 +160,12 @@ def run_jobs(app: Flask):
                 signal.signal(sig, handler)
 
     return run
+
+
+@pytest.fixture
+def provider_bank(app: Flask) -> Iterator[dict[str, str]]:
+    """The provider's bank account set for statements (VietQR), as in ``tests.factories.PROVIDER_BANK``."""
+    saved = {k: app.config.get(k) for k in factories.PROVIDER_BANK}
+    app.config.update(factories.PROVIDER_BANK)
+    yield factories.PROVIDER_BANK
+    app.config.update(saved)

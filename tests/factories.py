@@ -137,3 +137,32 @@ def login(client: FlaskClient, person: Person) -> None:
         token = csrf_token(client, "/auth/mfa")
         r = client.post("/auth/mfa", data={"code": person.next_code(), "csrf_token": token})
         assert r.status_code == 302 and not r.headers["Location"].startswith("/auth"), r.data[:500]
+
+
+# The provider's bank account on statements (VietQR needs the bank's BIN); the ``provider_bank`` fixture sets it.
+PROVIDER_BANK = {"PROVIDER_NAME": "Sổ Sách Sài Gòn", "PROVIDER_BANK_NAME": "Vietcombank",
+                 "PROVIDER_BANK_BIN": "970436", "PROVIDER_BANK_ACCOUNT": "0071000123456",
+                 "PROVIDER_ACCOUNT_NAME": "CONG TY SO SACH SAI GON"}
+
+
+def put_on_plan(tenant: Tenant, *, currency: str = "VND", fee: int = 2_000_000, name: str = "Trọn gói",
+                prices: tuple[tuple[str, int, int], ...] = (), tax_bp: int | None = None, discount_bp: int = 0):
+    """A new plan (meter, included, unit price per line of ``prices``; the default tax unless ``tax_bp``) and
+    ``tenant`` on it since 1 January 2025; commits. Returns the plan."""
+    from datetime import date
+    from decimal import Decimal
+
+    from portal.billing.models import Plan, PlanPrice, PlanTaxRate, TenantPlan
+    from tenants.context import for_tenant
+
+    plan = Plan(key=unique("plan"), name=name, currency=currency, monthly_fee=fee, payment_days=15)
+    plan.prices = [PlanPrice(meter=m, included=Decimal(i), unit_price=p) for m, i, p in prices]
+    db.session.add(plan)
+    db.session.flush()
+    if tax_bp is not None:
+        db.session.add(PlanTaxRate(plan_id=plan.id, rate_bp=tax_bp, effective_from=date(2025, 1, 1)))
+    with for_tenant(tenant.id):
+        db.session.add(TenantPlan(tenant_id=tenant.id, plan_id=plan.id, starts_on=date(2025, 1, 1),
+                                  discount_bp=discount_bp))
+        db.session.commit()
+    return plan

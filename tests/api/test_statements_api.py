@@ -16,42 +16,21 @@ import json
 import re
 import uuid
 from datetime import date
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.billing import statements
-from portal.billing.models import Plan, PlanPrice, Statement, TenantPlan
+from portal.billing.models import Statement
 from portal.extensions import db
 from portal.work.models import Task
 from tenants.audit import AuditEvent
-from tenants.context import Scope, bound, for_tenant
+from tenants.context import Scope, bound
 from tenants.models import Tenant, User
 from tenants.policy import Role
 from tests.api.util import bearer, in_tenant, issue_token, problem
 from tests.documents import samples
-from tests.factories import TenantRef, login, make_person, make_tenant, unique
-
-BANK = {"PROVIDER_NAME": "Sổ Sách Sài Gòn", "PROVIDER_BANK_NAME": "Vietcombank", "PROVIDER_BANK_BIN": "970436",
-        "PROVIDER_BANK_ACCOUNT": "0071000123456", "PROVIDER_ACCOUNT_NAME": "CONG TY SO SACH SAI GON"}
-
-
-@pytest.fixture
-def bank(app):
-    saved = {k: app.config.get(k) for k in BANK}
-    app.config.update(BANK)
-    yield BANK
-    app.config.update(saved)
-
-
-def _on_plan(tenant: Tenant) -> None:
-    plan = Plan(key=unique("plan"), name="Trọn gói", currency="VND", monthly_fee=2_000_000, payment_days=15)
-    plan.prices = [PlanPrice(meter="documents_received", included=Decimal(2), unit_price=5_000)]
-    db.session.add(plan)
-    with for_tenant(tenant.id):
-        db.session.add(TenantPlan(tenant_id=tenant.id, plan_id=plan.id, starts_on=date(2025, 1, 1)))
-        db.session.commit()
+from tests.factories import TenantRef, login, make_person, make_tenant, put_on_plan
 
 
 def _receive(provider: User, tenant: Tenant, count: int) -> None:
@@ -72,7 +51,7 @@ def _reissue(provider_id: uuid.UUID, tenant_id: uuid.UUID, month: statements.Mon
 
 
 @pytest.fixture
-def billed(app, bank, run_jobs):
+def billed(app, provider_bank, run_jobs):
     """Tenant A with four statements (this month, last month corrected once, the month before), tenant B with
     one, every PDF rendered by the job; the people of both."""
     with app.app_context():
@@ -84,7 +63,7 @@ def billed(app, bank, run_jobs):
         db.session.get(User, people["approver"].id).locale = "vi"  # reads the lines in Vietnamese
         db.session.commit()
         for tenant in (a, b):
-            _on_plan(tenant)
+            put_on_plan(tenant, prices=(("documents_received", 2, 5_000),))
         _receive(db.session.get(User, people["provider"].id), a, 3)
         last = statements.last_month(a)
         this, before = last.next(), last.previous()

@@ -6,13 +6,12 @@ import html
 import re
 import subprocess
 from datetime import date
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.billing import meters, statements, vietqr
-from portal.billing.models import Plan, PlanPrice, Statement, TenantPlan
+from portal.billing.models import Statement
 from portal.documents.models import Document
 from portal.extensions import db
 from portal.work.models import Task
@@ -20,35 +19,18 @@ from tenants.audit import AuditEvent
 from tenants.context import Scope, bound, for_tenant
 from tenants.models import Tenant, User
 from tenants.policy import Role
-from tests.factories import csrf_token, login, make_person, make_tenant, unique
-
-BANK = {"PROVIDER_NAME": "Sổ Sách Sài Gòn", "PROVIDER_BANK_NAME": "Vietcombank", "PROVIDER_BANK_BIN": "970436",
-        "PROVIDER_BANK_ACCOUNT": "0071000123456", "PROVIDER_ACCOUNT_NAME": "CONG TY SO SACH SAI GON"}
+from tests.factories import PROVIDER_BANK, csrf_token, login, make_person, make_tenant, put_on_plan
 
 
 @pytest.fixture
-def bank(app):
-    saved = {k: app.config.get(k) for k in BANK}
-    app.config.update(BANK)
-    yield BANK
-    app.config.update(saved)
-
-
-@pytest.fixture
-def issued(app, bank, run_jobs):
+def issued(app, provider_bank, run_jobs):
     """A tenant billed 2,000,000 đồng + 10 % for last month, its PDF rendered and stored by the job."""
     with app.app_context():
         tenant = make_tenant(locale="vi")
         admin = make_person(Role.CLIENT_ADMIN, tenant)
         member = make_person(Role.CLIENT_MEMBER, tenant, mfa=False)
         manager = make_person(Role.PROVIDER_ADMIN)
-        plan = Plan(key=unique("plan"), name="Trọn gói", currency="VND", monthly_fee=2_000_000, payment_days=15)
-        plan.prices = [PlanPrice(meter="documents_received", included=Decimal(10), unit_price=5_000)]
-        db.session.add(plan)
-        db.session.flush()
-        with for_tenant(tenant.id):
-            db.session.add(TenantPlan(tenant_id=tenant.id, plan_id=plan.id, starts_on=date(2025, 1, 1)))
-            db.session.commit()
+        put_on_plan(tenant, prices=(("documents_received", 10, 5_000),))
         month = statements.last_month(tenant)
         outcome = statements.run_for_tenant(tenant.id, month)
         slug, tenant_id = tenant.slug, tenant.id
@@ -88,7 +70,8 @@ def test_the_client_reads_the_statement_with_its_qr_and_downloads_the_pdf(app, i
 def test_the_qr_carries_the_account_amount_and_reference(app, issued):
     with app.app_context(), for_tenant(issued["tenant_id"]):
         statement = db.session.get(Statement, issued["statement_id"])
-        payload = vietqr.payload(bank_bin=BANK["PROVIDER_BANK_BIN"], account=BANK["PROVIDER_BANK_ACCOUNT"],
+        bank = PROVIDER_BANK
+        payload = vietqr.payload(bank_bin=bank["PROVIDER_BANK_BIN"], account=bank["PROVIDER_BANK_ACCOUNT"],
                                  amount=statement.due, reference=statement.reference)
         decoded = vietqr.decode(payload)
     assert (decoded.account, decoded.amount, decoded.reference) == ("0071000123456", 2_200_000, statement.reference)

@@ -13,7 +13,7 @@ import json
 import random
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -21,7 +21,7 @@ import stripe
 from sqlalchemy import func, select
 
 from portal.billing import dunning, statements, stripe_billing
-from portal.billing.models import BillingAccount, Payment, Plan, PlanTaxRate, Statement, StripeEvent, TenantPlan
+from portal.billing.models import BillingAccount, Payment, Statement, StripeEvent
 from portal.documents import services as documents
 from portal.extensions import db
 from portal.work.models import Notification
@@ -30,7 +30,7 @@ from tenants.context import Scope, bound, for_tenant
 from tenants.models import Tenant, User
 from tenants.policy import Role
 from tests.documents import samples
-from tests.factories import csrf_token, login, make_person, make_tenant, unique
+from tests.factories import csrf_token, login, make_person, make_tenant, put_on_plan
 
 # VND (no minor unit): fee 2,000,000; discount 10 % = 200,000; net 1,800,000; tax 8 % = 144,000;
 # total 1,800,000 + 144,000 = 1,944,000.
@@ -62,14 +62,7 @@ def _issue(app, *, currency, fee, discount_bp, tax_bp, locale, **_ignored) -> Si
         admin = make_person(Role.CLIENT_ADMIN, tenant)
         member = make_person(Role.CLIENT_MEMBER, tenant, mfa=False)
         provider = make_person(Role.PROVIDER_ADMIN)
-        plan = Plan(key=unique("plan"), name="Standard", currency=currency, monthly_fee=fee, payment_days=15)
-        db.session.add(plan)
-        db.session.flush()
-        db.session.add(PlanTaxRate(plan_id=plan.id, rate_bp=tax_bp, effective_from=date(2025, 1, 1)))
-        with for_tenant(tenant.id):
-            db.session.add(TenantPlan(tenant_id=tenant.id, plan_id=plan.id, starts_on=date(2025, 1, 1),
-                                      discount_bp=discount_bp))
-            db.session.commit()
+        put_on_plan(tenant, currency=currency, fee=fee, name="Standard", tax_bp=tax_bp, discount_bp=discount_bp)
         month = statements.last_month(tenant)
         outcome = statements.run_for_tenant(tenant.id, month)
         assert outcome.state == "issued"
