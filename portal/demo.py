@@ -87,7 +87,34 @@ def load() -> list[tuple[str, str, str]]:
             db.session.commit()
         _documents(tenant, staff[spec["staff"][-1]], user_by_email(spec["users"][-1][0]))
         _work(tenant, staff[spec["staff"][0]], staff[spec["staff"][-1]])
+        _billing(tenant)
     return logins
+
+
+def _billing(tenant: Tenant) -> None:
+    """A plan in the tenant's currency since last year and last month's statement, so the Statements pages
+    show one (its PDF is rendered by the worker). Idempotent: the plan exists once, the statement is issued once."""
+    from datetime import date
+    from decimal import Decimal
+
+    from portal.billing.models import Plan, PlanPrice, TenantPlan
+    from portal.billing.statements import last_month, run_for_tenant
+
+    key = f"demo-{tenant.currency.lower()}"
+    plan = db.session.scalar(select(Plan).where(Plan.key == key))
+    if plan is None:
+        vnd = tenant.currency == "VND"
+        plan = Plan(key=key, name="Standard", currency=tenant.currency, payment_days=15,
+                    monthly_fee=3_000_000 if vnd else 19_900)
+        plan.prices = [PlanPrice(meter="documents_received", included=Decimal(20), unit_price=5_000 if vnd else 50),
+                       PlanPrice(meter="hours:bookkeeping", included=Decimal(2), unit_price=400_000 if vnd else 2_500)]
+        db.session.add(plan)
+        db.session.commit()
+    with bound(Scope(tenant_ids=frozenset({tenant.id}))):
+        if not db.session.scalar(select(TenantPlan.id).limit(1)):
+            db.session.add(TenantPlan(tenant_id=tenant.id, plan_id=plan.id, starts_on=date(2025, 1, 1)))
+            db.session.commit()
+    run_for_tenant(tenant.id, last_month(tenant))
 
 
 def _picture(lines: list[str], size: tuple[int, int] = (620, 820)) -> Image.Image:

@@ -74,6 +74,9 @@ def test_demo_is_idempotent_and_prints_every_login(app, ctx):
                                                                                  "data_entry"}
             assert sum(t.assignee_id is None for t in manual) == 3  # waiting in the team queues
             assert len(db.session.scalars(select(TaskTemplate)).all()) == 2
+            # Last month's statement, once: the Statements pages are not empty on a fresh portal.
+            from portal.billing.models import Statement
+            assert len(db.session.scalars(select(Statement)).all()) == 1
         db.session.rollback()
 
 
