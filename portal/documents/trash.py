@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
@@ -31,6 +32,15 @@ from tenants.context import current_scope
 from tenants.models import Tenant, User, utcnow
 from tenants.policy import allowed
 from tenants.zones import start_of_day, tenant_zone, today_in
+
+# The areas above the vault decide what removing and purging mean for their rows; the vault announces, they
+# listen (blinker signals, like ``tenants.lifecycle``), so nothing here imports them. Both are sent inside the
+# caller's transaction with the tenant bound, with the document as sender:
+# ``document_removing`` receivers return a refusal (a sentence: why it must stay) or None;
+# ``document_purging`` receivers let go of the document (their links to it) before its rows are deleted.
+_signals = Namespace()
+document_removing = _signals.signal("document-removing")
+document_purging = _signals.signal("document-purging")
 
 MAX_REASON = 300
 LISTED = 500  # the trash page shows at most this many, the most recently removed first
@@ -82,31 +92,18 @@ def trash(actor: User, tenant: Tenant, document_id: str, *, reason: str | None, 
     """Remove a document to the trash (client admins and approvers, the provider's people: the gate).
 
     The document is found first, so another tenant's or a missing one is a 404 whatever the
-    reason says. Refused (409, naming the task) while it is the work product of a task not
-    finished yet (the client would approve nothing), and for good once the client approved it as
-    a task's work product: it is the record of what was approved (its SHA-256 is on the task),
-    and accounting records are not deleted. A request item it fulfilled is outstanding again.
+    reason says. Refused (409) when an area above the vault says it must stay (``document_removing``:
+    the work area keeps the work product of an unfinished task, and for good one the client approved,
+    the record of that approval; accounting records are not deleted). A request item it fulfilled is
+    outstanding again.
     Its row is locked, so a new version, an approval of it or a second removal at the same moment
     wait for this one. Recorded as ``document.trashed`` with the reason.
     """
-    from portal.work.models import Task  # the work area sits above the vault
-    from portal.work.states import FINAL
-
     doc = get_document(actor, document_id, lock=True)
     reason = parse_reason(reason)
-    approved = db.session.scalars(select(Task).where(Task.product_id == doc.id, Task.approved_at.is_not(None))
-                                  .order_by(Task.approved_at).limit(1)).first()
-    if approved is not None:
-        raise DocumentConflict(_("“%(title)s” was approved as the work product of the task “%(task)s”. It is kept "
-                                 "as the record of that approval and cannot be removed.",
-                                 title=doc.title, task=approved.title))
-    busy = db.session.scalars(select(Task).where(Task.product_id == doc.id,
-                                                 Task.state.not_in([s.value for s in FINAL]))
-                              .order_by(Task.created_at).limit(1)).first()
-    if busy is not None:
-        raise DocumentConflict(_("“%(title)s” is the work product of the task “%(task)s”, which is not finished "
-                                 "yet. Finish or cancel that task, or attach another document to it, before removing "
-                                 "this one.", title=doc.title, task=busy.title))
+    for _receiver, refusal in document_removing.send(doc):
+        if refusal:
+            raise DocumentConflict(refusal)
     reopened: list[str] = []
     items = db.session.scalars(select(RequestItem).where(RequestItem.document_id == doc.id,
                                                          RequestItem.fulfilled_at.is_not(None))
@@ -198,8 +195,6 @@ def _purge_one(tenant: Tenant, document_id: uuid.UUID, boundary: datetime) -> li
     Returns the (id, storage key) of the stored objects whose rows were deleted, for the caller to
     delete from storage once the transaction committed.
     """
-    from portal.work.models import Task, TaskDocument  # the work area sits above the vault
-
     doc = db.session.scalar(select(Document).where(Document.id == document_id, Document.trashed_at < boundary)
                             .with_for_update(of=Document, skip_locked=True)
                             .execution_options(populate_existing=True))
@@ -207,8 +202,7 @@ def _purge_one(tenant: Tenant, document_id: uuid.UUID, boundary: datetime) -> li
         return None  # restored, purged already, or being purged by another run right now
     title, trashed_at, versions = doc.title, doc.trashed_at, len(doc.versions)
     object_ids = sorted({v.object_id for v in doc.versions})
-    db.session.execute(delete(TaskDocument).where(TaskDocument.document_id == doc.id))
-    db.session.execute(update(Task).where(Task.product_id == doc.id).values(product_id=None))
+    document_purging.send(doc)
     db.session.execute(update(RequestItem).where(RequestItem.document_id == doc.id).values(document_id=None))
     db.session.execute(delete(DocumentVersion).where(DocumentVersion.document_id == doc.id))
     db.session.execute(delete(Document).where(Document.id == doc.id))

@@ -11,7 +11,7 @@ def init_app(app: Flask) -> None:
     from werkzeug.exceptions import default_exceptions
 
     from portal.errors import answer_refusals, handle_http
-    from portal.work import handover, kpi_views, notify_views, quality_views, time_views, views  # noqa: F401
+    from portal.work import handover, kpi_views, notify_views, quality_views, time_views, vault_links, views  # noqa: F401
     from portal.work.services import WorkError, illegal_message
     from portal.work.states import IllegalMove
 
@@ -21,3 +21,4 @@ def init_app(app: Flask) -> None:
     answer_refusals(app, WorkError)
     app.register_blueprint(bp)
     handover.init_app()
+    vault_links.init_app()
