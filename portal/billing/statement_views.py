@@ -32,8 +32,7 @@ def _helpers() -> dict:
     # Provider-side pages (no tenant bound) are decided by the person's provider role.
     role = g.get("role") or getattr(current_user, "provider_role", None)
     return {"may": lambda action: allowed(role, action), "format_date": format_date, "format_decimal": format_decimal,
-            "payment_states": PAYMENT_STATES, "approvals": APPROVALS,
-            "money": lambda amount, currency: render.format_money(amount, currency, str(get_locale()))}
+            "payment_states": PAYMENT_STATES, "approvals": APPROVALS}
 
 
 def _actor() -> User:

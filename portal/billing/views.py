@@ -49,7 +49,7 @@ def _posted(form: FlaskForm) -> None:
         field.errors = []
 
 
-def plan_money(amount: int, currency: str) -> str:
+def money_in(amount: int, currency: str) -> str:
     """An amount in the minor unit, formatted in the reader's language."""
     return format_money(int(amount), currency, _locale())
 
@@ -60,7 +60,7 @@ def tax_percent(rate_bp: int) -> str:
 
 @bp.app_context_processor
 def _plan_helpers() -> dict:
-    return {"plan_money": plan_money, "tax_percent": tax_percent, "meter_name": plans.meter_label,
+    return {"money_in": money_in, "tax_percent": tax_percent, "meter_name": plans.meter_label,
             "plan_quantity": format_decimal, "plan_card": plan_card}
 
 
@@ -174,7 +174,7 @@ def set_price(plan_key: str) -> ResponseReturnValue:
         put_errors(form, err.errors)
         return _render_plan(plans.get_plan(plan_key), _forms_for(plan, price=form), 422)
     flash(_("%(meter)s: %(price)s for each unit above what the month includes.", meter=plans.meter_label(row.meter),
-            price=plan_money(row.unit_price, plan.currency)), "success")
+            price=money_in(row.unit_price, plan.currency)), "success")
     return redirect(url_for("billing.plan_page", plan_key=plan.key) + "#prices")
 
 
@@ -238,7 +238,7 @@ def plan_card(tenant: Tenant) -> PlanCard | None:
     with bound(Scope(user_id=actor.id, tenant_ids=frozenset({tenant.id}), role=access.role)):
         state = plans.plan_state(access.tenant)
     form = None
-    choices = [SelectChoice(p.key, f"{p.name} ({p.currency}, {plan_money(p.monthly_fee, p.currency)})")
+    choices = [SelectChoice(p.key, f"{p.name} ({p.currency}, {money_in(p.monthly_fee, p.currency)})")
                for p in plans.active_plans()]
     if allowed(access.role, "tenant:plan.manage"):
         form = g.get("plan_form") or TenantPlanForm(formdata=None, data={"starts_on": state.next_month})
