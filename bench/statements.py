@@ -20,8 +20,8 @@ its own (``--redis-db``, default 13, which must be empty; flushed at the end):
    process, and in two processes at once (the workers' parallelism).
 
 Figures: total wall time, statements/s, ms per statement (the two jobs' time in a worker), worker CPU per
-statement, bare PDF ms, the ratio statement / bare PDF (goal <= 1.5x), per-statement at 100 vs 1,000, and the
-peak RSS of a worker (``VmHWM``).
+statement, bare PDF ms, the ratio statement / bare PDF with both two at once (goal <= 1.5x; also against a render
+alone), per-statement at 100 vs 1,000, and the peak RSS of a worker (``VmHWM``).
 
     .venv/bin/python bench/statements.py                       # 100, then 1,000 tenants
     .venv/bin/python bench/statements.py --tenants 300 --json /tmp/statements.json
@@ -447,10 +447,15 @@ def bare_pdf(htmls: list[str], repeat: int, parallel: int) -> dict[str, Any]:
         results = list(pool.map(_render_many, [htmls] * parallel, [repeat] * parallel))
         wall = time.perf_counter() - started
     renders = sum(len(r) for r in results)
+    each = [call for calls in results for call in calls]
     return {"renders": len(alone), "ms": round(statistics.fmean(w for w, _ in alone) * 1000, 1),
             "median_ms": round(statistics.median(w for w, _ in alone) * 1000, 1),
             "cpu_ms": round(statistics.fmean(c for _, c in alone) * 1000, 1),
-            "parallel": parallel, "parallel_wall_ms_per_pdf": round(wall / renders * 1000, 1)}
+            "parallel": parallel, "parallel_wall_ms_per_pdf": round(wall / renders * 1000, 1),
+            # One render's own time while ``parallel`` render at once: what a render costs in a worker beside
+            # another busy one (two cores share caches and clock), the like-for-like baseline of a job's time.
+            "parallel_ms": round(statistics.fmean(w for w, _ in each) * 1000, 1),
+            "parallel_cpu_ms": round(statistics.fmean(c for _, c in each) * 1000, 1)}
 
 
 def _warm(_: int) -> None:
@@ -565,10 +570,13 @@ def verdicts(result: dict[str, Any]) -> dict[str, Any]:
     big = result.get("large") or result["small"]
     bare = result["bare"]
     result["ratios"] = {
-        # The headline: one statement's two jobs in a worker against one bare render of its HTML.
-        "statement_vs_bare": round(big["statement_ms"] / bare["ms"], 2),
-        "statement_cpu_vs_bare_cpu": round(big["statement_cpu_ms"] / bare["cpu_ms"], 2),
-        "with_thumbnail_vs_bare": round((big["statement_ms"] + big["thumbnail_ms"]) / bare["ms"], 2),
+        # The headline: one statement's two jobs in a worker (two workers busy at once) against one bare render
+        # of its HTML under the same load (two renders at once): like against like on the same two cores.
+        "statement_vs_bare": round(big["statement_ms"] / bare["parallel_ms"], 2),
+        "statement_cpu_vs_bare_cpu": round(big["statement_cpu_ms"] / bare["parallel_cpu_ms"], 2),
+        # For the record: against a render alone on an otherwise idle machine (not like for like).
+        "statement_vs_bare_alone": round(big["statement_ms"] / bare["ms"], 2),
+        "with_thumbnail_vs_bare": round((big["statement_ms"] + big["thumbnail_ms"]) / bare["parallel_ms"], 2),
         # Throughput at the same parallelism: the run's wall per statement against bare renders in as many processes.
         "wall_vs_bare_parallel": round(big["wall_ms_per_statement"] / bare["parallel_wall_ms_per_pdf"], 2),
     }
@@ -608,13 +616,16 @@ def report(result: dict[str, Any]) -> str:
     lines += ["",
               f"bare PDF (html_to_pdf on {bare['samples']} statements' HTML x {bare['renders'] // bare['samples']}): "
               f"{bare['ms']} ms mean, {bare['median_ms']} ms median, {bare['cpu_ms']} ms CPU; "
-              f"{bare['parallel']} processes at once: {bare['parallel_wall_ms_per_pdf']} ms wall per PDF",
+              f"{bare['parallel']} processes at once: {bare['parallel_ms']} ms each "
+              f"({bare['parallel_cpu_ms']} ms CPU), "
+              f"{bare['parallel_wall_ms_per_pdf']} ms wall per PDF",
               f"  around it, same statements, one process: context + template {bare['context_and_template_ms']} ms; "
               f"documents.pdf_bytes (context, template, render) {bare['pdf_bytes_ms']} ms",
-              f"statement / bare PDF: {r['statement_vs_bare']:.2f}x (goal <= {GOAL_RATIO}x: "
-              f"{'meets' if r['statement_vs_bare'] <= GOAL_RATIO else 'MISSES'} the goal); CPU "
-              f"{r['statement_cpu_vs_bare_cpu']:.2f}x; with the thumbnail {r['with_thumbnail_vs_bare']:.2f}x; "
-              f"wall at {result['workers']} in parallel {r['wall_vs_bare_parallel']:.2f}x"]
+              f"statement / bare PDF, both {result['workers']} at once: {r['statement_vs_bare']:.2f}x (goal <= "
+              f"{GOAL_RATIO}x: {'meets' if r['statement_vs_bare'] <= GOAL_RATIO else 'MISSES'} the goal); CPU "
+              f"{r['statement_cpu_vs_bare_cpu']:.2f}x; against a render alone {r['statement_vs_bare_alone']:.2f}x; "
+              f"with the thumbnail {r['with_thumbnail_vs_bare']:.2f}x; wall at {result['workers']} in parallel "
+              f"{r['wall_vs_bare_parallel']:.2f}x"]
     if big:
         flat = r["large_vs_small_busy"]
         lines.append(f"per statement at {big['tenants']} / at {small['tenants']}: {flat:.3f} in a worker, "

@@ -13,7 +13,7 @@ Stripe calls served natively by localstripe (used as they are):
     POST /v1/customers, GET /v1/customers (pagination), GET /v1/customers/{id}, POST /v1/customers/{id},
     DELETE /v1/customers/{id}
     GET /v1/invoices (``customer`` filter, pagination), GET /v1/invoices/{id}
-    POST /v1/invoices/{id}/pay
+    POST /v1/payment_methods, POST /v1/payment_methods/{id}/attach
     GET /v1/events, GET /v1/events/{id}; everything else localstripe serves (payment methods, setup
     intents, subscriptions, ...) is passed through untouched.
 
@@ -34,6 +34,14 @@ Stripe calls added or replaced here:
                                     finalisation is not simulated: ``POST /v1/invoices/{id}/pay`` charges.
     POST /v1/invoices/{id}/void     replaced: open -> void for the one-off invoices above (localstripe's own
                                     cancels a payment intent they do not have), with ``invoice.voided``.
+    POST /v1/invoices/{id}/pay      replaced: localstripe's payment (the customer's default payment method, through
+                                    a payment intent), plus the ``invoice.paid`` event and an invoice payment.
+    GET  /v1/invoice_payments       added: ``invoice``, ``payment[type]``/``payment[payment_intent]``, ``status``,
+                                    ``limit``, ``starting_after``; how today's API ties an invoice to the payment
+                                    intent that paid it. One-off invoices no longer carry ``payment_intent`` or
+                                    ``charge`` (``expand[]=payments`` includes their payments).
+    POST /v1/refunds                replaced: localstripe's refund of what is left of the charge (never more),
+                                    plus the ``charge.refunded`` event.
     POST /v1/checkout/sessions      added, ``mode=setup`` only (with a SetupIntent for the customer);
     GET  /v1/checkout/sessions/{id} added.
     POST /v1/billing_portal/sessions added (``customer``, ``return_url``, ``flow_data``, ``locale``).
@@ -73,12 +81,15 @@ def build_app():  # noqa: ANN201, C901, PLR0915 - an aiohttp Application; the ro
     from localstripe import resources, server
     from localstripe.errors import UserError
     from localstripe.resources import (
+        Charge,
         Customer,
         Event,
         Invoice,
         InvoiceItem,
         InvoiceLineItem,
         List,
+        PaymentIntent,
+        Refund,
         SetupIntent,
         StripeObject,
         schedule_webhook,
@@ -186,6 +197,20 @@ def build_app():  # noqa: ANN201, C901, PLR0915 - an aiohttp Application; the ro
         @property
         def amount_remaining(self) -> int:
             return self.amount_due - self.amount_paid
+
+        def _export(self, expand: list[str] | None = None) -> dict[str, Any]:
+            # Today's API: an invoice no longer names ``payment_intent`` or ``charge``; its payments are the
+            # includable ``payments`` list (``expand[]=payments``), absent from webhook payloads.
+            expand = list(expand or [])
+            include_payments = "payments" in expand
+            obj = super()._export(expand=[path for path in expand if path != "payments"])
+            obj.pop("payment_intent", None)
+            obj.pop("charge", None)
+            if include_payments:
+                found = [p for p in invoice_payments.values() if p["invoice"] == self.id]
+                obj["payments"] = {"object": "list", "url": f"/v1/invoice_payments?invoice={self.id}",
+                                   "has_more": False, "data": found}
+            return obj
 
     invoice_numbers: dict[str, int] = {}
 
@@ -334,6 +359,69 @@ def build_app():  # noqa: ANN201, C901, PLR0915 - an aiohttp Application; the ro
         invoice.status_transitions["voided_at"] = int(time.time())
         schedule_webhook(Event("invoice.voided", invoice))
         return respond(invoice, expand)
+
+    # ---- paying an invoice, its invoice payments, refunds ------------------------------------------------
+
+    invoice_payments: dict[str, dict[str, Any]] = {}
+
+    async def pay_invoice(request: web.Request) -> web.Response:
+        # localstripe charges the customer's default payment method through a payment intent; added here:
+        # the ``invoice.paid`` event Stripe sends beside ``invoice.payment_succeeded``, and the invoice payment
+        # that ties the invoice to its payment intent in today's API.
+        params = await server.get_post_data(request) or {}
+        expand = params.pop("expand", None)
+        unexpected(params)
+        invoice = Invoice._api_pay_invoice(request.match_info["id"])
+        if isinstance(invoice, OneOffInvoice) and invoice.status == "paid" and invoice.payment_intent:
+            now = int(time.time())
+            record = {"id": "inpay_" + token(14), "object": "invoice_payment", "amount_paid": invoice.total,
+                      "amount_requested": invoice.total, "created": now, "currency": invoice.currency,
+                      "invoice": invoice.id, "is_default": True, "livemode": False,
+                      "payment": {"type": "payment_intent", "payment_intent": invoice.payment_intent},
+                      "status": "paid", "status_transitions": {"canceled_at": None, "paid_at": now}}
+            invoice_payments[record["id"]] = record
+            schedule_webhook(Event("invoice.paid", invoice))
+        return respond(invoice, expand)
+
+    def list_invoice_payments(request: web.Request) -> web.Response:
+        params = server.unflatten_data(request.query)
+        params.pop("expand", None)
+        invoice_id = params.pop("invoice", None)
+        payment = params.pop("payment", None)
+        status = params.pop("status", None)
+        limit = as_int(params.pop("limit", 10), "limit", minimum=1)
+        starting_after = params.pop("starting_after", None)
+        unexpected(params)
+        if payment is not None and (not isinstance(payment, dict) or payment.get("type") not in
+                                    ("payment_intent", "payment_record")):
+            raise UserError(400, "Invalid payment: give payment[type] (payment_intent or payment_record)")
+        found = [p for p in invoice_payments.values()
+                 if (invoice_id is None or p["invoice"] == invoice_id) and (status is None or p["status"] == status)
+                 and (payment is None or all(p["payment"].get(k) == v for k, v in payment.items()))]
+        found.sort(key=lambda p: (-p["created"], p["id"]))
+        ids = [p["id"] for p in found]
+        start = ids.index(starting_after) + 1 if starting_after in ids else 0
+        page = found[start:start + limit]
+        return server.json_response({"object": "list", "url": "/v1/invoice_payments",
+                                     "has_more": start + len(page) < len(found), "data": page})
+
+    async def create_refund(request: web.Request) -> web.Response:
+        # localstripe makes the refund but sends no event; Stripe sends ``charge.refunded`` with the charge.
+        params = await server.get_post_data(request) or {}
+        expand = params.pop("expand", None)
+        if params.get("charge") is None and params.get("payment_intent") is not None:
+            charge = PaymentIntent._api_retrieve(params["payment_intent"]).latest_charge
+        else:
+            charge = Charge._api_retrieve(params.get("charge"))
+        # As Stripe: no amount refunds what is left of the charge, and never more than that.
+        left = charge.amount - charge.amount_refunded
+        amount = as_int(params.get("amount", left), "amount", minimum=1)
+        if amount > left:
+            raise UserError(400, f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})")
+        params["amount"] = amount
+        refund = Refund._api_create(**params)
+        schedule_webhook(Event("charge.refunded", Charge._api_retrieve(refund.charge)))
+        return respond(refund, expand)
 
     # ---- Checkout in setup mode, and the customer portal -----------------------------------------------
 
@@ -490,6 +578,9 @@ def build_app():  # noqa: ANN201, C901, PLR0915 - an aiohttp Application; the ro
         ("GET", "/v1/invoices/{id}/lines", list_invoice_lines),
         ("POST", "/v1/invoices/{id}/finalize", finalize_invoice),
         ("POST", "/v1/invoices/{id}/void", void_invoice),
+        ("POST", "/v1/invoices/{id}/pay", pay_invoice),
+        ("GET", "/v1/invoice_payments", list_invoice_payments),
+        ("POST", "/v1/refunds", create_refund),
         ("POST", "/v1/checkout/sessions", create_checkout_session),
         ("GET", "/v1/checkout/sessions/{id}", retrieve_checkout_session),
         ("POST", "/v1/billing_portal/sessions", create_portal_session),

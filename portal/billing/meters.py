@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import distinct, func, select
@@ -36,6 +37,14 @@ class Window:
         zone = tenant_zone(tenant.id)
         return cls(tenant, month, start_of_day(month.start, zone), start_of_day(month.end, zone))
 
+    @cached_property
+    def usage(self) -> dict[str, Decimal]:
+        """Every registered meter's quantity in this window, counted once (pricing and sections share it)."""
+        usage: dict[str, Decimal] = {}
+        for counter in COUNTERS:
+            usage.update({key: Decimal(value) for key, value in counter(self).items()})
+        return usage
+
 
 Counter = Callable[[Window], dict[str, Decimal]]
 COUNTERS: list[Counter] = []
@@ -55,11 +64,7 @@ def register(counter: Counter, labels: dict[str, object], units: dict[str, objec
 
 def count(tenant: Tenant, month: Month) -> dict[str, Decimal]:
     """Every registered meter's quantity for the bound tenant's month."""
-    window = Window.of(tenant, month)
-    usage: dict[str, Decimal] = {}
-    for counter in COUNTERS:
-        usage.update({key: Decimal(value) for key, value in counter(window).items()})
-    return usage
+    return Window.of(tenant, month).usage
 
 
 def known(meter: str) -> bool:

@@ -56,10 +56,9 @@ def build_all(window: Window) -> list[dict[str, Any]]:
 # --- the work done, what waits on the client, the promises --------------------------------------------
 
 def _work_done(window: Window) -> dict[str, Any]:
-    from portal.billing.meters import count
     from portal.documents.models import RequestItem
 
-    usage = count(window.tenant, window.month)
+    usage = window.usage
     by_line: dict[str, dict[str, str]] = {}
     for meter, quantity in usage.items():
         kind, _, line = meter.partition(":")
@@ -88,12 +87,12 @@ def _waiting(window: Window) -> dict[str, Any]:
 def _promises(window: Window) -> dict[str, Any] | None:
     from portal.work import kpi, services
 
-    result = kpi.report(window.month).for_client()
+    delivered, _overall = kpi.turnaround(window.month)
     rows = [{"line": p.key, "name": p.name, "target_days": p.target_days, "target_on_time": p.target_on_time,
              "median_days": p.result.median_days if p.result else None,
              "on_time": round(p.result.on_time_rate * 100) if p.result and p.result.on_time_rate is not None
              else None, "done": p.result.done if p.result else 0}
-            for p in kpi.promises(result, services.service_lines())]
+            for p in kpi.promises(delivered, services.service_lines())]
     return {"lines": rows} if rows else None
 
 

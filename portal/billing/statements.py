@@ -101,9 +101,9 @@ def current(month: Month) -> Statement | None:
 def _build(tenant: Tenant, month: Month, version: int, reason: str | None) -> Statement:
     periods, last = plan_periods(month)
     last_day = month.end - timedelta(days=1)
-    priced = pricing.price_month(periods, meters.count(tenant, month),
-                                 tax_rate_bp=tax_rate_bp(last.plan_id, last_day), discount_bp=last.discount_bp)
     window = meters.Window.of(tenant, month)
+    priced = pricing.price_month(periods, window.usage,
+                                 tax_rate_bp=tax_rate_bp(last.plan_id, last_day), discount_bp=last.discount_bp)
     issued = utcnow()
     statement = Statement(
         tenant_id=tenant.id, month=month.start, version=version, reference=_reference(month),

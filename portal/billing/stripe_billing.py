@@ -9,10 +9,10 @@ by metadata make a retry, a second run or a crash half-way end with that one inv
 
 Webhooks (``receive_webhook``): the signature is checked by the gateway; a refused one is answered 400
 by the view and recorded in the platform audit log with the reason (never the payload). Each event is
-recorded by its id first (``StripeEvent``, unique), so a duplicate delivery changes nothing. An event
-is then matched to its statement (by the invoice id, the invoice's own metadata, or the payment intent
-a refund or dispute names) with every tenant bound for that one read, and applied with only that
-tenant bound:
+recorded by its id before it is applied (``StripeEvent``, unique), so a duplicate delivery changes
+nothing. An event is matched to its statement (by the invoice id, the invoice's own metadata, or the payment intent
+a refund or dispute names, traced to its invoice through Stripe's invoice payments when no statement
+has met it yet) with every tenant bound for that one read, and applied with only that tenant bound:
 
 - money is a fact and always applies once: ``invoice.paid`` records a Stripe payment (reference: the
   invoice id), ``charge.refunded`` a negative one;
@@ -157,7 +157,7 @@ def refuse_webhook(reason: str, *, ip: str | None) -> None:
 
 def receive_webhook(payload: bytes, signature: str | None, *, ip: str | None = None) -> str:
     """Verify and apply one webhook delivery; returns the outcome (applied, duplicate, stale, unmatched, ignored,
-    or retry_later: a refund or dispute that matches no paid statement yet, which the view answers 409).
+    or retry_later: Stripe could not say which invoice a refund or dispute is about; the view answers 409).
 
     Raises ``BadSignature`` (already audited) for a missing, wrong or stale signature.
     """
@@ -177,31 +177,37 @@ def apply_event(event: dict[str, Any]) -> str:
     """Apply a verified Stripe event once (see the module's docstring); commits. No tenant needs to be bound."""
     obj: dict[str, Any] = (event.get("data") or {}).get("object") or {}
     kind = str(event.get("type") or "")
-    created = _object_created(event)
-    claimed = db.session.execute(
-        insert(StripeEvent).values(id=str(event["id"]), type=kind[:80], object_id=str(obj.get("id") or "")[:255]
-                                   or None, created=created, received_at=utcnow(), outcome="received")
-        .on_conflict_do_nothing(index_elements=[StripeEvent.id]).returning(StripeEvent.id)).first()
-    if claimed is None:  # delivered before (or being applied right now by another request, which waited)
+    event_id = str(event["id"])
+    if db.session.get(StripeEvent, event_id) is not None:
         db.session.rollback()
         return "duplicate"
-    found = _statement_of(kind, obj) if kind in HANDLED else None
-    if found is None and kind.startswith("charge."):
-        # A refund or dispute names the payment intent, which we learn from the invoice's ``invoice.paid``:
-        # arriving first, it is not kept (no claim), and a non-2xx answer makes Stripe deliver it again later.
+    try:
+        found = _statement_of(kind, obj) if kind in HANDLED else None
+    except gateway.StripeGatewayError as exc:
+        # Stripe could not say which invoice a refund or dispute is about: nothing is kept, and a non-2xx
+        # answer makes Stripe deliver the event again later.
         db.session.rollback()
+        current_app.logger.warning("Stripe event %s (%s) not matched yet: %s", event_id, kind, exc)
         return "retry_later"
+    created = _object_created(event)
+    claimed = db.session.execute(
+        insert(StripeEvent).values(id=event_id, type=kind[:80], object_id=str(obj.get("id") or "")[:255]
+                                   or None, created=created, received_at=utcnow(), outcome="received")
+        .on_conflict_do_nothing(index_elements=[StripeEvent.id]).returning(StripeEvent.id)).first()
+    if claimed is None:  # being applied right now by another delivery of the same event, which waited
+        db.session.rollback()
+        return "duplicate"
     if found is None:
         outcome = "ignored" if kind not in HANDLED else "unmatched"
         if outcome == "unmatched":
-            current_app.logger.warning("Stripe event %s (%s) matches no statement", event["id"], kind)
-        _finish(str(event["id"]), outcome)
+            current_app.logger.warning("Stripe event %s (%s) matches no statement", event_id, kind)
+        _finish(event_id, outcome)
         db.session.commit()
         return outcome
     statement_id, tenant_id = found
     with for_tenant(tenant_id):
-        outcome = _apply(kind, obj, created, str(event["id"]), statement_id, tenant_id)
-        _finish(str(event["id"]), outcome)
+        outcome = _apply(kind, obj, created, event_id, statement_id, tenant_id)
+        _finish(event_id, outcome)
         db.session.commit()
     return outcome
 
@@ -222,20 +228,40 @@ def _payment_intent_of(invoice: dict[str, Any]) -> str | None:
 
 
 def _statement_of(kind: str, obj: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """(statement id, tenant id) the event is about, read with every tenant bound for this one lookup."""
-    wheres = []
+    """(statement id, tenant id) the event is about, read with every tenant bound for these lookups.
+
+    An invoice event names its invoice. A refund or dispute names the payment intent: known once a
+    statement has met it, else asked of Stripe (``gateway.invoice_paid_by``), with no transaction left open
+    while Stripe answers; its errors are the caller's to handle.
+    """
     if kind.startswith("invoice."):
-        wheres.append(Statement.stripe_invoice_id == str(obj.get("id")))
-        metadata = obj.get("metadata") or {}
-        # Our own metadata: the job may have died after Stripe finalised the invoice, before we stored its id.
-        with contextlib.suppress(TypeError, ValueError):
-            wheres.append((Statement.id == uuid.UUID(str(metadata.get("statement_id"))))
-                          & (Statement.version == int(metadata.get("version"))))
-    else:
-        if isinstance(obj.get("invoice"), str):  # a charge, in API versions that still name its invoice
-            wheres.append(Statement.stripe_invoice_id == obj["invoice"])
-        if isinstance(obj.get("payment_intent"), str):  # a charge or a dispute
-            wheres.append(Statement.stripe_payment_intent_id == obj["payment_intent"])
+        return _first_statement(_invoice_wheres(str(obj.get("id")), obj.get("metadata") or {}))
+    intent = obj.get("payment_intent") if isinstance(obj.get("payment_intent"), str) else None
+    wheres = []
+    if isinstance(obj.get("invoice"), str):  # a charge, in API versions that still name its invoice
+        wheres.append(Statement.stripe_invoice_id == obj["invoice"])
+    if intent:
+        wheres.append(Statement.stripe_payment_intent_id == intent)
+    found = _first_statement(wheres)
+    if found is None and intent:
+        db.session.rollback()
+        paid = gateway.invoice_paid_by(intent)
+        if paid is not None:
+            found = _first_statement(_invoice_wheres(paid.id, paid.metadata))
+    return found
+
+
+def _invoice_wheres(invoice_id: str, metadata: dict[str, Any]) -> list:
+    """Ways to find the statement of a Stripe invoice: its id, or our own metadata on it (the job may have
+    died after Stripe finalised the invoice, before we stored its id)."""
+    wheres = [Statement.stripe_invoice_id == invoice_id]
+    with contextlib.suppress(TypeError, ValueError):
+        wheres.append((Statement.id == uuid.UUID(str(metadata.get("statement_id"))))
+                      & (Statement.version == int(metadata.get("version"))))
+    return wheres
+
+
+def _first_statement(wheres: list) -> tuple[uuid.UUID, uuid.UUID] | None:
     with bound(all_tenants_scope()):
         for where in wheres:
             row = db.session.execute(select(Statement.id, Statement.tenant_id).where(where).limit(1)).first()
@@ -289,8 +315,10 @@ def _apply(kind: str, obj: dict[str, Any], created: datetime, event_id: str, sta
     if kind.startswith("invoice.") and statement.stripe_invoice_id is None:
         statement.stripe_invoice_id = str(obj.get("id"))
         statement.stripe_invoice_url = obj.get("hosted_invoice_url")
-    if kind == "invoice.paid" and statement.stripe_payment_intent_id is None:
-        statement.stripe_payment_intent_id = _payment_intent_of(obj)
+    if statement.stripe_payment_intent_id is None:  # kept, so later refunds and disputes match without asking
+        statement.stripe_payment_intent_id = (_payment_intent_of(obj) if kind == "invoice.paid"
+                                              else obj.get("payment_intent") if isinstance(
+                                                  obj.get("payment_intent"), str) else None)
     amount = _record_money(kind, obj, statement)
     state = STATE[kind]
     moved = _newer(statement, state, created)

@@ -77,6 +77,14 @@ class StripeInvoice:
     number: str | None
 
 
+@dataclass(frozen=True)
+class PaidInvoice:
+    """The invoice a payment paid: its id and the metadata we wrote on it (our statement id and version)."""
+
+    id: str
+    metadata: dict[str, str]
+
+
 def enabled() -> bool:
     """Whether Stripe is configured (``STRIPE_API_KEY`` is set)."""
     return bool(current_app.config.get("STRIPE_API_KEY"))
@@ -192,6 +200,25 @@ def void_invoice(*, invoice_id: str, statement_id: str, version: int) -> str:
             return invoice.status
         return client.v1.invoices.void_invoice(invoice_id, options=_once("invoice-void", statement_id,
                                                                          f"v{version}")).status
+
+
+def invoice_paid_by(payment_intent_id: str) -> PaidInvoice | None:
+    """The invoice a payment intent paid, or None when it paid none (a charge that is not an invoice's).
+
+    In today's API neither the invoice nor the charge names the other: a webhook's invoice carries no
+    ``payment_intent`` (its ``payments`` are only included on request) and a charge no ``invoice``. The
+    invoice payments tie them, so a refund or dispute, which names the payment intent, is traced here.
+    """
+    client = _client()
+    with _errors("find the invoice of a payment"):
+        found = client.v1.invoice_payments.list(params={
+            "payment": {"type": "payment_intent", "payment_intent": payment_intent_id}, "limit": 1})
+        if not found.data:
+            return None
+        invoice = found.data[0].invoice
+        invoice_id = invoice if isinstance(invoice, str) else invoice.id
+        metadata = client.v1.invoices.retrieve(invoice_id).metadata
+    return PaidInvoice(id=invoice_id, metadata=metadata.to_dict() if metadata else {})
 
 
 def setup_session_url(*, customer_id: str, return_url: str,

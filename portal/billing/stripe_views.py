@@ -35,7 +35,7 @@ def stripe_webhook() -> ResponseReturnValue:
         return jsonify(error="The Stripe-Signature header is missing, wrong or too old."), 400
     except gateway.NotConfigured:
         abort(404)
-    if outcome == "retry_later":  # not matched yet (the payment's event comes first): Stripe delivers it again
+    if outcome == "retry_later":  # Stripe could not be asked which invoice it is about: it delivers it again
         return jsonify(received=False, outcome=outcome), 409
     return jsonify(received=True, outcome=outcome)
 

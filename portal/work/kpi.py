@@ -377,10 +377,11 @@ def targets() -> dict[str, tuple[int, int]]:
     return {key: (days, percent) for key, days, percent in rows}
 
 
-def promises(result: Report, lines: Iterable[ServiceLine]) -> list[Promise]:
-    """Every line with a target or a result this month: the promise and what was delivered."""
+def promises(results: Iterable[Turnaround], lines: Iterable[ServiceLine]) -> list[Promise]:
+    """Every line with a target or a result this month (``results``: the month's turnaround by line): the
+    promise and what was delivered."""
     promised = targets()
-    delivered = {t.key: t for t in result.lines}
+    delivered = {t.key: t for t in results}
     out = []
     for line in lines:
         days, percent = promised.get(line.key, (None, None))

@@ -91,7 +91,7 @@ def tenant_kpi(tenant_slug: str):
     if not provider_side:
         report = report.for_client()
     lines = services.service_lines()
-    promises = kpi.promises(report, lines)
+    promises = kpi.promises(report.lines, lines)
     measured = [p for p in promises if p.result is not None]  # no bar to draw for a line without results
     chart = _turnaround_chart([(p.name, p.result.median_days) for p in measured], [p.target_days for p in measured])
     return render_template("work/client_kpi.html", tenant=g.tenant, report=report, promises=promises, lines=lines,

@@ -279,6 +279,23 @@ def test_stripe_refusals_become_gateway_errors(stripe_app):
     assert isinstance(refused.value.__cause__, stripe.StripeError)
 
 
+def test_the_invoice_a_payment_paid_is_found_through_its_invoice_payment(stripe_app, raw):
+    """Today's API: the paid invoice names no payment intent and the charge no invoice; invoice payments tie them."""
+    cid, statement = _customer(), _statement()
+    invoice = gateway.create_invoice(customer_id=cid, statement_id=statement, version=3, currency="USD",
+                                     lines=USD_LINES, due_days=14)
+    card = raw.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": "4242424242424242", "exp_month": 1, "exp_year": 2036, "cvc": "321"}})
+    raw.v1.payment_methods.attach(card.id, params={"customer": cid})
+    raw.v1.customers.update(cid, params={"invoice_settings": {"default_payment_method": card.id}})
+    paid = raw.v1.invoices.pay(invoice.id)
+    assert paid.status == "paid" and "payment_intent" not in paid.to_dict()
+    intent = raw.v1.invoice_payments.list(params={"invoice": invoice.id}).data[0].payment.payment_intent
+    assert gateway.invoice_paid_by(intent) == gateway.PaidInvoice(
+        id=invoice.id, metadata={"statement_id": statement, "version": "3"})
+    assert gateway.invoice_paid_by("pi_" + uuid.uuid4().hex[:14]) is None  # a payment of no invoice
+
+
 # ---- the emulator's idempotency, which the gateway relies on ---------------------------------------------
 
 
