@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         errors,
         extensions,
         i18n,
+        intake,
         logs,
         offboarding,
         provider,
@@ -62,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     clients.init_app(app)
     documents.init_app(app)
     work.init_app(app)
+    intake.init_app(app)
     provider.init_app(app)
     api.init_app(app)
     trust.init_app(app)

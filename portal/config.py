@@ -136,6 +136,13 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "UPLOAD_MAX_BYTES": int(env.get("UPLOAD_MAX_MB", "200")) * 1024 * 1024,
         "TENANT_QUOTA_BYTES": int(env.get("TENANT_QUOTA_GB", "20")) * 1024 ** 3,
         "PREVIEW_MAX_BYTES": int(env.get("PREVIEW_MAX_MB", "64")) * 1024 * 1024,
+        # Intake: files read for their text up to this size; scanned pages OCR'd per document at most;
+        # how long one reading may take; how long a run holds its record before another may take it
+        # over (a worker that died: its run is picked up after this).
+        "INTAKE_READ_MAX_BYTES": int(env.get("INTAKE_READ_MAX_MB", "64")) * 1024 * 1024,
+        "INTAKE_OCR_MAX_PAGES": int(env.get("INTAKE_OCR_MAX_PAGES", "50")),
+        "INTAKE_READ_TIMEOUT": int(env.get("INTAKE_READ_TIMEOUT", "240")),
+        "INTAKE_LEASE_SECONDS": int(env.get("INTAKE_LEASE_SECONDS", "600")),
         # Downloads up to this size are read and authenticated whole before their first byte is sent, so
         # damage anywhere answers 502 instead of a cut-off file. 16 MiB costs about 7 ms of AES-GCM on one
         # core here and holds at most 16 MiB per download in flight (64 MiB for a gunicorn worker's 4

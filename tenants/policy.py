@@ -54,6 +54,9 @@ TABLE: dict[str, frozenset[Role]] = {
     # TRASH_RETENTION_DAYS. Bringing it back is the provider's decision.
     "tenant:documents.trash":         frozenset({PA, MG, ST, CA, CP}),
     "tenant:documents.restore":       frozenset({PA, MG}),
+    # Intake: what reading a document found, beside the document; trying a file that failed again is staff's.
+    "tenant:intake.view":             frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:intake.retry":            frozenset({PA, MG, ST}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
     # A client answers an item "we don't have this / not applicable", with a reason (the provider's

@@ -61,6 +61,7 @@ PERIODIC: dict[str, Periodic] = {
     "work.digest": Periodic(DAILY, per_tenant=False),  # one e-mail per person on the digest
     "audit.checkpoint": Periodic(every(10), per_tenant=False),  # signed chain heads, to object storage
     "offboarding.purge_exports": Periodic(HOURLY, per_tenant=False),  # exports not fetched in time, deleted
+    "intake.resume": Periodic(every(10), per_tenant=False),  # intake runs whose worker died, picked up again
 }
 KEEP_CLAIMS = timedelta(days=8)
 

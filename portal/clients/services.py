@@ -218,7 +218,7 @@ def set_enforce_mfa(actor: User, tenant: Tenant, enabled: bool, ip: str | None) 
 
 # The kinds of action a reader can keep (``kind``), as prefixes of the action names.
 LOG_KINDS: dict[str, tuple[str, ...]] = {
-    "documents": ("document.", "documents.", "request."),
+    "documents": ("document.", "documents.", "request.", "intake."),
     "work": ("task.", "task_template.", "time.", "service_target.", "quality.", "quality_rate."),
     "people": ("user.", "assignment."),
     "security": ("token.", "keys.", "settings.", "access_log."),

@@ -117,6 +117,8 @@ ACTION_LABELS = {
     "tenant.uploads_suspended": _l("paused uploads until the overdue statements are paid"),
     "tenant.uploads_resumed": _l("resumed uploads"),
     "tenant.nonpayment_pause_set": _l("changed whether uploads pause for unpaid statements"),
+    "intake.failed": _l("could not read a document's text"),
+    "intake.retried": _l("tried reading a document again"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import IO
 
 MAX_SIDE = 480
@@ -63,9 +64,37 @@ def render_thumbnail(chunks: Iterable[bytes], kind: str, *, max_input: int = 64 
     """
     if kind not in PREVIEW_KINDS:
         return None
+    ran = run_sandboxed(os.path.abspath(__file__), [kind], chunks, max_input=max_input, timeout=timeout,
+                        max_output=MAX_OUTPUT)
+    if ran.too_large:
+        raise PreviewFailed(TOO_LARGE, "too_large")
+    if ran.timed_out:
+        raise PreviewFailed(TIMED_OUT, "timeout")
+    return _result(ran.status, ran.output)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """How a sandboxed child ended: its exit status, what it wrote (at most ``max_output`` + 1 bytes)."""
+
+    status: int
+    output: bytes
+    too_large: bool  # the input passed ``max_input``: feeding stopped and the child was killed
+    timed_out: bool
+
+
+def run_sandboxed(program: str, args: list[str], chunks: Iterable[bytes], *, max_input: int, timeout: float,
+                  max_output: int) -> Ran:
+    """Run the Python file ``program`` as an isolated child (``python -I``, no secrets in its environment,
+    its own session) with ``args``, stream ``chunks`` into its standard input and collect its output.
+
+    The child must set its own limits before it reads a byte (``_limit`` here does). The child is
+    killed when it runs past ``timeout`` seconds, writes more than ``max_output`` bytes, or the input
+    passes ``max_input`` bytes. Used for previews here and for reading text (``portal.intake.readers``).
+    """
     deadline = time.monotonic() + timeout
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and file, no shell
-        [sys.executable, "-I", "-B", os.path.abspath(__file__), kind],
+        [sys.executable, "-I", "-B", program, *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={"PATH": PDFTOPPM_DIRS, "LC_ALL": "C.UTF-8"}, cwd="/", close_fds=True, start_new_session=True,
     )
@@ -80,7 +109,7 @@ def render_thumbnail(chunks: Iterable[bytes], kind: str, *, max_input: int = 64 
     watchdog = threading.Timer(timeout, expire)
     watchdog.daemon = True
     output: list[bytes] = []
-    readers = [threading.Thread(target=_collect, args=(child.stdout, MAX_OUTPUT + 1, output, child), daemon=True),
+    readers = [threading.Thread(target=_collect, args=(child.stdout, max_output + 1, output, child), daemon=True),
                threading.Thread(target=_collect, args=(child.stderr, 0, [], child), daemon=True)]
     too_large = False
     try:
@@ -118,11 +147,7 @@ def render_thumbnail(chunks: Iterable[bytes], kind: str, *, max_input: int = 64 
         for stream in (child.stdin, child.stdout, child.stderr):
             with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
-    if too_large:
-        raise PreviewFailed(TOO_LARGE, "too_large")
-    if timed_out.is_set():
-        raise PreviewFailed(TIMED_OUT, "timeout")
-    return _result(child.returncode, b"".join(output))
+    return Ran(child.returncode, b"".join(output), too_large, timed_out.is_set())
 
 
 def _collect(stream: IO[bytes], keep: int, into: list[bytes], child: subprocess.Popen) -> None:
@@ -154,11 +179,12 @@ def _result(status: int, png: bytes) -> bytes | None:
 # --- the child ---------------------------------------------------------------------------------------
 
 
-def _limit() -> None:
+def _limit(memory: int = MEMORY_LIMIT, cpu_seconds: int = CPU_SECONDS) -> None:
+    """The child's limits, set before it reads a byte (its own children inherit them)."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS + 1))  # SIGXCPU, then SIGKILL
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))  # SIGXCPU, then SIGKILL
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # a core dump would hold the plaintext
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # write no files (SIGXFSZ stays ignored: EFBIG)
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))

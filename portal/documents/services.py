@@ -34,6 +34,7 @@ from portal.documents import content, vault
 from portal.documents.models import Document, DocumentVersion, RequestItem, StoredObject
 from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
+from portal.events import announce
 from portal.extensions import db
 from tenants import audit
 from tenants.audit import AuditEvent
@@ -481,13 +482,11 @@ def _catalogue(tenant: Tenant, stored: vault.StoredObject, kind: str, mime: str)
 
 def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool, name: str,
           target: UploadTarget, ip: str | None) -> UploadResult:
-    from workers import enqueue
-
     doc = target.document
     if doc is not None:
-        # The document's row, locked: two new versions at once get numbers one after the other, and an
-        # approval of its previous version (portal.work) either commits first and is voided below, or
-        # waits and finds this version.
+        # The document's row, locked: two new versions at once get numbers one after the other. An approval
+        # of the previous version binds to that version's SHA-256, so it can never count for this one; the
+        # work area voids it when it hears of this version (``document.version_added``).
         doc = db.session.get(Document, doc.id, with_for_update={"of": Document}, populate_existing=True)
         latest = db.session.scalar(select(DocumentVersion.object_id).where(DocumentVersion.document_id == doc.id)
                                    .order_by(DocumentVersion.number.desc()).limit(1))
@@ -502,10 +501,6 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
         status, message = "version", _("Stored as version %(n)d of “%(title)s”; the earlier versions are kept.",
                                        n=doc.current_version, title=doc.title)
         action = "document.version_added"
-        from portal.work.services import product_changed  # a changed work product voids its approval
-
-        if product_changed(doc.id, obj.sha256, actor):
-            message += " " + _("A task's approval of this document no longer counts; it went back to the client.")
     else:
         earlier = db.session.scalar(_visible(actor).join(DocumentVersion).where(DocumentVersion.object_id == obj.id)
                                     .order_by(Document.created_at).limit(1)) if duplicate else None
@@ -524,10 +519,10 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
             status, action = "stored", "document.uploaded"
             message = _("Stored, encrypted, as “%(title)s”.", title=name)
     db.session.flush()
-    if status == "stored":
-        from portal.work.routing import route_upload  # the category's rule opens or extends a task
-
-        route_upload(doc, actor)
+    if status in ("stored", "version"):
+        # Intake (preview, text, routing to a task) and the work (approvals) listen: the vault only announces.
+        announce("document.stored" if status == "stored" else "document.version_added", tenant.id, doc.id,
+                 doc.current_version)
     if target.item is not None and target.item.fulfilled_at is None:
         target.item.document_id, target.item.fulfilled_at, target.item.fulfilled_by_id = doc.id, utcnow(), _uid(actor)
         # Answered "not applicable" before, and found after all: received now.
@@ -536,8 +531,6 @@ def _file(actor: User | None, tenant: Tenant, obj: StoredObject, duplicate: bool
                      object_type="request_item", object_id=target.item.id, ip=ip,
                      data={"name": target.item.description})
     _record(action, actor, tenant, doc, ip, size=obj.size, category=doc.category)
-    if not duplicate and obj.preview == "pending":
-        enqueue("documents.thumbnail", obj.id, tenant_id=tenant.id)
     db.session.commit()
     return UploadResult(name, status, message, doc)
 

@@ -15,7 +15,7 @@ from wtforms import ValidationError
 
 from portal.access import requires
 from portal.api.pagination import decode_time_id_cursor, encode_cursor
-from portal.documents import bp, receive, requests, services, trash
+from portal.documents import bp, panels, receive, requests, services, trash
 from portal.documents.content import CATEGORY_LABELS
 from portal.documents.forms import ConfirmForm, NotApplicableForm, RefileForm, RequestForm, TrashForm
 from portal.documents.models import Document, DocumentRequest
@@ -76,7 +76,8 @@ def index(tenant_slug: str):
     filtered = any(args.get(k) for k in ("category", "period", "tag", "q"))
     next_cursor = encode_cursor([page.next_key[0].isoformat(), str(page.next_key[1])]) if page.next_key else None
     return render_template("documents/index.html", tenant=g.tenant, page=page, used=used, quota=quota,
-                           filtered=filtered, next_cursor=next_cursor, limit=services.limit_for(used, quota))
+                           filtered=filtered, next_cursor=next_cursor, limit=services.limit_for(used, quota),
+                           panels=panels.panels("documents", g.tenant))
 
 
 def _csrf_checker():  # noqa: ANN202
@@ -157,7 +158,8 @@ def _detail_page(doc: Document, *, form: RefileForm | None = None, trash_form: T
     return render_template("documents/detail.html", tenant=g.tenant, doc=doc, form=form,
                            trash_form=trash_form or TrashForm(formdata=None), confirm_form=ConfirmForm(formdata=None),
                            purge_on=trash.purge_date(doc), client_side=is_client(g.role),
-                           limit=services.upload_limit(g.tenant))
+                           limit=services.upload_limit(g.tenant),
+                           panels=[] if doc.trashed_at else panels.panels("document", doc))
 
 
 @bp.route("/t/<tenant_slug>/documents/<document_id>/refile", methods=["POST"])

@@ -507,7 +507,8 @@ def _approve(actor: User, task: Task, seen_sha256: str | None) -> None:
 
     The product's row is locked as the vault locks it to add a version: a version uploaded at
     the same moment either commits first (and is what this reads, so the approval of the older
-    one is refused) or waits for this approval and then voids it (``product_changed``).
+    one is refused) or waits for this approval, which the new version's announcement then voids
+    (``product_changed``).
     """
     current = None
     if task.product_id is not None:
@@ -526,8 +527,9 @@ def _approve(actor: User, task: Task, seen_sha256: str | None) -> None:
 def product_changed(document_id: uuid.UUID, sha256: str, actor: User | None = None) -> int:
     """A work product got a new version: approvals of other content no longer count; returns how many.
 
-    Called by the vault when a version is added, in the same transaction. Each such
-    task goes back to the client for approval, on its timeline and in the audit log.
+    Called when the vault announces a new version (``vault_links.version_added``, a job after the
+    upload's commit). Each such task goes back to the client for approval, on its timeline and in
+    the audit log.
     """
     tasks = db.session.scalars(select(Task).where(Task.product_id == document_id,
                                                   Task.approved_sha256.is_not(None),

@@ -1,23 +1,41 @@
-"""What removing or purging a vault document means for the work: ``portal.documents.trash`` announces, this listens.
+"""What the vault's news means for the work: the vault announces, this listens.
 
-A document that is the work product of a task not finished yet stays (the client would approve
-nothing), and one the client approved as a task's work product stays for good: it is the record of what
-was approved. When a document is purged, tasks let go of it: their links to it, and a work product
-pointing at it.
+- A new version of a document (``document.version_added``, through the outbox): a task that approved
+  other content of it as its work product goes back to the client for approval.
+- Removing (``portal.documents.trash`` signals, in the removal's transaction): a document that is the work
+  product of a task not finished yet stays (the client would approve nothing), and one the client
+  approved as a task's work product stays for good: it is the record of what was approved.
+- Purging: tasks let go of the document, their links to it and a work product pointing at it.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 
-from portal.documents.models import Document
+from portal import events
+from portal.documents.models import Document, DocumentVersion, StoredObject
 from portal.documents.trash import document_purging, document_removing
 from portal.extensions import db
 from portal.work.models import Task, TaskDocument
+from portal.work.services import product_changed
 from portal.work.states import FINAL
+from tenants.models import User
+
+
+def version_added(tenant_id: uuid.UUID, document_id: str, version: str) -> None:
+    """A work product's new version voids approvals of other content (idempotent: none is left the second time)."""
+    row = db.session.execute(
+        select(StoredObject.sha256, DocumentVersion.uploaded_by_id)
+        .join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
+        .where(DocumentVersion.document_id == uuid.UUID(document_id), DocumentVersion.number == int(version))).first()
+    if row is None:  # purged since
+        return
+    uploader = db.session.get(User, row.uploaded_by_id) if row.uploaded_by_id else None
+    product_changed(uuid.UUID(document_id), row.sha256, uploader)
 
 
 def keeps(doc: Document, **_signal: Any) -> str | None:
@@ -44,5 +62,6 @@ def let_go(doc: Document, **_signal: Any) -> None:
 
 
 def init_app() -> None:
+    events.subscribe("document.version_added", "work.approvals", version_added)
     document_removing.connect(keeps, weak=False)
     document_purging.connect(let_go, weak=False)

@@ -60,6 +60,9 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.statement_pdf": "tenant:statements.view",
         "api_v1.approve_statement": "tenant:statements.approve",
         "api_v1.dispute_statement": "tenant:statements.approve",
+        "api_v1.get_intake": "tenant:intake.view",
+        "api_v1.retry_intake": "tenant:intake.retry",
+        "api_v1.intake_progress": "tenant:intake.view",
         "api-docs.openapi_json": PUBLIC,
     }
     assert {e: action_of(app, e) for e in expected} == expected
@@ -108,6 +111,9 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
                            "/api/v1/tenants/{tenant_slug}/statements",
                            "/api/v1/tenants/{tenant_slug}/statements/{statement_id}",
                            "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/pdf",
+                           "/api/v1/tenants/{tenant_slug}/documents/{document_id}/intake",
+                           "/api/v1/tenants/{tenant_slug}/documents/{document_id}/intake/retry",
+                           "/api/v1/tenants/{tenant_slug}/intake",
                            "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/approve",
                            "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/dispute"}
 

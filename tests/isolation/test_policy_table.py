@@ -34,6 +34,8 @@ EXPECTED = {
     "tenant:documents.refile":     "PA MG ST CA -  - ",
     "tenant:documents.trash":      "PA MG ST CA CP - ",  # remove to the trash, and see the trash
     "tenant:documents.restore":    "PA MG -  -  -  - ",  # restoring is the provider's
+    "tenant:intake.view":          "PA MG ST CA CP CM",  # what was read from a document, beside it
+    "tenant:intake.retry":         "PA MG ST -  -  - ",  # trying a file that failed again is staff's
     "tenant:requests.view":        "PA MG ST CA CP CM",
     "tenant:requests.manage":      "PA MG ST -  -  - ",
     "tenant:requests.answer":      "-  -  -  CA CP CM",  # "not applicable", with a reason; the provider reopens

@@ -1,4 +1,4 @@
-"""Uploads open or extend tasks: a rule per document category.
+"""Intake's last step: a new document opens or extends a task, by a rule per document category.
 
 Invoices, receipts and bank statements of a month gather in that month's
 bookkeeping task; payroll inputs in that month's payroll task. The task is found
@@ -34,15 +34,17 @@ RULES = {
 }
 
 
-def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
+def route_upload(document: Document, actor: User | None, category: str | None = None) -> uuid.UUID | None:
     """Attach a new document to its month's task for its category, opening the task if needed.
 
     A month whose task is finished (done, or cancelled) gets a follow-up task for what came
     late (``upload:<line>:<month>#2``, ``#3``…), which waits in the line's queue like any
     other: a late invoice is never filed into work nobody will open again.
-    Runs in the upload's transaction (the caller commits). Returns the task's id, or None.
+    ``category`` is what intake classified the document as (the client's own choice wins: the caller
+    passes the document's category unless it is "other"). Runs in the intake chain's transaction
+    (the caller commits). Returns the task's id, or None.
     """
-    rule = RULES.get(document.category)
+    rule = RULES.get(category or document.category)
     if rule is None:
         return None
     line_key, title, late_title = rule
@@ -52,6 +54,10 @@ def route_upload(document: Document, actor: User | None) -> uuid.UUID | None:
     line = service_line(line_key)
     tasks = db.session.execute(select(Task.id, Task.state, Task.recurrence_key).where(
         (Task.recurrence_key == base) | Task.recurrence_key.startswith(f"{base}#", autoescape=True))).all()
+    linked = db.session.scalar(select(TaskDocument.task_id).where(
+        TaskDocument.document_id == document.id, TaskDocument.task_id.in_([t.id for t in tasks])).limit(1))
+    if linked is not None:  # routed before (the step run again): once is enough
+        return linked
     unfinished = [t.id for t in tasks if t.state not in FINAL]
     if unfinished:
         task_id = unfinished[-1]

@@ -1,0 +1,109 @@
+"""The intake API: what reading a document found (its state, steps, kind, text), a tenant's progress, trying again.
+
+Same services as the pages (``portal.intake.services``); the gate has checked the token, its tenant and
+scope, and the action. Whoever sees a document sees what was read from it (``tenant:intake.view``);
+trying a failed one again is the provider's staff's (``tenant:intake.retry``). A document of another
+tenant is not found (404), exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from flask import abort, g, request
+from marshmallow import Schema, fields
+
+from portal.access import requires
+from portal.api.views import _caller, _refusals, blp
+from portal.documents import services as vault
+from portal.errors import problem
+from portal.intake import services
+from portal.intake.models import IntakeRecord
+
+STATES = ("waiting", "running", "done", "failed")
+
+
+class IntakeArgs(Schema):
+    text = fields.Boolean(load_default=False, metadata={"description": "Include the text read from the document."})
+
+
+class IntakeSchema(Schema):
+    document_id = fields.UUID(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The document version this is about (the "
+                                                                      "current one)."})
+    state = fields.String(required=True, metadata={"enum": list(STATES), "description": "waiting, running, done, "
+                                                   "or failed (``message`` says why; staff may try again)."})
+    step = fields.String(allow_none=True, metadata={"description": "The step running, or the one that failed."})
+    steps = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "Each finished step: ``state`` (done or skipped), ``at``, ``note``."})
+    pages = fields.Integer(allow_none=True)
+    text_source = fields.String(allow_none=True, metadata={"enum": ["layer", "ocr", "mixed"], "description":
+                                "The document's own text layer, text recognition, or both."})
+    classified = fields.String(allow_none=True, metadata={"description": "What the text reads as: invoice, "
+                                                          "receipt, bank_statement, payroll_input, contract, other."})
+    message = fields.String(allow_none=True, metadata={"description": "Why it could not be read, in a sentence."})
+    text = fields.String(allow_none=True, metadata={"description": "Pages separated by a form feed; only with "
+                                                    "``text=true``."})
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class ProgressSchema(Schema):
+    read = fields.Integer(required=True, metadata={"description": "Current versions of live documents read."})
+    failed = fields.Integer(required=True)
+    waiting = fields.Integer(required=True, metadata={"description": "Still being read."})
+    total = fields.Integer(required=True)
+
+
+def _json(record: IntakeRecord, *, text: bool) -> dict:
+    return {"document_id": record.document_id, "version": record.version, "state": record.state, "step": record.step,
+            "steps": record.steps, "pages": record.pages, "text_source": record.text_source,
+            "classified": record.classified, "finished_at": record.finished_at,
+            "message": services.why(record) if record.state == "failed" else None,
+            "text": record.text if text else None}
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>/intake")
+@blp.arguments(IntakeArgs, location="query", as_kwargs=True)
+@blp.response(200, IntakeSchema)
+@_refusals(401, 403, 404)
+@requires("tenant:intake.view")
+def get_intake(tenant_slug: str, document_id: str, text: bool) -> dict:
+    """What reading a document found
+
+    The state of the intake chain on the document's current version and what it left: pages, where the
+    text came from, what the document reads as, and the text itself with `text=true`. 404 until the
+    vault's announcement of the upload has been heard (a moment after the upload).
+    """
+    record = services.record_of(vault.get_document(_caller(), document_id))
+    if record is None:
+        abort(404)
+    return _json(record, text=text)
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>/intake/retry", methods=["POST"])
+@blp.response(202, IntakeSchema)
+@_refusals(401, 403, 404, 409)
+@requires("tenant:intake.retry")
+def retry_intake(tenant_slug: str, document_id: str) -> tuple[dict, int]:
+    """Read a document that failed again
+
+    From the step that failed; audited as `intake.retried`. 409 when it did not fail.
+    """
+    try:
+        record = services.retry(_caller(), g.tenant, document_id, request.remote_addr)
+    except services.IntakeError as exc:
+        abort(problem(409, str(exc)))
+    return _json(record, text=False), 202
+
+
+@blp.route("/tenants/<tenant_slug>/intake")
+@blp.response(200, ProgressSchema)
+@_refusals(401, 403, 404)
+@requires("tenant:intake.view")
+def intake_progress(tenant_slug: str) -> dict:
+    """How far reading the tenant's documents is
+
+    Current versions of live documents: read, failed, still waiting. The documents page shows the same.
+    """
+    p = services.progress()
+    return {"read": p.read, "failed": p.failed, "waiting": p.open, "total": p.total}
+
+

@@ -1,0 +1,209 @@
+"""The intake chain: small ordered steps over one document version, under one progress record.
+
+Each step says whether it applies to the document (``applies``) and does its part (``run``), leaving
+what it made on the record or elsewhere (a thumbnail, the text, a task), and returns a short note. The
+chain (``run``) is one job per document version that carries ids only; it binds the document's tenant
+as a request does (the job runner does) and is idempotent:
+
+- the record is claimed with a lease (``INTAKE_LEASE_SECONDS``): a second run while the first holds it
+  does nothing, and a run after a worker died (SIGKILL: the lease runs out) goes on where it stopped;
+- every step finished is recorded (``steps``) in the same transaction as what it left behind, so a
+  step is never done twice, and a step interrupted half-way is run again from its start;
+- a file that cannot be read fails its step (``StepFailed``, with the reader's word for why) and the
+  chain goes on, so the document still reaches its task; the record ends failed, never in a retry
+  loop, and staff can try again (``retry``). Any other error (the database, storage) rolls back, and
+  rq tries again with back-off.
+
+Steps register in order with ``register``; later areas (invoice fields, bank files) add theirs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from portal.documents.models import Document, DocumentVersion, StoredObject
+from portal.extensions import db
+from portal.intake.models import IntakeRecord
+from tenants.models import utcnow
+
+
+class StepFailed(Exception):
+    """The file itself stops the step (damaged, unreadable): the message is a stable word for why, which
+    pages turn into a sentence (``steps.REASONS``)."""
+
+
+@dataclass
+class Intake:
+    """What a step sees: the record, the document, the version being read and its stored object."""
+
+    record: IntakeRecord
+    document: Document
+    version: DocumentVersion
+    object: StoredObject
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # stable: it is written in the records
+    applies: Callable[[Intake], bool]
+    run: Callable[[Intake], str | None]
+
+
+STEPS: list[Step] = []
+
+
+def register(step: Step, *, before: str | None = None) -> None:
+    """Add a step at the end of the chain, or before the step named ``before`` (each once)."""
+    if any(s.name == step.name for s in STEPS):
+        return
+    at = next((i for i, s in enumerate(STEPS) if s.name == before), len(STEPS)) if before else len(STEPS)
+    STEPS.insert(at, step)
+
+
+def start(tenant_id: uuid.UUID, document_id: str, version: str) -> None:
+    """The vault stored a document or a version (``portal.events``): its record, and the chain's job."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    from workers import enqueue
+
+    created = db.session.execute(
+        insert(IntakeRecord).values(id=uuid.uuid4(), tenant_id=tenant_id, document_id=uuid.UUID(document_id),
+                                    version=int(version), state="waiting", steps={}, attempts=0,
+                                    updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["document_id", "version"]).returning(IntakeRecord.id)).first()
+    if created is not None:  # announced twice: one record, one chain
+        enqueue("intake.run", document_id, version, tenant_id=tenant_id)
+
+
+def run(document_id: str, version: str) -> str:
+    """Run the chain on the bound tenant's document version from where it stopped; returns its state.
+
+    A step the file stops (``StepFailed``) is recorded as failed and the chain goes on (a document that
+    cannot be read still reaches its task); the record ends failed, saying why, until staff try again.
+    """
+    record_id = _claim(uuid.UUID(document_id), int(version))
+    if record_id is None:
+        return "busy_or_finished"
+    for step in list(STEPS):
+        record = db.session.get(IntakeRecord, record_id, populate_existing=True)
+        if step.name in record.steps:
+            continue
+        intake = _intake(record)
+        if intake is None:  # the document or version went (purged) while it waited
+            return "gone"
+        record.step, record.lease_until, record.updated_at = step.name, _lease(), utcnow()
+        try:
+            outcome = {"state": "done", "note": step.run(intake)} if step.applies(intake) else {"state": "skipped"}
+        except StepFailed as exc:
+            db.session.rollback()
+            outcome = {"state": "failed", "reason": str(exc)[:40]}
+            _audit_failure(record_id, step.name, outcome["reason"])
+        record = db.session.get(IntakeRecord, record_id)
+        record.steps = {**record.steps, step.name: {**outcome, "at": utcnow().isoformat()}}
+        db.session.commit()  # the step's results and its mark, together
+    record = db.session.get(IntakeRecord, record_id)
+    failed = next(((s.name, record.steps[s.name]["reason"]) for s in STEPS
+                   if record.steps.get(s.name, {}).get("state") == "failed"), None)
+    record.state = "failed" if failed else "done"
+    record.step, record.error = failed if failed else (None, None)
+    record.lease_until, record.finished_at, record.updated_at = None, utcnow(), utcnow()
+    db.session.commit()
+    return record.state
+
+
+def retry(record: IntakeRecord) -> None:
+    """Staff try a failed record again (the caller audits and commits): from the step that failed."""
+    from workers import enqueue
+
+    if record.state != "failed":
+        raise ValueError("only a record that failed can be tried again")
+    # From the first step that failed on: what came after it may have depended on it (no text: no kind).
+    names = [s.name for s in STEPS]
+    first = min((names.index(n) for n, v in record.steps.items() if v.get("state") == "failed" and n in names),
+                default=len(names))
+    record.steps = {n: v for n, v in record.steps.items() if n in names[:first]}
+    record.state, record.error, record.lease_until, record.updated_at = "waiting", None, None, utcnow()
+    enqueue("intake.run", record.document_id, record.version, tenant_id=record.tenant_id)
+
+
+def resume_stale(batch: int = 500) -> int:
+    """Records whose run died (lease over) or never started (waiting a while): their chain again; and
+    documents whose current version has no record at all (stored before intake existed, or an
+    announcement lost), ``batch`` at a time: their record and chain.
+
+    For the scheduler, with every tenant bound; returns how many were sent. The outbox's own reaper
+    re-runs a job rq lost; this covers a job that ran, found the lease still held, and ended.
+    """
+    from workers import enqueue
+
+    now = utcnow()
+    unread = db.session.execute(
+        select(Document.tenant_id, Document.id, Document.current_version)
+        .outerjoin(IntakeRecord, (IntakeRecord.document_id == Document.id)
+                   & (IntakeRecord.version == Document.current_version))
+        .where(IntakeRecord.id.is_(None), Document.trashed_at.is_(None),
+               Document.created_at < now - timedelta(minutes=1))  # not one whose announcement is on its way
+        .limit(batch)).all()
+    for tenant_id, document_id, version in unread:
+        start(tenant_id, str(document_id), str(version))
+    rows = db.session.execute(select(IntakeRecord.id, IntakeRecord.tenant_id, IntakeRecord.document_id,
+                                     IntakeRecord.version).where(or_(
+        (IntakeRecord.state == "running") & (IntakeRecord.lease_until < now),
+        (IntakeRecord.state == "waiting") & (IntakeRecord.updated_at < now - _lease_length())))).all()
+    for row in rows:
+        db.session.execute(update(IntakeRecord).where(IntakeRecord.id == row.id).values(updated_at=now))
+        enqueue("intake.run", row.document_id, row.version, tenant_id=row.tenant_id)
+    db.session.commit()
+    return len(rows) + len(unread)
+
+
+# --- inside -----------------------------------------------------------------------------------------------
+
+def _lease_length() -> timedelta:
+    return timedelta(seconds=current_app.config["INTAKE_LEASE_SECONDS"])
+
+
+def _lease() -> Any:
+    return utcnow() + _lease_length()
+
+
+def _claim(document_id: uuid.UUID, version: int) -> uuid.UUID | None:
+    """Take the record for this run: waiting, or running with its lease over (its worker died)."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(IntakeRecord)
+        .where(IntakeRecord.document_id == document_id, IntakeRecord.version == version,
+               or_(IntakeRecord.state == "waiting",
+                   (IntakeRecord.state == "running") & (IntakeRecord.lease_until < now)))
+        .values(state="running", lease_until=now + _lease_length(), attempts=IntakeRecord.attempts + 1,
+                updated_at=now)
+        .returning(IntakeRecord.id)).first()
+    db.session.commit()
+    return claimed.id if claimed else None
+
+
+def _intake(record: IntakeRecord) -> Intake | None:
+    row = db.session.execute(
+        select(Document, DocumentVersion, StoredObject)
+        .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+        .join(StoredObject, StoredObject.id == DocumentVersion.object_id)
+        .where(Document.id == record.document_id, DocumentVersion.number == record.version)).first()
+    if row is None:
+        return None
+    return Intake(record, row.Document, row.DocumentVersion, row.StoredObject)
+
+
+def _audit_failure(record_id: uuid.UUID, step: str, reason: str) -> None:
+    from tenants import audit
+
+    record = db.session.get(IntakeRecord, record_id)
+    audit.record("intake.failed", audit.SYSTEM, tenant_id=record.tenant_id, object_type="document",
+                 object_id=record.document_id, data={"step": step, "version": record.version, "reason": reason})
+    current_app.logger.info("intake of %s v%s: %s failed: %s", record.document_id, record.version, step, reason)

@@ -1,0 +1,228 @@
+"""Reading a document's text, in a child process with resource limits (as previews are made).
+
+A PDF's own text layer comes first (``pdftotext``, poppler-utils): a page that has text is never
+OCR'd. A page without text (a scan) and a photo or scan image are read by Tesseract in Vietnamese and
+English (``vie+eng``) after the image is cleaned: turned upright from its EXIF orientation, made grey,
+its contrast stretched, enlarged when small, and straightened (the small skew of a scan or a photo
+taken at a slant, found by the angle whose rows of ink line up best).
+
+Uploaded bytes are attacker-controlled and PDF and image parsers are attack surface, so nothing here
+parses them in the worker: this file is also the child's program (``python -I``, no portal import, no
+secrets in its environment, limits set before it reads a byte; ``previews.run_sandboxed`` runs it).
+The child answers one JSON object: ``{"pages": [{"text": ..., "source": "layer" | "ocr"}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+READ_KINDS = frozenset({"pdf", "image"})
+MEMORY_LIMIT = 1536 * 1024 * 1024  # Tesseract with two languages on a 300 dpi page
+CPU_SECONDS = 240
+MAX_OUTPUT = 8 * 1024 * 1024  # text of a few hundred pages
+LANGUAGES = "vie+eng"
+OCR_DPI = 300
+MIN_PAGE_TEXT = 16  # fewer characters than this on a PDF page: a scan (a page number alone is not text)
+
+# The child's exit statuses, besides 0 (the JSON on standard output).
+_UNREADABLE, _TOO_MANY_PIXELS, _OUT_OF_MEMORY, _UNAVAILABLE, _EMPTY = 3, 4, 6, 7, 8
+
+UNREADABLE = "the file could not be read; it may be damaged or protected with a password"
+TOO_MANY_PIXELS = "the image is too large to read"
+OVER_LIMITS = "reading it needed more memory or time than allowed"
+UNAVAILABLE = "text recognition (Tesseract) is not installed on this server"
+TOO_LARGE = "the file is too large to read"
+TIMED_OUT = "reading it took too long"
+
+
+class ReadFailed(Exception):
+    """The text could not be read: the message is a plain phrase for people, ``reason`` a stable word."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Page:
+    text: str
+    source: str  # layer | ocr
+
+
+def read_text(chunks: Iterable[bytes], kind: str, *, max_input: int, timeout: float,
+              max_pages: int) -> list[Page] | None:
+    """The text of each page of a PDF or an image (one page); None for kinds without text to read.
+
+    Raises ``ReadFailed`` when the file cannot be read, the child runs past its limits or ``timeout``,
+    or the input is larger than ``max_input`` bytes. Scanned pages past ``max_pages`` are not OCR'd.
+    """
+    if kind not in READ_KINDS:
+        return None
+    from portal.documents.previews import run_sandboxed
+
+    ran = run_sandboxed(os.path.abspath(__file__), [kind, str(max_pages)], chunks, max_input=max_input,
+                        timeout=timeout, max_output=MAX_OUTPUT)
+    if ran.too_large:
+        raise ReadFailed(TOO_LARGE, "too_large")
+    if ran.timed_out:
+        raise ReadFailed(TIMED_OUT, "timeout")
+    if ran.status == 0 and len(ran.output) <= MAX_OUTPUT:
+        try:
+            pages = json.loads(ran.output)["pages"]
+            return [Page(str(p["text"]), "ocr" if p["source"] == "ocr" else "layer") for p in pages]
+        except (ValueError, KeyError, TypeError):
+            raise ReadFailed(UNREADABLE, "unreadable") from None
+    import signal
+
+    if ran.status == _TOO_MANY_PIXELS:
+        raise ReadFailed(TOO_MANY_PIXELS, "too_many_pixels")
+    if ran.status == _UNAVAILABLE:
+        raise ReadFailed(UNAVAILABLE, "unavailable")
+    if ran.status in (_OUT_OF_MEMORY, -signal.SIGXCPU, -signal.SIGKILL):
+        raise ReadFailed(OVER_LIMITS, "limits")
+    raise ReadFailed(UNREADABLE, "unreadable")
+
+
+# --- the child ---------------------------------------------------------------------------------------
+
+PROGRAM_DIRS = "/usr/local/bin:/usr/bin:/bin"
+MAX_PIXELS = 50_000_000
+
+
+def _run(program: str, arguments: list[str], data: bytes) -> bytes:
+    import shutil
+    import subprocess
+
+    path = shutil.which(program, path=PROGRAM_DIRS)
+    if path is None:
+        raise FileNotFoundError(program)
+    done = subprocess.run([path, *arguments], input=data, capture_output=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise ValueError(f"{program} exited with {done.returncode}")
+    return done.stdout
+
+
+def _clean(image):  # noqa: ANN001, ANN202 - PIL images; the child imports Pillow only when it needs it
+    """Upright, grey, stretched, at least 1,600 px wide, straightened: what Tesseract reads best."""
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    image = ImageOps.autocontrast(image.convert("L"), cutoff=1)
+    if image.width < 1600:
+        factor = 1600 / image.width
+        image = image.resize((1600, max(1, round(image.height * factor))), Image.Resampling.LANCZOS)
+    angle = _skew(image)
+    if angle:
+        image = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    return image
+
+
+def _skew(image) -> float:  # noqa: ANN001
+    """The small rotation (within 5 degrees either way) that lines the rows of ink up best.
+
+    Text lines are horizontal when the sum of ink per row varies the most: the projection profile.
+    Measured on a small, black-and-white copy, in half degrees, then refined to a tenth.
+    """
+    from PIL import Image
+
+    small = image.copy()
+    small.thumbnail((800, 800))
+    ink = small.point(lambda v: 255 if v < 128 else 0)
+
+    def score(angle: float) -> float:
+        turned = ink.rotate(angle, resample=Image.Resampling.NEAREST, expand=False, fillcolor=0)
+        width = turned.width
+        data = turned.tobytes()
+        rows = [sum(data[y * width:(y + 1) * width]) for y in range(turned.height)]
+        mean = sum(rows) / len(rows)
+        return sum((r - mean) ** 2 for r in rows)
+
+    best = max((a / 2 for a in range(-10, 11)), key=score)
+    best = max((best + d / 10 for d in range(-4, 5)), key=score)
+    return best if abs(best) >= 0.2 else 0.0
+
+
+def _ocr(png: bytes) -> str:
+    return _run("tesseract", ["stdin", "stdout", "-l", LANGUAGES, "--psm", "3"], png).decode("utf-8", "replace")
+
+
+def _ocr_image(image) -> str:  # noqa: ANN001
+    import io
+
+    out = io.BytesIO()
+    _clean(image).save(out, "PNG")
+    return _ocr(out.getvalue())
+
+
+def _pdf(data: bytes, max_pages: int) -> list[dict[str, str]]:
+    import io
+
+    from PIL import Image
+
+    layer = _run("pdftotext", ["-layout", "-enc", "UTF-8", "-", "-"], data).decode("utf-8", "replace")
+    texts = layer.split("\f")
+    if texts and not texts[-1].strip():
+        texts.pop()  # pdftotext ends every page with a form feed
+    pages, ocr_done = [], 0
+    for number, text in enumerate(texts, start=1):
+        if len(text.strip()) >= MIN_PAGE_TEXT or ocr_done >= max_pages:
+            pages.append({"text": text, "source": "layer"})
+            continue
+        png = _run("pdftoppm", ["-png", "-r", str(OCR_DPI), "-gray", "-f", str(number), "-l", str(number),
+                                "-singlefile", "-"], data)
+        pages.append({"text": _ocr_image(Image.open(io.BytesIO(png), formats=["PNG"])), "source": "ocr"})
+        ocr_done += 1
+    return pages
+
+
+def _image(data: bytes) -> list[dict[str, str]]:
+    import io
+    import warnings
+
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    image = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
+    return [{"text": _ocr_image(image), "source": "ocr"}]
+
+
+def main(argv: list[str]) -> int:
+    """The child: read ``argv[0]`` ("pdf" or "image") from stdin; JSON pages on stdout."""
+    import importlib.util
+
+    # The sandbox's limits, from the previews' child (loaded by path: this child imports no package of ours).
+    spec = importlib.util.spec_from_file_location(
+        "previews", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "documents",
+                                 "previews.py"))
+    previews = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["previews"] = previews
+    spec.loader.exec_module(previews)  # type: ignore[union-attr]
+    previews._limit(MEMORY_LIMIT, CPU_SECONDS)  # noqa: SLF001 - the one definition of the sandbox's limits
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract: one thread, as the worker runs jobs one at a time
+    if len(argv) != 2 or argv[0] not in READ_KINDS or not argv[1].isdigit():
+        return _UNREADABLE
+    data = sys.stdin.buffer.read()
+    try:
+        pages = _pdf(data, int(argv[1])) if argv[0] == "pdf" else _image(data)
+    except FileNotFoundError:
+        return _UNAVAILABLE
+    except MemoryError:
+        return _OUT_OF_MEMORY
+    except Exception as exc:  # noqa: BLE001 - whatever the parsers raise, the answer is "unreadable"
+        if type(exc).__name__ in ("DecompressionBombError", "DecompressionBombWarning"):
+            return _TOO_MANY_PIXELS
+        return _UNREADABLE
+    sys.stdout.write(json.dumps({"pages": pages}, ensure_ascii=False))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,122 @@
+"""The chain's steps, in order: the preview, the text, the kind of document, the task it goes to."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from portal.documents import services as vault
+from portal.extensions import db
+from portal.intake import readers
+from portal.intake.chain import Intake, Step, StepFailed, register
+from tenants.models import User
+
+# Why a file could not be read, by the reader's stable word: shown after "Could not read this file: ".
+REASONS = {
+    "unreadable": _l("it may be damaged, or protected with a password"),
+    "too_large": _l("it is too large to read"),
+    "timeout": _l("reading it took too long"),
+    "limits": _l("reading it needed more memory or time than allowed"),
+    "too_many_pixels": _l("the image is too large to read"),
+    "unavailable": _l("text recognition is not installed on this server"),
+}
+
+
+# --- the preview ------------------------------------------------------------------------------------------
+
+def _needs_preview(it: Intake) -> bool:
+    return it.object.preview == "pending"
+
+
+def _preview(it: Intake) -> str | None:
+    vault.make_thumbnail(it.object.id)  # a preview that cannot be made is marked so; reading goes on
+    return it.object.preview
+
+
+# --- the text -----------------------------------------------------------------------------------------------
+
+def _readable(it: Intake) -> bool:
+    return it.object.kind in readers.READ_KINDS
+
+
+def _text(it: Intake) -> str | None:
+    cfg = current_app.config
+    if it.object.size > cfg["INTAKE_READ_MAX_BYTES"]:
+        raise StepFailed("too_large")
+    try:
+        pages = readers.read_text(vault.read_object(it.object), it.object.kind, max_input=cfg["INTAKE_READ_MAX_BYTES"],
+                                  timeout=cfg["INTAKE_READ_TIMEOUT"], max_pages=cfg["INTAKE_OCR_MAX_PAGES"])
+    except readers.ReadFailed as exc:
+        raise StepFailed(exc.reason) from None
+    pages = pages or []
+    sources = {page.source for page in pages}
+    it.record.text = "\f".join(page.text for page in pages)
+    it.record.text_source = sources.pop() if len(sources) == 1 else ("mixed" if sources else None)
+    it.record.pages = len(pages)
+    return f"{len(pages)} pages, {it.record.text_source}"
+
+
+# --- the kind of document ---------------------------------------------------------------------------------
+
+# Words that say what a document is, written without diacritics (the text is compared the same way).
+KINDS = (
+    ("invoice", ("hoa don gia tri gia tang", "hoa don ban hang", "hoa don dien tu", "vat invoice", "tax invoice",
+                 "invoice no", "invoice number", "hoa don")),
+    ("receipt", ("bien lai", "phieu thu", "receipt", "cash sale")),
+    ("bank_statement", ("sao ke", "bank statement", "statement of account", "so du dau ky", "opening balance")),
+    ("payroll_input", ("bang cham cong", "bang luong", "timesheet", "payroll", "attendance")),
+    ("contract", ("hop dong", "contract", "agreement", "the parties")),
+)
+
+
+# How a kind reads on a page (the vault's category names, and "other").
+KIND_LABELS = {"invoice": _l("an invoice"), "receipt": _l("a receipt"), "bank_statement": _l("a bank statement"),
+               "payroll_input": _l("payroll input"), "contract": _l("a contract"), "other": _l("nothing we know")}
+
+
+def plain(text: str) -> str:
+    """Lowercase, without diacritics (đ is d), spaces collapsed: how "Hóa Đơn" and "hoa don" meet."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", bare).lower()
+
+
+def classify(text: str) -> str:
+    """The kind of document the text reads as (one of the vault's categories), or "other"."""
+    words = plain(text[:20_000])
+    found = [(words.find(phrase), kind) for kind, phrases in KINDS for phrase in phrases if phrase in words]
+    return min(found)[1] if found else "other"
+
+
+def _has_text(it: Intake) -> bool:
+    return bool(it.record.text)
+
+
+def _classify(it: Intake) -> str | None:
+    it.record.classified = classify(it.record.text or "")
+    return it.record.classified
+
+
+# --- the task it goes to --------------------------------------------------------------------------------------
+
+def _new_document(it: Intake) -> bool:
+    return it.version.number == 1
+
+
+def _route(it: Intake) -> str | None:
+    from portal.intake.routing import route_upload
+
+    # The client's own category wins; "other" (nobody chose) takes what intake read.
+    category = it.document.category if it.document.category != "other" else it.record.classified
+    uploader = db.session.get(User, it.version.uploaded_by_id) if it.version.uploaded_by_id else None
+    task_id = route_upload(it.document, uploader, category)
+    return str(task_id) if task_id else None
+
+
+register(Step("preview", _needs_preview, _preview))
+register(Step("text", _readable, _text))
+register(Step("classify", _has_text, _classify))
+register(Step("route", _new_document, _route))

@@ -1,0 +1,80 @@
+"""Intake in a real browser: the documents page counts what was read and updates itself; a document's page
+shows what was read (its text, its kind); a file that could not be read says why, and staff try it again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, expect
+
+from portal.documents import services as documents
+from portal.extensions import db
+from tenants.context import Scope, bound
+from tenants.lifecycle import assign
+from tenants.models import Tenant, User
+from tenants.policy import Role
+from tests.browser.steps import look_at, sign_in
+from tests.factories import make_person, make_tenant
+from tests.intake.test_intake import text_pdf
+
+pytestmark = pytest.mark.browser
+
+
+def _store(app: Flask, tenant_id, person, body: bytes, name: str, category: str) -> str:
+    with app.app_context():
+        user = db.session.get(User, person.id)
+        with bound(Scope(user_id=user.id, tenant_ids=frozenset({tenant_id}), role=person.role)):
+            result = documents.upload(user, db.session.get(Tenant, tenant_id), [body], filename=name,
+                                      target=documents.upload_target(user, category=category))
+            assert result.ok
+            return str(result.document.id)
+
+
+def test_the_client_watches_documents_being_read_and_reads_the_text(app: Flask, page: Page, run_jobs,
+                                                                    screenshot_dir: Path) -> None:
+    with app.app_context():
+        tenant = make_tenant(locale="vi")
+        admin = make_person(Role.CLIENT_ADMIN, tenant)
+        tenant_id, slug = tenant.id, tenant.slug
+    doc_id = _store(app, tenant_id, admin, text_pdf(), "hoa-don-thang-11.pdf", "invoice")
+    sign_in(page, admin)
+    page.goto(f"/t/{slug}/documents")
+    progress = page.get_by_test_id("intake-progress")
+    expect(progress).to_contain_text("0 of 1 documents read")
+    run_jobs()
+    expect(progress).to_contain_text("1 of 1 documents read", timeout=15_000)  # updated in place, no reload
+    look_at(page, screenshot_dir, "intake-progress")
+    page.goto(f"/t/{slug}/documents/{doc_id}")
+    panel = page.get_by_test_id("intake")
+    expect(panel).to_contain_text("1 page, with its own text.")
+    expect(panel).to_contain_text("It reads as an invoice.")
+    page.get_by_test_id("intake-text").locator("summary").click()
+    expect(panel.locator("pre")).to_contain_text("Tổng cộng tiền thanh toán: 1.944.000 đồng")
+    look_at(page, screenshot_dir, "intake-document",
+            lambda: expect(panel.locator("pre")).to_contain_text("1.944.000"))
+
+
+def test_staff_see_why_a_file_could_not_be_read_and_try_again(app: Flask, page: Page, run_jobs,
+                                                              screenshot_dir: Path) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        admin = make_person(Role.CLIENT_ADMIN, tenant)
+        staff = make_person(Role.STAFF)
+        provider = db.session.get(User, make_person(Role.PROVIDER_ADMIN).id)
+        assign(provider, db.session.get(Tenant, tenant.id), db.session.get(User, staff.id))
+        db.session.commit()
+        tenant_id, slug = tenant.id, tenant.slug
+    doc_id = _store(app, tenant_id, admin, b"%PDF-1.7\n" + b"\x02broken" * 300, "scan-hong.pdf", "other")
+    run_jobs()
+    sign_in(page, staff)
+    page.goto(f"/t/{slug}/documents/{doc_id}")
+    failed = page.get_by_test_id("intake-failed")
+    expect(failed).to_have_text("Could not read this file: it may be damaged, or protected with a password.")
+    look_at(page, screenshot_dir, "intake-failed", lambda: expect(page.get_by_test_id("intake-retry")).to_be_visible())
+    page.get_by_test_id("intake-retry").click()
+    expect(page.locator(".flash")).to_contain_text("Reading this document again")
+    expect(page.get_by_test_id("intake-open")).to_be_visible()
+    run_jobs()
+    expect(page.get_by_test_id("intake-failed")).to_be_visible(timeout=15_000)  # the panel refreshed itself

@@ -1,0 +1,353 @@
+"""Intake: the vault announces, intake reads (text layer, OCR), classifies and routes, once, and says why not.
+
+Real PostgreSQL, Redis and an rq worker (``run_jobs``); real Tesseract and poppler in the sandboxed child.
+Expected texts come from the documents made here, never from the records under test.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from sqlalchemy import func, select
+from weasyprint import HTML
+
+from portal import events
+from portal.documents import services as documents
+from portal.documents.models import Document, StoredObject
+from portal.extensions import db
+from portal.intake import chain
+from portal.intake.models import IntakeRecord
+from portal.intake.steps import classify, plain
+from portal.work.models import Task, TaskDocument
+from tenants.audit import AuditEvent
+from tenants.context import Scope, bound, for_tenant
+from tenants.lifecycle import assign
+from tenants.models import Tenant, User
+from tenants.policy import Role
+from tests.documents import samples
+from tests.factories import csrf_token, login, make_person, make_tenant
+from workers.models import OutboxJob
+
+ROOT = Path(__file__).resolve().parents[2]
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+INVOICE_HTML = ("<h1>HÓA ĐƠN GIÁ TRỊ GIA TĂNG</h1><p>Ký hiệu: 1C26TAA Số: 0001234</p>"
+                "<p>Đơn vị bán hàng: Công ty TNHH Hoa Sen</p><p>Tổng cộng tiền thanh toán: 1.944.000 đồng</p>")
+
+
+def text_pdf() -> bytes:
+    return HTML(string=INVOICE_HTML).write_pdf()
+
+
+def scan(lines: list[str], *, angle: float = 0.0, fmt: str = "PNG") -> bytes:
+    """A picture of printed lines, as a scanner or a phone would give it (turned by ``angle`` degrees)."""
+    font = ImageFont.truetype(FONT, 44)
+    image = Image.new("L", (1500, 120 + 90 * len(lines)), 255)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((60, 60 + 90 * i), line, font=font, fill=0)
+    if angle:
+        image = image.rotate(angle, expand=True, fillcolor=255)
+    out = io.BytesIO()
+    image.convert("RGB").save(out, fmt, **({"resolution": 150} if fmt == "PDF" else {}))
+    return out.getvalue()
+
+
+def _upload(app, body: bytes, name: str, *, category: str = "invoice"):
+    """A new client's admin uploads one file through the vault; (tenant, the admin, the document's id)."""
+    with app.app_context():
+        tenant = make_tenant()
+        person = make_person(Role.CLIENT_ADMIN, tenant)
+        user = db.session.get(User, person.id)
+        with bound(Scope(user_id=user.id, tenant_ids=frozenset({tenant.id}), role=Role.CLIENT_ADMIN)):
+            t = db.session.get(Tenant, tenant.id)
+            result = documents.upload(user, t, [body], filename=name,
+                                      target=documents.upload_target(user, category=category))
+            assert result.ok, result.message
+            return SimpleNamespace(id=t.id, slug=t.slug), person, result.document.id
+
+
+def _record(app, tenant_id, document_id, version: int = 1) -> IntakeRecord | None:
+    with app.app_context(), for_tenant(tenant_id):
+        record = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == document_id,
+                                                              IntakeRecord.version == version))
+        if record is not None:
+            _ = record.text  # read while the tenant is bound (sealed)
+            db.session.expunge(record)
+        return record
+
+
+# --- the vault announces; the areas listen -----------------------------------------------------------
+
+def test_nothing_under_the_vault_imports_the_areas_that_listen_to_it():
+    """After intake, ``portal/documents/`` imports neither the work, nor intake, nor the workers."""
+    banned = ("portal.work", "portal.intake", "workers")
+    found = []
+    for path in sorted((ROOT / "portal" / "documents").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "workers"
+                      or any(n == b or n.startswith(b + ".") for b in banned)]
+    assert found == []
+
+
+def test_a_stored_document_is_announced_once_in_the_uploads_transaction(app):
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    with app.app_context():
+        rows = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "events.deliver",
+                                                          OutboxJob.scope_tenant == str(tenant.id))).all()
+        assert [(r.args[0], r.args[1:]) for r in rows] == [("document.stored", [str(doc_id), "1"])]
+        # Both listeners are subscribed by their areas' start-up, not by the vault.
+        assert set(events.listeners("document.stored")) == {"intake"}
+        assert set(events.listeners("document.version_added")) == {"intake", "work.approvals"}
+
+
+def test_an_unknown_event_or_the_wrong_ids_fail_at_once(app):
+    with app.app_context():
+        with pytest.raises(KeyError):
+            events.announce("document.stroed", uuid.uuid4(), "x", "1")
+        with pytest.raises(TypeError):
+            events.announce("document.stored", uuid.uuid4(), "x")
+        db.session.rollback()
+
+
+# --- what comes out ---------------------------------------------------------------------------------------
+
+def test_a_pdf_with_text_is_read_from_its_own_text_layer_and_routed(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    assert record.state == "done", record.error
+    assert record.text_source == "layer" and record.pages == 1
+    assert "Tổng cộng tiền thanh toán: 1.944.000 đồng" in record.text  # exact, diacritics and all
+    assert record.classified == "invoice"
+    assert set(record.steps) == {"preview", "text", "classify", "route"}
+    with app.app_context(), for_tenant(tenant.id):
+        task = db.session.scalar(select(Task).join(TaskDocument).where(TaskDocument.document_id == doc_id))
+        assert task is not None and task.recurrence_key.startswith("upload:bookkeeping:")
+        assert db.session.get(StoredObject, db.session.get(Document, doc_id).latest.object_id).preview == "ready"
+
+
+def test_a_photo_of_a_vietnamese_invoice_is_read_by_ocr_after_straightening(app, run_jobs):
+    lines = ["HÓA ĐƠN GIÁ TRỊ GIA TĂNG", "Số hóa đơn: 0004821", "Tổng cộng: 2.530.000 đồng"]
+    tenant, _person, doc_id = _upload(app, scan(lines, angle=2.5, fmt="JPEG"), "photo.jpg", category="other")
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    assert record.state == "done", record.error
+    assert record.text_source == "ocr"
+    read = plain(record.text)
+    for line in lines:
+        assert plain(line) in read, (line, record.text)
+    # Filed as "other" by the client: intake's reading decides the task (bookkeeping, as for an invoice).
+    assert record.classified == "invoice"
+    with app.app_context(), for_tenant(tenant.id):
+        assert db.session.scalar(select(func.count()).select_from(TaskDocument)
+                                 .where(TaskDocument.document_id == doc_id)) == 1
+
+
+def test_a_scanned_pdf_page_is_ocrd_and_a_page_with_text_is_not(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, scan(["BIÊN LAI THU TIỀN", "Receipt 778899"], fmt="PDF"), "scan.pdf",
+                                      category="receipt")
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    assert record.state == "done", record.error
+    assert (record.text_source, record.pages) == ("ocr", 1)
+    assert "bien lai thu tien" in plain(record.text) and "778899" in record.text
+    assert record.classified == "receipt"
+
+
+@pytest.mark.parametrize(("body", "name"), [
+    (b"%PDF-1.7\n" + b"\x00garbage" * 200, "damaged.pdf"),
+    (samples.png(7, size=(1, 1)), "nothing.png"),
+])
+def test_a_file_that_cannot_be_read_says_why_and_staff_try_again(app, run_jobs, body, name):
+    tenant, person, doc_id = _upload(app, body, name, category="other")
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    if name == "nothing.png":  # an image of nothing: read, no words, nothing to classify
+        assert record.state == "done" and not (record.text or "").strip()
+        assert record.steps["classify"]["state"] == "skipped"
+        return
+    assert (record.state, record.step, record.error) == ("failed", "text", "unreadable")
+    assert {k: v["state"] for k, v in record.steps.items()} == {"preview": "done", "text": "failed",
+                                                                "classify": "skipped", "route": "done"}
+    with app.app_context():
+        # No crash loop: the job finished; the record says what happened.
+        runs = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "intake.run",
+                                                          OutboxJob.scope_tenant == str(tenant.id))).all()
+        assert [(r.finished_at is not None, r.last_error) for r in runs] == [(True, None)]
+    client = app.test_client()
+    login(client, person)
+    page = client.get(f"/t/{tenant.slug}/documents/{doc_id}").get_data(as_text=True)
+    assert "Could not read this file: it may be damaged, or protected with a password." in page
+    assert 'data-testid="intake-retry"' not in page  # the client cannot retry; staff can
+    staff = make_staff(app, tenant)
+    login(client := app.test_client(), staff)
+    url = f"/t/{tenant.slug}/documents/{doc_id}"
+    r = client.post(url + "/intake/retry", data={"csrf_token": csrf_token(client, url)})
+    assert r.status_code == 303
+    assert _record(app, tenant.id, doc_id).state == "waiting"
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    assert (record.state, record.attempts) == ("failed", 2)
+    with app.app_context(), for_tenant(tenant.id):
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "intake.retried")) == 1
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "intake.failed")) == 2
+    again = client.post(url + "/intake/retry", data={"csrf_token": csrf_token(client, url)})
+    assert again.status_code == 303  # a retry of a record already failing again: told, nothing breaks
+
+
+def make_staff(app, tenant):
+    """A staff member of the provider, assigned to the tenant."""
+    with app.app_context():
+        staff = make_person(Role.STAFF)
+        admin = db.session.get(User, make_person(Role.PROVIDER_ADMIN).id)
+        assign(admin, db.session.get(Tenant, tenant.id), db.session.get(User, staff.id))
+        db.session.commit()
+        return staff
+
+
+# --- once, and after a crash --------------------------------------------------------------------------
+
+def test_the_chain_twice_reads_once_and_a_run_whose_worker_died_goes_on(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    run_jobs()
+    with app.app_context(), for_tenant(tenant.id):
+        # Announced again (a delivery run twice): still one record, and the chain is not run again.
+        chain.start(tenant.id, str(doc_id), "1")
+        db.session.commit()
+        assert chain.run(str(doc_id), "1") == "busy_or_finished"
+        assert db.session.scalar(select(func.count()).select_from(TaskDocument)
+                                 .where(TaskDocument.document_id == doc_id)) == 1
+        # As if the worker had been killed during "text": the record running, its lease over.
+        record = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == doc_id))
+        steps = {k: v for k, v in record.steps.items() if k == "preview"}
+        record.state, record.step, record.steps, record.text, record.classified = "running", "text", steps, None, None
+        record.lease_until = record.updated_at.replace(year=2000)
+        db.session.commit()
+    with app.app_context(), for_tenant(tenant.id):
+        assert chain.run(str(doc_id), "1") == "done"
+    record = _record(app, tenant.id, doc_id)
+    assert record.state == "done" and "1.944.000" in record.text
+    assert record.steps["preview"] == steps["preview"]  # done before the crash: not done again
+    with app.app_context(), for_tenant(tenant.id):
+        assert db.session.scalar(select(func.count()).select_from(TaskDocument)
+                                 .where(TaskDocument.document_id == doc_id)) == 1  # routed once
+
+
+def test_a_run_holding_its_lease_is_not_taken_over(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    with app.app_context(), for_tenant(tenant.id):
+        chain.start(tenant.id, str(doc_id), "1")
+        db.session.commit()
+        assert chain._claim(doc_id, 1) is not None  # noqa: SLF001 - a first run holds it
+        assert chain.run(str(doc_id), "1") == "busy_or_finished"
+        assert _record(app, tenant.id, doc_id).state == "running"
+
+
+# --- pages, progress, isolation ---------------------------------------------------------------------------
+
+def test_the_documents_page_counts_what_was_read_and_the_document_page_shows_the_text(app, run_jobs):
+    tenant, person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    client = app.test_client()
+    login(client, person)
+    before = client.get(f"/t/{tenant.slug}/documents").get_data(as_text=True)
+    assert "0 of 1 documents read." in before and 'data-refresh="3"' in before
+    run_jobs()
+    after = client.get(f"/t/{tenant.slug}/documents").get_data(as_text=True)
+    assert "1 of 1 documents read." in after
+    page = client.get(f"/t/{tenant.slug}/documents/{doc_id}").get_data(as_text=True)
+    assert "1 page, with its own text." in page and "It reads as an invoice." in page
+    assert "Công ty TNHH Hoa Sen" in page
+
+
+def test_another_tenant_sees_nothing_of_what_was_read(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    run_jobs()
+    with app.app_context():
+        other = make_tenant()
+        intruder = make_person(Role.CLIENT_ADMIN, other)
+        other = SimpleNamespace(id=other.id, slug=other.slug)
+    client = app.test_client()
+    login(client, intruder)
+    assert client.get(f"/t/{other.slug}/documents/{doc_id}").status_code == 404
+    url = f"/t/{other.slug}/documents/{doc_id}/intake/retry"
+    assert client.post(url, data={"csrf_token": csrf_token(client, f"/t/{other.slug}/documents")}).status_code == 403
+    with app.app_context(), for_tenant(other.id):
+        assert db.session.scalar(select(func.count()).select_from(IntakeRecord)) == 0  # RLS: none of theirs
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("HÓA ĐƠN GIÁ TRỊ GIA TĂNG\nSố: 0001", "invoice"),
+    ("hoa don ban hang", "invoice"),
+    ("SAO KÊ TÀI KHOẢN\nSố dư đầu kỳ", "bank_statement"),
+    ("BẢNG CHẤM CÔNG tháng 11", "payroll_input"),
+    ("HỢP ĐỒNG DỊCH VỤ KẾ TOÁN", "contract"),
+    ("Phiếu thu số 12", "receipt"),
+    ("Lorem ipsum dolor", "other"),
+])
+def test_classification_reads_vietnamese_with_or_without_diacritics(text, kind):
+    assert classify(text) == kind
+
+
+def test_the_sweep_reads_documents_stored_before_intake_and_runs_whose_worker_died(app, run_jobs):
+    from workers.jobs.intake import resume
+
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    run_jobs()
+    with app.app_context(), for_tenant(tenant.id):
+        # As a document stored before intake existed: no record. Its upload is older than a minute.
+        db.session.execute(IntakeRecord.__table__.delete().where(IntakeRecord.document_id == doc_id))
+        db.session.execute(Document.__table__.update().where(Document.id == doc_id)
+                           .values(created_at=func.now() - timedelta(hours=1)))
+        db.session.commit()
+    with app.app_context():
+        resume()
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    assert record.state == "done" and "1.944.000" in record.text
+
+
+def test_a_damaged_invoice_still_reaches_its_task(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, b"%PDF-1.7\n" + b"\x01broken" * 300, "hoa-don-hong.pdf")
+    run_jobs()
+    record = _record(app, tenant.id, doc_id)
+    assert (record.state, record.error) == ("failed", "unreadable")
+    with app.app_context(), for_tenant(tenant.id):
+        task = db.session.scalar(select(Task).join(TaskDocument).where(TaskDocument.document_id == doc_id))
+        assert task is not None and task.recurrence_key.startswith("upload:bookkeeping:")
+
+
+def test_the_api_says_what_was_read_and_refuses_another_tenant_and_a_needless_retry(app, run_jobs):
+    from tests.api.util import bearer, issue_token
+
+    tenant, person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    run_jobs()
+    client = app.test_client()
+    raw = issue_token(app, person, tenant, "read")
+    base = f"/api/v1/tenants/{tenant.slug}"
+    one = client.get(f"{base}/documents/{doc_id}/intake?text=true", headers=bearer(raw))
+    assert one.status_code == 200, one.json
+    assert (one.json["state"], one.json["classified"], one.json["text_source"]) == ("done", "invoice", "layer")
+    assert "1.944.000 đồng" in one.json["text"]
+    assert client.get(f"{base}/documents/{doc_id}/intake", headers=bearer(raw)).json["text"] is None
+    assert client.get(f"{base}/intake", headers=bearer(raw)).json == {"read": 1, "failed": 0, "waiting": 0,
+                                                                       "total": 1}
+    # Another tenant's document through this tenant's token: not found, like one that does not exist.
+    other_tenant, _other, other_doc = _upload(app, text_pdf(), "khac.pdf")
+    assert client.get(f"{base}/documents/{other_doc}/intake", headers=bearer(raw)).status_code == 404
+    # A retry is staff's, and only of what failed.
+    staff = make_staff(app, tenant)
+    staff_token = issue_token(app, staff, tenant, "write")
+    refused = client.post(f"{base}/documents/{doc_id}/intake/retry", headers=bearer(staff_token))
+    assert refused.status_code == 409 and "nothing to try again" in refused.json["detail"]
+    assert client.post(f"{base}/documents/{doc_id}/intake/retry", headers=bearer(raw)).status_code == 403
