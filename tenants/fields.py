@@ -25,8 +25,11 @@ Two kinds:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -73,6 +76,21 @@ def seal_for(tenant_id: uuid.UUID, purpose: str, plaintext: bytes) -> bytes:
     nonce = os.urandom(_NONCE)
     key = app_keyring().field_key(tenant_id)
     return MAGIC + tenant_id.bytes + nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(tenant_id, purpose))
+
+
+BLIND_TOKEN_BYTES = 12  # 96 bits: no two words of a tenant meet by chance
+
+
+def blind_tokens(tenant_id: uuid.UUID, purpose: str, terms: Iterable[str]) -> list[bytes]:
+    """Keyed hashes of ``terms`` under the tenant's field key, for finding rows by a word without the word.
+
+    HMAC-SHA256 with a key derived from the field key for ``purpose``, cut to 12 bytes. The database
+    can match equal tokens (an index over them) but never learns a word; once the tenant's key is
+    destroyed (offboarding), no one can ever compute a token again, so copies in backups say nothing.
+    """
+    key = hmac.new(app_keyring().field_key(tenant_id), b"portal-blind:v1|" + purpose.encode(), hashlib.sha256)
+    derived = key.digest()
+    return [hmac.new(derived, term.encode(), hashlib.sha256).digest()[:BLIND_TOKEN_BYTES] for term in terms]
 
 
 def is_sealed(value: bytes | None) -> bool:

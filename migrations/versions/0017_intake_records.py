@@ -5,8 +5,11 @@ Revises: 0016
 Create Date: 2026-12-09 10:00:00
 
 intake_records: one per document version the vault announced; the chain's state (waiting, running
-under a lease, done, failed with a sentence), the steps it finished, and what they left behind: the
-document's text, sealed with the tenant's field key. Tenant-owned; deleted with its document.
+under a lease, done, failed with the reason), the steps it finished, and what they left behind: the
+document's text and an e-invoice's fields, sealed with the tenant's field key; a hash of an invoice's
+identity (seller tax code, template, symbol, number) to find a second copy; blind tokens of the text's
+words (keyed hashes under the tenant's field key, never a word) with a GIN index for search.
+Tenant-owned; deleted with its document.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -36,12 +39,18 @@ def upgrade():
         sa.Column("text_source", sa.String(length=10), nullable=True),
         sa.Column("pages", sa.Integer(), nullable=True),
         sa.Column("classified", sa.String(length=20), nullable=True),
+        sa.Column("extracted", sa.LargeBinary(), nullable=True),
+        sa.Column("invoice_key", sa.String(length=64), nullable=True),
+        sa.Column("duplicate_of", sa.Uuid(), nullable=True),
+        sa.Column("search_tokens", postgresql.ARRAY(sa.LargeBinary()), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(["document_id"], ["documents.id"], name=op.f("fk_intake_records_document_id_documents"),
                                 ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["duplicate_of"], ["documents.id"],
+                                name=op.f("fk_intake_records_duplicate_of_documents"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_intake_records_tenant_id_tenants"),
                                 ondelete="RESTRICT"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_intake_records")),
@@ -52,6 +61,9 @@ def upgrade():
     # What is not finished: the progress counts and the sweep for runs whose worker died.
     op.create_index("ix_intake_records_open", "intake_records", ["tenant_id", "state"],
                     postgresql_where=sa.text("state in ('waiting', 'running')"))
+    op.create_index("ix_intake_records_invoice_key", "intake_records", ["tenant_id", "invoice_key"],
+                    postgresql_where=sa.text("invoice_key is not null"))
+    op.create_index("ix_intake_records_search_tokens", "intake_records", ["search_tokens"], postgresql_using="gin")
     protect_tenant_table("intake_records")
     grant_app("intake_records", "select, insert, update, delete")
 

@@ -9,7 +9,7 @@ tenant is not found (404), exactly like one that does not exist.
 from __future__ import annotations
 
 from flask import abort, g, request
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from portal.access import requires
 from portal.api.views import _caller, _refusals, blp
@@ -43,6 +43,24 @@ class IntakeSchema(Schema):
     text = fields.String(allow_none=True, metadata={"description": "Pages separated by a form feed; only with "
                                                     "``text=true``."})
     finished_at = fields.DateTime(allow_none=True)
+
+
+class SearchArgs(Schema):
+    q = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={
+        "description": "Words that must all be in the document (whole words; diacritics optional).",
+        "example": "hoa don 0001234"})
+
+
+class HitSchema(Schema):
+    document_id = fields.UUID(required=True)
+    title = fields.String(required=True)
+    category = fields.String(required=True)
+    exact = fields.Integer(required=True, metadata={"description": "Words found as typed, diacritics and all."})
+    snippet = fields.String(required=True, metadata={"description": "Text around the first word found."})
+
+
+class SearchSchema(Schema):
+    results = fields.List(fields.Nested(HitSchema), required=True)
 
 
 class ProgressSchema(Schema):
@@ -94,6 +112,24 @@ def retry_intake(tenant_slug: str, document_id: str) -> tuple[dict, int]:
     return _json(record, text=False), 202
 
 
+@blp.route("/tenants/<tenant_slug>/search")
+@blp.arguments(SearchArgs, location="query", as_kwargs=True)
+@blp.response(200, SearchSchema)
+@_refusals(401, 403, 404, 422)
+@requires("tenant:intake.view")
+def search_documents(tenant_slug: str, q: str) -> dict:
+    """Search the documents by the words inside them
+
+    Every word must be in the document's text (its own text, text recognition, or an e-invoice's
+    fields); documents with the words as typed come first, then the newest. Members find their own
+    uploads only. The words are never stored: the index holds keyed hashes (docs/security.md). At most
+    20 results; the search is in the access log.
+    """
+    hits = services.search(_caller(), g.tenant, q, request.remote_addr)
+    return {"results": [{"document_id": h.document.id, "title": h.document.title, "category": h.document.category,
+                         "exact": h.exact, "snippet": h.snippet} for h in hits]}
+
+
 @blp.route("/tenants/<tenant_slug>/intake")
 @blp.response(200, ProgressSchema)
 @_refusals(401, 403, 404)
@@ -103,7 +139,7 @@ def intake_progress(tenant_slug: str) -> dict:
 
     Current versions of live documents: read, failed, still waiting. The documents page shows the same.
     """
-    p = services.progress()
+    p = services.progress(_caller())
     return {"read": p.read, "failed": p.failed, "waiting": p.open, "total": p.total}
 
 

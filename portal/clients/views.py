@@ -82,6 +82,7 @@ ACTION_LABELS = {
     "export.expired": _l("deleted an export nobody downloaded"),
     "service_target.set": _l("set a turnaround target"),
     "documents.listed": _l("looked at the list of documents"),
+    "documents.searched": _l("searched the documents' text"),
     "access_log.exported": _l("downloaded this access log"),
     "task.assigned": _l("assigned a task"),
     "task.taken": _l("took a task from the queue"),

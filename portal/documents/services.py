@@ -169,6 +169,11 @@ def _visible(actor: User | None, *, trashed: bool | None = False):  # noqa: ANN2
     return query
 
 
+def visible_documents(actor: User | None):  # noqa: ANN201 - a Select of Document
+    """The live documents ``actor`` may see (members: their own uploads), as a query other areas narrow."""
+    return _visible(actor)
+
+
 def get_document(actor: User, document_id: uuid.UUID | str, *, trashed: bool | None = False,
                  lock: bool = False) -> Document:
     """A document the actor may see, or 404 (the same for another tenant's and a missing one).

@@ -10,7 +10,7 @@ bp = Blueprint("intake", __name__, template_folder="templates")
 
 def init_app(app: Flask) -> None:
     from portal import events
-    from portal.intake import chain, models, steps, views  # noqa: F401 - models map, steps register, routes
+    from portal.intake import chain, models, search, steps, views  # noqa: F401 - models map, steps register, routes
 
     events.subscribe("document.stored", "intake", chain.start)
     events.subscribe("document.version_added", "intake", chain.start)

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -34,6 +34,9 @@ class IntakeRecord(TenantScoped, Timestamped, db.Model):
         # What is not finished: the progress counts, and the sweep for runs whose worker died.
         Index("ix_intake_records_open", "tenant_id", "state",
               postgresql_where=sql_text("state in ('waiting', 'running')")),
+        Index("ix_intake_records_invoice_key", "tenant_id", "invoice_key",
+              postgresql_where=sql_text("invoice_key is not null")),
+        Index("ix_intake_records_search_tokens", "search_tokens", postgresql_using="gin"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -50,5 +53,12 @@ class IntakeRecord(TenantScoped, Timestamped, db.Model):
     text_source: Mapped[str | None] = mapped_column(String(10))
     pages: Mapped[int | None] = mapped_column(Integer)
     classified: Mapped[str | None] = mapped_column(String(20))  # what the text reads as: invoice, receipt, ...
+    # Structured data read exactly (an e-invoice's fields and lines), JSON sealed like the text.
+    extracted: Mapped[str | None] = mapped_column(Sealed("intake.extracted"))
+    # SHA-256 of the invoice's identity (seller tax code, template, symbol, number): a second copy is found.
+    invoice_key: Mapped[str | None] = mapped_column(String(64))
+    duplicate_of: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))
+    # Blind tokens of the text's words (``search``): keyed hashes under the tenant's field key, never a word.
+    search_tokens: Mapped[list[bytes] | None] = mapped_column(ARRAY(LargeBinary))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)

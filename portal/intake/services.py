@@ -40,14 +40,15 @@ def record_of(doc: Document) -> IntakeRecord | None:
                                                         IntakeRecord.version == doc.current_version))
 
 
-def progress() -> Progress:
-    """The bound tenant's live documents, and how many of their current versions were read or failed (one
+def progress(actor: User) -> Progress:
+    """The live documents ``actor`` sees, and how many of their current versions were read or failed (one
     uploaded a moment ago, whose announcement is not heard yet, counts as waiting)."""
+    seen = vault.visible_documents(actor).subquery()
     rows = dict(db.session.execute(
-        select(IntakeRecord.state, func.count()).select_from(Document)
-        .outerjoin(IntakeRecord, (IntakeRecord.document_id == Document.id)
-                   & (IntakeRecord.version == Document.current_version))
-        .where(Document.trashed_at.is_(None)).group_by(IntakeRecord.state)).all())
+        select(IntakeRecord.state, func.count()).select_from(seen)
+        .outerjoin(IntakeRecord, (IntakeRecord.document_id == seen.c.id)
+                   & (IntakeRecord.version == seen.c.current_version))
+        .group_by(IntakeRecord.state)).all())
     return Progress(rows.get("done", 0), rows.get("failed", 0), sum(rows.values()))
 
 
@@ -55,6 +56,52 @@ def why(record: IntakeRecord) -> str:
     """The sentence for a record that failed: "Could not read this file: <reason>"."""
     reason = REASONS.get(record.error or "", REASONS["unreadable"])
     return _("Could not read this file: %(reason)s.", reason=reason)
+
+
+def invoice_of(record: IntakeRecord) -> dict | None:
+    """An e-invoice's fields as read (``einvoice.EInvoice.as_dict``), or None."""
+    import json
+
+    return json.loads(record.extracted) if record.extracted else None
+
+
+def duplicate_of(record: IntakeRecord) -> Document | None:
+    """The live document that is the same invoice (seller, symbol, number), if there is one."""
+    if record.duplicate_of is None:
+        return None
+    return db.session.scalar(select(Document).where(Document.id == record.duplicate_of,
+                                                    Document.trashed_at.is_(None)))
+
+
+FLAGS = {
+    "vat_rate_times_base": lambda rate: _("The VAT at %(rate)s is not that rate times its base.", rate=rate),
+    "vat_bases_total": lambda _x: _("The bases of the VAT rates do not add up to the total before VAT."),
+    "vat_total": lambda _x: _("The VAT of each rate does not add up to the total VAT."),
+    "grand_total": lambda _x: _("The total payable is not the total before VAT plus the VAT and fees."),
+    "seller_tax_code": lambda _x: _("The seller's tax code fails its check digit."),
+    "buyer_tax_code": lambda _x: _("The buyer's tax code fails its check digit."),
+}
+
+
+def flag_sentences(flags: list[str]) -> list[str]:
+    """What does not add up on an e-invoice, in sentences (the file is kept exactly as it is)."""
+    out = []
+    for flag in flags:
+        name, _sep, detail = flag.partition(":")
+        out.append(FLAGS[name](detail) if name in FLAGS else flag)
+    return out
+
+
+def search(actor: User, tenant: Tenant, query: str, ip: str | None) -> list:
+    """Documents with every word of ``query`` inside them (``search.search``); the search is in the access
+    log (how many were found, never the words)."""
+    from portal.intake import search as index
+
+    hits = index.search(actor, tenant.id, query)
+    audit.record("documents.searched", audit.Actor.of(actor), tenant_id=tenant.id, ip=ip,
+                 data={"results": len(hits)})
+    db.session.commit()
+    return hits
 
 
 def retry(actor: User, tenant: Tenant, document_id: str, ip: str | None) -> IntakeRecord:

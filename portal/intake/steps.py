@@ -22,6 +22,9 @@ REASONS = {
     "limits": _l("reading it needed more memory or time than allowed"),
     "too_many_pixels": _l("the image is too large to read"),
     "unavailable": _l("text recognition is not installed on this server"),
+    "not_einvoice": _l("it is an XML file but not an e-invoice (it has no HDon invoice data)"),
+    "malformed": _l("it is not well-formed XML; ask the seller for the file again"),
+    "unsafe": _l("it declares a document type or entities, which are not read for safety"),
 }
 
 
@@ -59,6 +62,38 @@ def _text(it: Intake) -> str | None:
     return f"{len(pages)} pages, {it.record.text_source}"
 
 
+# --- an e-invoice in XML, read exactly ---------------------------------------------------------------------
+
+def _is_xml(it: Intake) -> bool:
+    return it.object.kind == "xml"
+
+
+def _einvoice(it: Intake) -> str | None:
+    import json
+
+    from sqlalchemy import select
+
+    from portal.intake import einvoice
+    from portal.intake.models import IntakeRecord
+
+    if it.object.size > current_app.config["INTAKE_READ_MAX_BYTES"]:
+        raise StepFailed("too_large")
+    try:
+        invoice = einvoice.parse(b"".join(vault.read_object(it.object)))
+    except einvoice.NotAnEInvoice as exc:
+        raise StepFailed(exc.reason) from None
+    record = it.record
+    record.extracted = json.dumps(invoice.as_dict(), ensure_ascii=False)
+    record.text, record.text_source, record.pages, record.classified = invoice.as_text(), "xml", 1, "invoice"
+    record.invoice_key = einvoice.key_digest(invoice.key) if invoice.key else None
+    if record.invoice_key:  # the same invoice (seller, symbol, number) already here as another document
+        record.duplicate_of = db.session.scalar(
+            select(IntakeRecord.document_id).where(IntakeRecord.invoice_key == record.invoice_key,
+                                                   IntakeRecord.document_id != record.document_id)
+            .order_by(IntakeRecord.created_at).limit(1))
+    return f"{invoice.series}/{invoice.number}, {len(invoice.lines)} lines, flags: {','.join(invoice.flags) or '-'}"
+
+
 # --- the kind of document ---------------------------------------------------------------------------------
 
 # Words that say what a document is, written without diacritics (the text is compared the same way).
@@ -92,7 +127,7 @@ def classify(text: str) -> str:
 
 
 def _has_text(it: Intake) -> bool:
-    return bool(it.record.text)
+    return bool(it.record.text) and not it.record.classified  # an e-invoice knows what it is
 
 
 def _classify(it: Intake) -> str | None:
@@ -118,5 +153,6 @@ def _route(it: Intake) -> str | None:
 
 register(Step("preview", _needs_preview, _preview))
 register(Step("text", _readable, _text))
+register(Step("einvoice", _is_xml, _einvoice))
 register(Step("classify", _has_text, _classify))
 register(Step("route", _new_document, _route))

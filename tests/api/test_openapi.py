@@ -63,6 +63,7 @@ def test_api_endpoints_keep_their_declared_actions(app):
         "api_v1.get_intake": "tenant:intake.view",
         "api_v1.retry_intake": "tenant:intake.retry",
         "api_v1.intake_progress": "tenant:intake.view",
+        "api_v1.search_documents": "tenant:intake.view",
         "api-docs.openapi_json": PUBLIC,
     }
     assert {e: action_of(app, e) for e in expected} == expected
@@ -114,6 +115,7 @@ def test_openapi_document_is_public_and_lists_every_path(app, client):
                            "/api/v1/tenants/{tenant_slug}/documents/{document_id}/intake",
                            "/api/v1/tenants/{tenant_slug}/documents/{document_id}/intake/retry",
                            "/api/v1/tenants/{tenant_slug}/intake",
+                           "/api/v1/tenants/{tenant_slug}/search",
                            "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/approve",
                            "/api/v1/tenants/{tenant_slug}/statements/{statement_id}/dispute"}
 

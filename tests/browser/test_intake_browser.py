@@ -78,3 +78,34 @@ def test_staff_see_why_a_file_could_not_be_read_and_try_again(app: Flask, page: 
     expect(page.get_by_test_id("intake-open")).to_be_visible()
     run_jobs()
     expect(page.get_by_test_id("intake-failed")).to_be_visible(timeout=15_000)  # the panel refreshed itself
+
+
+def test_the_client_searches_the_text_and_reads_an_einvoice(app: Flask, page: Page, run_jobs,
+                                                            screenshot_dir: Path) -> None:
+    from tests.intake.test_einvoice import make_xml
+
+    with app.app_context():
+        tenant = make_tenant()
+        admin = make_person(Role.CLIENT_ADMIN, tenant)
+        tenant_id, slug = tenant.id, tenant.slug
+    invoice_id = _store(app, tenant_id, admin, make_xml(wrap=True, tax_override={"8%": 2_400_500}),
+                        "hoa-don-C26TAA-123.xml", "invoice")
+    _store(app, tenant_id, admin, text_pdf(), "hoa-don-hoa-sen.pdf", "invoice")
+    run_jobs()
+    sign_in(page, admin)
+    page.goto(f"/t/{slug}/documents")
+    page.get_by_test_id("search-q").fill("hoa don")
+    page.get_by_role("button", name="Search").click()
+    hits = page.get_by_test_id("search-hits").locator("li")
+    expect(hits).to_have_count(2)
+    look_at(page, screenshot_dir, "intake-search", lambda: expect(hits).to_have_count(2))
+    page.get_by_test_id("search-q").fill("may tinh xach tay")
+    page.get_by_role("button", name="Search").click()
+    expect(hits).to_have_count(1)
+    hits.first.locator("a").click()
+    expect(page.get_by_test_id("einvoice")).to_contain_text("0318888884")
+    expect(page.get_by_test_id("einvoice-flags")).to_contain_text("The VAT at 8% is not that rate times its base.")
+    expect(page.get_by_test_id("einvoice-lines").locator("tbody tr")).to_have_count(3)
+    assert page.url.endswith(invoice_id)
+    look_at(page, screenshot_dir, "intake-einvoice",
+            lambda: expect(page.get_by_test_id("einvoice-lines")).to_be_visible())

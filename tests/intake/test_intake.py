@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
 from weasyprint import HTML
 
 from portal import events
@@ -128,7 +129,9 @@ def test_a_pdf_with_text_is_read_from_its_own_text_layer_and_routed(app, run_job
     assert record.text_source == "layer" and record.pages == 1
     assert "Tổng cộng tiền thanh toán: 1.944.000 đồng" in record.text  # exact, diacritics and all
     assert record.classified == "invoice"
-    assert set(record.steps) == {"preview", "text", "classify", "route"}
+    assert {k: v["state"] for k, v in record.steps.items()} == {
+        "preview": "done", "text": "done", "einvoice": "skipped", "classify": "done", "index": "done",
+        "route": "done"}
     with app.app_context(), for_tenant(tenant.id):
         task = db.session.scalar(select(Task).join(TaskDocument).where(TaskDocument.document_id == doc_id))
         assert task is not None and task.recurrence_key.startswith("upload:bookkeeping:")
@@ -176,8 +179,9 @@ def test_a_file_that_cannot_be_read_says_why_and_staff_try_again(app, run_jobs, 
         assert record.steps["classify"]["state"] == "skipped"
         return
     assert (record.state, record.step, record.error) == ("failed", "text", "unreadable")
-    assert {k: v["state"] for k, v in record.steps.items()} == {"preview": "done", "text": "failed",
-                                                                "classify": "skipped", "route": "done"}
+    assert {k: v["state"] for k, v in record.steps.items()} == {
+        "preview": "done", "text": "failed", "einvoice": "skipped", "classify": "skipped", "index": "skipped",
+        "route": "done"}
     with app.app_context():
         # No crash loop: the job finished; the record says what happened.
         runs = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "intake.run",
@@ -351,3 +355,55 @@ def test_the_api_says_what_was_read_and_refuses_another_tenant_and_a_needless_re
     refused = client.post(f"{base}/documents/{doc_id}/intake/retry", headers=bearer(staff_token))
     assert refused.status_code == 409 and "nothing to try again" in refused.json["detail"]
     assert client.post(f"{base}/documents/{doc_id}/intake/retry", headers=bearer(raw)).status_code == 403
+    found = client.get(f"{base}/search", query_string={"q": "hoa sen 1944000"}, headers=bearer(raw))
+    assert found.status_code == 200
+    # "hoa", "sen" and the total written without its dots: three words, each as typed.
+    assert [(h["document_id"], h["title"], h["exact"]) for h in found.json["results"]] == [(str(doc_id),
+                                                                                          "hoa-don.pdf", 3)]
+    assert "Hoa Sen" in found.json["results"][0]["snippet"]
+    assert client.get(f"{base}/search", headers=bearer(raw)).status_code == 422  # no words: told what is missing
+
+
+# --- search ----------------------------------------------------------------------------------------------
+
+def test_search_finds_a_word_inside_a_scan_with_or_without_diacritics_and_never_across_tenants(app, run_jobs):
+    lines = ["HÓA ĐƠN GIÁ TRỊ GIA TĂNG", "Đơn vị bán: Công ty Hoa Sen", "Số hóa đơn: 0007788"]
+    tenant, person, doc_id = _upload(app, scan(lines, fmt="PDF"), "scan-hoa-sen.pdf")
+    other_tenant, other_person, other_doc = _upload(app, text_pdf(), "hoa-don-khac.pdf")  # also "hóa đơn"
+    run_jobs()
+    client = app.test_client()
+    login(client, person)
+    base = f"/t/{tenant.slug}/search"
+    for query in ("hoa don", "Hóa Đơn", "HÓA ĐƠN", "0007788", "cong ty hoa sen"):
+        page = client.get(base, query_string={"q": query}).get_data(as_text=True)
+        assert "scan-hoa-sen.pdf" in page, query
+        assert "hoa-don-khac.pdf" not in page, query  # another tenant's document, with the same words
+    empty = client.get(base, query_string={"q": "hoa don 9999999"}).get_data(as_text=True)
+    assert 'data-testid="search-empty"' in empty  # every word must be there
+    # The words are never in the database: only keyed hashes, which another tenant's key does not make.
+    with app.app_context(), for_tenant(tenant.id):
+        record = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == doc_id))
+        raw = b"".join(record.search_tokens)
+        stored = db.session.execute(sql_text("select text from intake_records where id = :id"),
+                                    {"id": record.id}).scalar()
+        assert b"hoa" not in raw and b"0007788" not in raw and b"Hoa Sen" not in bytes(stored)  # sealed too
+    from tenants.fields import blind_tokens
+
+    with app.app_context():
+        mine = blind_tokens(tenant.id, "intake.search", ["u:hoa"])[0]
+        theirs = blind_tokens(other_tenant.id, "intake.search", ["u:hoa"])[0]
+        assert mine != theirs and mine in record.search_tokens
+    with app.app_context(), for_tenant(tenant.id):
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "documents.searched")) == 6
+
+
+def test_a_member_finds_only_their_own_uploads(app, run_jobs):
+    tenant, admin, doc_id = _upload(app, text_pdf(), "hoa-don-cua-admin.pdf")
+    run_jobs()
+    with app.app_context():
+        member = make_person(Role.CLIENT_MEMBER, db.session.get(Tenant, tenant.id), mfa=False)
+    client = app.test_client()
+    login(client, member)
+    page = client.get(f"/t/{tenant.slug}/search", query_string={"q": "hoa don"}).get_data(as_text=True)
+    assert "hoa-don-cua-admin.pdf" not in page and 'data-testid="search-empty"' in page

@@ -1,0 +1,190 @@
+"""Vietnamese e-invoices read exactly, with the quirks of real files, checked and flagged, never fixed.
+
+Each file is written here from a ground truth (the invoice as the seller meant it); the expected values are
+that ground truth, never what the parser produced.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import ROUND_HALF_UP, Decimal
+from xml.sax.saxutils import escape
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.intake import einvoice
+from portal.intake.models import IntakeRecord
+from tenants.context import for_tenant
+from tests.intake.test_intake import _record, _upload
+
+NS = "http://laphoadon.gdt.gov.vn/2014/09/invoicexml/v1"
+
+TRUTH = {
+    "template": "1", "series": "C26TAA", "number": "123", "date": "2026-11-20", "currency": "VND",
+    "seller": ("Công ty TNHH Thiết bị Minh Anh", "0318888884"),
+    "buyer": ("Công ty CP Dịch vụ Kế toán Hà Thành - Chi nhánh 1", "0108888888-001"),
+    # (kind code, name, unit, quantity, price, vat rate)
+    "lines": [("1", "Máy tính xách tay", "Cái", "2", "15000000", "8%"),
+              ("1", "Thép hộp mạ kẽm 40x80", "Cây", "50", "120000", "10%"),
+              ("2", "Chuột không dây (khuyến mại)", "Cái", "2", "0", "KCT")],
+    "words": "Ba mươi chín triệu đồng chẵn",
+}
+
+
+def _groups(truth: dict) -> dict[str, tuple[int, int]]:
+    """VAT per rate from the lines, as the law computes it: rate x base, half up to the đồng."""
+    bases: dict[str, int] = {}
+    for _kind, _name, _unit, qty, price, rate in truth["lines"]:
+        bases[rate] = bases.get(rate, 0) + int(Decimal(qty) * Decimal(price))
+
+    def tax(rate: str, base: int) -> int:  # KCT (not subject) bears no VAT
+        percent = Decimal(rate.rstrip("%")) / 100 if rate.endswith("%") else Decimal(0)
+        return int((base * percent).quantize(Decimal(1), ROUND_HALF_UP))
+
+    return {rate: (base, tax(rate, base)) for rate, base in bases.items()}
+
+
+def make_xml(truth: dict = TRUTH, *, wrap: bool = False, namespace: bool = False, currency: str | None = None,
+             float_amounts: bool = False, tax_override: dict[str, int] | None = None,
+             related: tuple[str, str, str, str] | None = None) -> bytes:
+    """The e-invoice XML of ``truth``, with the quirks asked for."""
+    def amount(v: int | str) -> str:
+        return f"{v}.0" if float_amounts else str(v)
+
+    groups = _groups(truth)
+    for rate, tax in (tax_override or {}).items():
+        groups[rate] = (groups[rate][0], tax)
+    before, vat = sum(b for b, _ in groups.values()), sum(t for _, t in groups.values())
+    lines = "".join(
+        f"<HHDVu><TChat>{k}</TChat><STT>{i}</STT><THHDVu>{escape(n)}</THHDVu><DVTinh>{u}</DVTinh>"
+        f"<SLuong>{q}</SLuong><DGia>{amount(p)}</DGia><ThTien>{amount(int(Decimal(q) * Decimal(p)))}</ThTien>"
+        f"<TSuat>{r}</TSuat></HHDVu>" for i, (k, n, u, q, p, r) in enumerate(truth["lines"], start=1))
+    rates = "".join(f"<LTSuat><TSuat>{r}</TSuat><ThTien>{amount(b)}</ThTien><TThue>{amount(t)}</TThue></LTSuat>"
+                    for r, (b, t) in groups.items())
+    link = ""
+    if related:
+        link = (f"<TTHDLQuan><TCHDon>{related[0]}</TCHDon><KHMSHDCLQuan>{related[1]}</KHMSHDCLQuan>"
+                f"<KHHDCLQuan>{related[2]}</KHHDCLQuan><SHDCLQuan>{related[3]}</SHDCLQuan></TTHDLQuan>")
+    hdon = (f"<HDon{f' xmlns={chr(34)}{NS}{chr(34)}' if namespace else ''}><DLHDon Id=\"data\"><TTChung>"
+            f"<PBan>2.0.1</PBan><THDon>HÓA ĐƠN GIÁ TRỊ GIA TĂNG</THDon><KHMSHDon>{truth['template']}</KHMSHDon>"
+            f"<KHHDon>{truth['series']}</KHHDon><SHDon>{truth['number']}</SHDon><NLap>{truth['date']}</NLap>"
+            f"<DVTTe>{currency or truth['currency']}</DVTTe><TGia>1</TGia><HTTToan>TM/CK</HTTToan>{link}</TTChung>"
+            f"<NDHDon><NBan><Ten>{escape(truth['seller'][0])}</Ten><MST>{truth['seller'][1]}</MST></NBan>"
+            f"<NMua><Ten>{escape(truth['buyer'][0])}</Ten><MST>{truth['buyer'][1]}</MST></NMua>"
+            f"<DSHHDVu>{lines}</DSHHDVu><TToan><THTTLTSuat>{rates}</THTTLTSuat><TgTCThue>{amount(before)}</TgTCThue>"
+            f"<TgTThue>{amount(vat)}</TgTThue><TTCKTMai>0</TTCKTMai><TgTTTBSo>{amount(before + vat)}</TgTTTBSo>"
+            f"<TgTTTBChu>{truth['words']}</TgTTTBChu></TToan></NDHDon></DLHDon>"
+            f"<MCCQT Id=\"id-mccqt\">00A1B2C3D4E5F60718293A4B5C6D7E8F90</MCCQT></HDon>")
+    if wrap:
+        hdon = (f"<TDiep><TTChung><PBan>2.0.1</PBan><MNGui>TCT</MNGui><MLTDiep>202</MLTDiep></TTChung>"
+                f"<DLieu>{hdon}</DLieu></TDiep>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + hdon).encode()
+
+
+@pytest.mark.parametrize("quirks", [
+    {}, {"wrap": True}, {"namespace": True}, {"wrap": True, "namespace": True}, {"currency": "đ"},
+    {"float_amounts": True},
+], ids=["bare", "TDiep wrapper", "default namespace", "both", "đ as currency", "84000.0 amounts"])
+def test_every_field_is_read_exactly_whatever_the_wrapping(quirks):
+    invoice = einvoice.parse(make_xml(**quirks))
+    groups = _groups(TRUTH)
+    assert (invoice.template, invoice.series, invoice.number, invoice.issued_on) == ("1", "C26TAA", "123",
+                                                                                     "2026-11-20")
+    assert invoice.currency == "VND"
+    assert (invoice.seller.name, invoice.seller.tax_code, invoice.seller.tax_code_valid) == (*TRUTH["seller"], True)
+    assert (invoice.buyer.name, invoice.buyer.tax_code, invoice.buyer.tax_code_valid) == (*TRUTH["buyer"], True)
+    assert [(ln.kind, ln.name, ln.unit, ln.quantity, ln.price, ln.amount, ln.vat_rate) for ln in invoice.lines] == [
+        ({"1": "goods", "2": "promotion"}[k], n, u, q, p, str(int(Decimal(q) * Decimal(p))), r)
+        for k, n, u, q, p, r in TRUTH["lines"]]
+    assert [(g.rate, g.base, g.tax, g.agrees) for g in invoice.vat_groups] == [
+        (r, str(b), str(t), None if r == "KCT" else True) for r, (b, t) in groups.items()]
+    before, vat = sum(b for b, _ in groups.values()), sum(t for _, t in groups.values())
+    assert (invoice.total_before_vat, invoice.total_vat, invoice.total) == (str(before), str(vat), str(before + vat))
+    assert invoice.total_in_words == TRUTH["words"]
+    assert invoice.tax_authority_code and invoice.related is None
+    assert invoice.flags == []
+    assert invoice.key == "0318888884|1|C26TAA|123"
+
+
+def test_kct_is_not_zero_percent_and_keeps_its_name():
+    invoice = einvoice.parse(make_xml())
+    kct = next(g for g in invoice.vat_groups if g.rate == "KCT")
+    assert (kct.expected_tax, kct.agrees) == (None, None)
+
+
+def test_a_subtotal_that_disagrees_with_rate_times_base_is_flagged_not_fixed():
+    # 8 % of 30,000,000 is 2,400,000; the file says 2,400,500 (and its totals carry it).
+    invoice = einvoice.parse(make_xml(tax_override={"8%": 2_400_500}))
+    group = next(g for g in invoice.vat_groups if g.rate == "8%")
+    assert (group.tax, group.expected_tax, group.agrees) == ("2400500", "2400000", False)
+    assert "vat_rate_times_base:8%" in invoice.flags
+    assert invoice.total_vat == str(2_400_500 + 600_000)  # as written
+
+
+def test_a_replacement_names_the_invoice_it_replaces():
+    invoice = einvoice.parse(make_xml(related=("1", "1", "C26TAA", "99")))
+    assert invoice.related == {"kind": "replaces", "template": "1", "series": "C26TAA", "number": "99",
+                               "issued_on": None}
+    assert einvoice.parse(make_xml(related=("2", "1", "C26TAA", "98"))).related["kind"] == "adjusts"
+
+
+def test_a_wrong_check_digit_in_a_tax_code_is_flagged():
+    truth = {**TRUTH, "seller": ("Công ty Sai Mã", "0318888885")}
+    invoice = einvoice.parse(make_xml(truth))
+    assert invoice.seller.tax_code_valid is False and "seller_tax_code" in invoice.flags
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><HDon>&e;</HDon>', "unsafe"),
+    (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><HDon>&lol;</HDon>', "unsafe"),
+    (b"<HDon><DLHDon><TTChung>", "malformed"),
+    (b'<?xml version="1.0"?><catalog><book>Not an invoice</book></catalog>', "not_einvoice"),
+])
+def test_unsafe_broken_and_other_xml_are_refused_with_a_reason(body, reason):
+    with pytest.raises(einvoice.NotAnEInvoice) as refused:
+        einvoice.parse(body)
+    assert refused.value.reason == reason
+
+
+# --- through intake ------------------------------------------------------------------------------------
+
+def test_an_uploaded_einvoice_is_read_into_its_fields_and_a_second_copy_is_flagged(app, run_jobs):
+    tenant, person, first = _upload(app, make_xml(wrap=True), "hoa-don-123.xml")
+    run_jobs()
+    record = _record(app, tenant.id, first)
+    assert (record.state, record.text_source, record.classified) == ("done", "xml", "invoice"), record.error
+    with app.app_context(), for_tenant(tenant.id):
+        stored = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == first))
+        fields = json.loads(stored.extracted)
+    assert (fields["series"], fields["number"], fields["seller"]["tax_code"]) == ("C26TAA", "123", "0318888884")
+    assert fields["total"] == str(sum(b + t for b, t in _groups(TRUTH).values()))
+    assert "Máy tính xách tay" in record.text and record.duplicate_of is None
+    # The same invoice again, as another file (unwrapped, amounts written with decimals): flagged.
+    from portal.documents import services as documents
+    from tenants.context import Scope, bound
+    from tenants.models import Tenant, User
+    from tenants.policy import Role
+
+    with app.app_context():
+        user = db.session.get(User, person.id)
+        with bound(Scope(user_id=user.id, tenant_ids=frozenset({tenant.id}), role=Role.CLIENT_ADMIN)):
+            second = documents.upload(user, db.session.get(Tenant, tenant.id), [make_xml(float_amounts=True)],
+                                      filename="hoa-don-123-ban-sao.xml",
+                                      target=documents.upload_target(user, category="invoice")).document.id
+    run_jobs()
+    assert _record(app, tenant.id, second).duplicate_of == first
+    client = app.test_client()
+    from tests.factories import login
+
+    login(client, person)
+    page = client.get(f"/t/{tenant.slug}/documents/{second}").get_data(as_text=True)
+    assert "C26TAA" in page and "0318888884" in page and "is already here: post it only once." in page
+
+
+def test_an_xml_that_is_not_an_einvoice_says_so(app, run_jobs):
+    tenant, person, doc = _upload(app, b'<?xml version="1.0"?><catalog><book>x</book></catalog>', "list.xml")
+    run_jobs()
+    record = _record(app, tenant.id, doc)
+    assert (record.state, record.step, record.error) == ("failed", "einvoice", "not_einvoice")
