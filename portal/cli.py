@@ -440,7 +440,7 @@ def certificates_verify(path: str) -> None:
 # --- running -------------------------------------------------------------------------
 
 @click.command("worker")
-@click.option("--queues", default="default,mail", show_default=True)
+@click.option("--queues", default="", help="Comma-separated, in priority order (default: RQ_QUEUES, every queue).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @with_appcontext
 def worker(queues: str, burst: bool) -> None:
@@ -470,7 +470,8 @@ def worker(queues: str, burst: bool) -> None:
     with app.app_context():
         relay()
     threading.Thread(target=relay_loop, daemon=True).start()
-    w = SimpleWorker([q.strip() for q in queues.split(",")], connection=redis_connection(),
+    names = [q.strip() for q in queues.split(",") if q.strip()] or list(current_app.config["RQ_QUEUES"])
+    w = SimpleWorker(names, connection=redis_connection(),
                      serializer=JSONSerializer)
     try:
         w.work(burst=burst, with_scheduler=True)

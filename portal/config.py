@@ -118,7 +118,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "API_PAGE_SIZE": 50,
-        "RQ_QUEUES": ["default", "mail"],
+        # In priority order: a worker takes the next job of the first queue that has one, so the heavy
+        # intake work (OCR of a long scan) waits behind everything else (previews, e-mail, statements).
+        "RQ_QUEUES": ["default", "mail", "intake_heavy"],
         # The vault. Objects: a local folder by default, S3 when STORAGE_BACKEND=s3.
         "STORAGE_BACKEND": env.get("STORAGE_BACKEND", "local"),
         "STORAGE_DIR": env.get("STORAGE_DIR"),
@@ -143,6 +145,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "INTAKE_OCR_MAX_PAGES": int(env.get("INTAKE_OCR_MAX_PAGES", "50")),
         "INTAKE_READ_TIMEOUT": int(env.get("INTAKE_READ_TIMEOUT", "240")),
         "INTAKE_LEASE_SECONDS": int(env.get("INTAKE_LEASE_SECONDS", "600")),
+        "INTAKE_HEAVY_BYTES": int(env.get("INTAKE_HEAVY_MB", "2")) * 1024 * 1024,
         # Downloads up to this size are read and authenticated whole before their first byte is sent, so
         # damage anywhere answers 502 instead of a cut-off file. 16 MiB costs about 7 ms of AES-GCM on one
         # core here and holds at most 16 MiB per download in flight (64 MiB for a gunicorn worker's 4

@@ -54,6 +54,11 @@ class Step:
     name: str  # stable: it is written in the records
     applies: Callable[[Intake], bool]
     run: Callable[[Intake], str | None]
+    # Heavy for this document (OCR of a large file): the chain goes on in the heavy queue, behind the rest.
+    heavy: Callable[[Intake], bool] = lambda _it: False
+
+
+HEAVY_QUEUE = "intake_heavy"
 
 
 STEPS: list[Step] = []
@@ -82,12 +87,16 @@ def start(tenant_id: uuid.UUID, document_id: str, version: str) -> None:
         enqueue("intake.run", document_id, version, tenant_id=tenant_id)
 
 
-def run(document_id: str, version: str) -> str:
+def run(document_id: str, version: str, queue: str = "default") -> str:
     """Run the chain on the bound tenant's document version from where it stopped; returns its state.
 
     A step the file stops (``StepFailed``) is recorded as failed and the chain goes on (a document that
     cannot be read still reaches its task); the record ends failed, saying why, until staff try again.
+    A step that is heavy for this document hands the rest of the chain to the heavy queue, so a long
+    scan never holds up the previews and texts of everything uploaded after it.
     """
+    from workers import enqueue
+
     record_id = _claim(uuid.UUID(document_id), int(version))
     if record_id is None:
         return "busy_or_finished"
@@ -98,7 +107,14 @@ def run(document_id: str, version: str) -> str:
         intake = _intake(record)
         if intake is None:  # the document or version went (purged) while it waited
             return "gone"
+        if queue != HEAVY_QUEUE and step.applies(intake) and step.heavy(intake):
+            record.state, record.lease_until, record.updated_at = "waiting", None, utcnow()
+            enqueue("intake.run", document_id, version, HEAVY_QUEUE, tenant_id=record.tenant_id,
+                    queue_name=HEAVY_QUEUE)
+            db.session.commit()
+            return "handed_to_heavy_queue"
         record.step, record.lease_until, record.updated_at = step.name, _lease(), utcnow()
+        db.session.commit()  # where it is, for the pages; the lease renewed for this step
         try:
             outcome = {"state": "done", "note": step.run(intake)} if step.applies(intake) else {"state": "skipped"}
         except StepFailed as exc:

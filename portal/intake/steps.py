@@ -152,7 +152,11 @@ def _route(it: Intake) -> str | None:
 
 
 register(Step("preview", _needs_preview, _preview))
-register(Step("text", _readable, _text))
+def _large(it: Intake) -> bool:
+    return it.object.size > current_app.config["INTAKE_HEAVY_BYTES"]
+
+
+register(Step("text", _readable, _text, heavy=_large))
 register(Step("einvoice", _is_xml, _einvoice))
 register(Step("classify", _has_text, _classify))
 register(Step("route", _new_document, _route))

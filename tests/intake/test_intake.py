@@ -407,3 +407,88 @@ def test_a_member_finds_only_their_own_uploads(app, run_jobs):
     login(client, member)
     page = client.get(f"/t/{tenant.slug}/search", query_string={"q": "hoa don"}).get_data(as_text=True)
     assert "hoa-don-cua-admin.pdf" not in page and 'data-testid="search-empty"' in page
+
+
+def scanned_pages(n: int) -> bytes:
+    """A PDF of ``n`` scanned pages (pictures of text, no text layer): OCR takes a few seconds."""
+    pages = [Image.open(io.BytesIO(scan([f"TRANG {i} HÓA ĐƠN", f"Mã trang {7000 + i}"]))).convert("RGB")
+             for i in range(1, n + 1)]
+    out = io.BytesIO()
+    pages[0].save(out, "PDF", resolution=150, save_all=True, append_images=pages[1:])
+    return out.getvalue()
+
+
+def test_a_worker_killed_during_ocr_leaves_a_run_that_is_taken_over_and_done_once(app, run_jobs):
+    """The process running the chain gets SIGKILL in the middle of OCR; after its lease the sweep sends the
+    chain again, which goes on from the interrupted step: every page read, each step once, one task link."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from tenants.context import Scope, bound
+    from workers.jobs.intake import resume
+
+    tenant, _person, doc_id = _upload(app, scanned_pages(4), "scan-4-trang.pdf")
+    with app.app_context(), for_tenant(tenant.id):
+        chain.start(tenant.id, str(doc_id), "1")
+        db.session.commit()
+    saved = app.config["INTAKE_LEASE_SECONDS"]
+    app.config["INTAKE_LEASE_SECONDS"] = 2
+
+    def work() -> None:  # a worker process, forked: its own connections
+        with app.app_context():
+            db.engine.dispose(close=False)
+            with bound(Scope(tenant_ids=frozenset({tenant.id}))):
+                chain.run(str(doc_id), "1")
+
+    child = multiprocessing.get_context("fork").Process(target=work)
+    try:
+        child.start()
+        deadline = time.monotonic() + 30
+        while (_record(app, tenant.id, doc_id).step != "text") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside OCR now (four pages take seconds)
+        assert child.is_alive(), "the chain finished before it could be killed: give it more pages"
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        killed = _record(app, tenant.id, doc_id)
+        assert (killed.state, killed.step, killed.text) == ("running", "text", None)
+        assert set(killed.steps) == {"preview"}
+        with app.app_context():  # the lease still holds: the sweep leaves it
+            resume()
+        assert _record(app, tenant.id, doc_id).attempts == 1
+        time.sleep(2.2)  # the lease runs out
+        with app.app_context():
+            resume()
+        run_jobs()
+    finally:
+        app.config["INTAKE_LEASE_SECONDS"] = saved
+        if child.is_alive():
+            child.kill()
+    record = _record(app, tenant.id, doc_id)
+    assert (record.state, record.attempts, record.pages, record.text_source) == ("done", 2, 4, "ocr")
+    for i in range(1, 5):
+        assert f"{7000 + i}" in record.text
+    assert record.steps["preview"] == killed.steps["preview"]  # not done again
+    with app.app_context(), for_tenant(tenant.id):
+        assert db.session.scalar(select(func.count()).select_from(TaskDocument)
+                                 .where(TaskDocument.document_id == doc_id)) == 1
+
+
+def test_a_large_scan_is_read_in_the_heavy_queue_behind_everything_else(app, run_jobs):
+    tenant, _person, doc_id = _upload(app, scanned_pages(2), "scan-lon.pdf")
+    saved = app.config["INTAKE_HEAVY_BYTES"]
+    app.config["INTAKE_HEAVY_BYTES"] = 1024  # this scan counts as large
+    try:
+        run_jobs()
+    finally:
+        app.config["INTAKE_HEAVY_BYTES"] = saved
+    record = _record(app, tenant.id, doc_id)
+    assert record.state == "done" and "7001" in record.text and "7002" in record.text
+    assert record.steps["preview"]["state"] == "done"  # made before the hand-over, in the default queue
+    with app.app_context():
+        runs = db.session.execute(select(OutboxJob.queue, OutboxJob.args).where(
+            OutboxJob.name == "intake.run", OutboxJob.scope_tenant == str(tenant.id)).order_by(OutboxJob.id)).all()
+    assert [q for q, _args in runs] == ["default", "intake_heavy"]
+    assert app.config["RQ_QUEUES"].index("intake_heavy") > app.config["RQ_QUEUES"].index("default")

@@ -6,10 +6,10 @@ from workers.jobs import job
 
 
 @job("intake.run")
-def run(document_id: str, version: str) -> None:
+def run(document_id: str, version: str, queue: str = "default") -> None:
     from portal.intake.chain import run
 
-    run(document_id, version)
+    run(document_id, version, queue)
 
 
 @job("intake.resume")
