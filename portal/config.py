@@ -146,6 +146,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "INTAKE_READ_TIMEOUT": int(env.get("INTAKE_READ_TIMEOUT", "240")),
         "INTAKE_LEASE_SECONDS": int(env.get("INTAKE_LEASE_SECONDS", "600")),
         "INTAKE_HEAVY_BYTES": int(env.get("INTAKE_HEAVY_MB", "2")) * 1024 * 1024,
+        "INTAKE_TENANT_SLOTS": int(env.get("INTAKE_TENANT_SLOTS", "4")),
         # Downloads up to this size are read and authenticated whole before their first byte is sent, so
         # damage anywhere answers 502 instead of a cut-off file. 16 MiB costs about 7 ms of AES-GCM on one
         # core here and holds at most 16 MiB per download in flight (64 MiB for a gunicorn worker's 4

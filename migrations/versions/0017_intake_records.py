@@ -34,6 +34,7 @@ def upgrade():
         sa.Column("steps", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.String(length=40), nullable=True),
         sa.Column("text", sa.LargeBinary(), nullable=True),
         sa.Column("text_source", sa.String(length=10), nullable=True),

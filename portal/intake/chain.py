@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from portal.documents.models import Document, DocumentVersion, StoredObject
 from portal.extensions import db
@@ -73,18 +73,39 @@ def register(step: Step, *, before: str | None = None) -> None:
 
 
 def start(tenant_id: uuid.UUID, document_id: str, version: str) -> None:
-    """The vault stored a document or a version (``portal.events``): its record, and the chain's job."""
+    """The vault stored a document or a version (``portal.events``): its record, and its turn in the queue."""
     from sqlalchemy.dialects.postgresql import insert
 
-    from workers import enqueue
-
-    created = db.session.execute(
+    db.session.execute(
         insert(IntakeRecord).values(id=uuid.uuid4(), tenant_id=tenant_id, document_id=uuid.UUID(document_id),
                                     version=int(version), state="waiting", steps={}, attempts=0,
                                     updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["document_id", "version"]).returning(IntakeRecord.id)).first()
-    if created is not None:  # announced twice: one record, one chain
-        enqueue("intake.run", document_id, version, tenant_id=tenant_id)
+        .on_conflict_do_nothing(index_elements=["document_id", "version"]))  # announced twice: one record
+    top_up(tenant_id)
+
+
+def top_up(tenant_id: uuid.UUID) -> int:
+    """Queue the tenant's oldest waiting records while it has fewer than ``INTAKE_TENANT_SLOTS`` queued or
+    running: one tenant's import of 5,000 files never has more than a few jobs ahead of anyone else's.
+    Returns how many were queued; in the caller's transaction (the tenant's own lock, held to its end)."""
+    from workers import enqueue
+
+    db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"intake:{tenant_id}", 0))))
+    busy = db.session.scalar(select(func.count()).select_from(IntakeRecord).where(
+        IntakeRecord.tenant_id == tenant_id, IntakeRecord.state.in_(("waiting", "running")),
+        IntakeRecord.queued_at.is_not(None))) or 0
+    free = current_app.config["INTAKE_TENANT_SLOTS"] - busy
+    if free <= 0:
+        return 0
+    turn = db.session.execute(select(IntakeRecord.id, IntakeRecord.document_id, IntakeRecord.version).where(
+        IntakeRecord.tenant_id == tenant_id, IntakeRecord.state == "waiting", IntakeRecord.queued_at.is_(None))
+        .order_by(IntakeRecord.created_at, IntakeRecord.id).limit(free)).all()
+    now = utcnow()
+    for row in turn:
+        db.session.execute(update(IntakeRecord).where(IntakeRecord.id == row.id).values(queued_at=now,
+                                                                                         updated_at=now))
+        enqueue("intake.run", row.document_id, row.version, tenant_id=tenant_id)
+    return len(turn)
 
 
 def run(document_id: str, version: str, queue: str = "default") -> str:
@@ -105,7 +126,10 @@ def run(document_id: str, version: str, queue: str = "default") -> str:
         if step.name in record.steps:
             continue
         intake = _intake(record)
-        if intake is None:  # the document or version went (purged) while it waited
+        if intake is None:  # the document or version went (purged) while it waited: free its slot
+            record.state, record.queued_at, record.lease_until = "done", None, None
+            top_up(record.tenant_id)
+            db.session.commit()
             return "gone"
         if queue != HEAVY_QUEUE and step.applies(intake) and step.heavy(intake):
             record.state, record.lease_until, record.updated_at = "waiting", None, utcnow()
@@ -130,14 +154,15 @@ def run(document_id: str, version: str, queue: str = "default") -> str:
     record.state = "failed" if failed else "done"
     record.step, record.error = failed if failed else (None, None)
     record.lease_until, record.finished_at, record.updated_at = None, utcnow(), utcnow()
+    record.queued_at = None
+    top_up(record.tenant_id)  # its slot goes to the tenant's next document
     db.session.commit()
     return record.state
 
 
 def retry(record: IntakeRecord) -> None:
-    """Staff try a failed record again (the caller audits and commits): from the step that failed."""
-    from workers import enqueue
-
+    """Staff try a failed record again (the caller audits and commits): from the step that failed, in its
+    turn among the tenant's waiting documents."""
     if record.state != "failed":
         raise ValueError("only a record that failed can be tried again")
     # From the first step that failed on: what came after it may have depended on it (no text: no kind).
@@ -146,7 +171,9 @@ def retry(record: IntakeRecord) -> None:
                 default=len(names))
     record.steps = {n: v for n, v in record.steps.items() if n in names[:first]}
     record.state, record.error, record.lease_until, record.updated_at = "waiting", None, None, utcnow()
-    enqueue("intake.run", record.document_id, record.version, tenant_id=record.tenant_id)
+    record.queued_at = None
+    db.session.flush()
+    top_up(record.tenant_id)
 
 
 def resume_stale(batch: int = 500) -> int:
@@ -172,12 +199,16 @@ def resume_stale(batch: int = 500) -> int:
     rows = db.session.execute(select(IntakeRecord.id, IntakeRecord.tenant_id, IntakeRecord.document_id,
                                      IntakeRecord.version).where(or_(
         (IntakeRecord.state == "running") & (IntakeRecord.lease_until < now),
-        (IntakeRecord.state == "waiting") & (IntakeRecord.updated_at < now - _lease_length())))).all()
-    for row in rows:
-        db.session.execute(update(IntakeRecord).where(IntakeRecord.id == row.id).values(updated_at=now))
+        (IntakeRecord.state == "waiting") & (IntakeRecord.queued_at < now - _lease_length())))).all()
+    for row in rows:  # queued or running long ago, and nothing came of it: its job again
+        db.session.execute(update(IntakeRecord).where(IntakeRecord.id == row.id).values(queued_at=now,
+                                                                                         updated_at=now))
         enqueue("intake.run", row.document_id, row.version, tenant_id=row.tenant_id)
+    waiting = db.session.scalars(select(IntakeRecord.tenant_id).where(
+        IntakeRecord.state == "waiting", IntakeRecord.queued_at.is_(None)).distinct()).all()
+    queued = sum(top_up(tenant_id) for tenant_id in waiting)  # a slot freed without taking the next one
     db.session.commit()
-    return len(rows) + len(unread)
+    return len(rows) + queued
 
 
 # --- inside -----------------------------------------------------------------------------------------------
@@ -199,7 +230,7 @@ def _claim(document_id: uuid.UUID, version: int) -> uuid.UUID | None:
                or_(IntakeRecord.state == "waiting",
                    (IntakeRecord.state == "running") & (IntakeRecord.lease_until < now)))
         .values(state="running", lease_until=now + _lease_length(), attempts=IntakeRecord.attempts + 1,
-                updated_at=now)
+                queued_at=func.coalesce(IntakeRecord.queued_at, now), updated_at=now)
         .returning(IntakeRecord.id)).first()
     db.session.commit()
     return claimed.id if claimed else None

@@ -492,3 +492,47 @@ def test_a_large_scan_is_read_in_the_heavy_queue_behind_everything_else(app, run
             OutboxJob.name == "intake.run", OutboxJob.scope_tenant == str(tenant.id)).order_by(OutboxJob.id)).all()
     assert [q for q, _args in runs] == ["default", "intake_heavy"]
     assert app.config["RQ_QUEUES"].index("intake_heavy") > app.config["RQ_QUEUES"].index("default")
+
+
+def test_one_tenants_bulk_import_never_has_more_than_its_slots_ahead_of_another(app, run_jobs):
+    """Tenant A uploads ten files, then tenant B one: B's document is queued at once, A never has more than
+    INTAKE_TENANT_SLOTS jobs queued or running, and everything is read in the end."""
+    slots = app.config["INTAKE_TENANT_SLOTS"]
+    assert slots < 10
+    with app.app_context():
+        a = make_tenant()
+        a_admin = db.session.get(User, make_person(Role.CLIENT_ADMIN, a).id)
+        with bound(Scope(user_id=a_admin.id, tenant_ids=frozenset({a.id}), role=Role.CLIENT_ADMIN)):
+            for n in range(10):
+                documents.upload(a_admin, db.session.get(Tenant, a.id), [samples.pdf(4200 + n)],
+                                 filename=f"a-{n}.pdf", target=documents.upload_target(a_admin, category="other"))
+        a_id = a.id
+    b, _b_admin, b_doc = _upload(app, text_pdf(), "b.pdf")
+    with app.app_context():
+        # The announcements are heard (events.deliver, events.handle) without reading anything yet.
+        from portal import events as announcements
+        from workers.models import OutboxJob as Job
+
+        for tenant_id in (a_id, b.id):
+            with for_tenant(tenant_id):
+                for job in db.session.scalars(select(Job).where(Job.name == "events.deliver",
+                                                                Job.scope_tenant == str(tenant_id))).all():
+                    announcements.deliver(*job.args)
+                    job.finished_at = job.created_at
+                db.session.commit()
+            with for_tenant(tenant_id):
+                for job in db.session.scalars(select(Job).where(Job.name == "events.handle",
+                                                                Job.scope_tenant == str(tenant_id))).all():
+                    announcements.handle(*job.args)
+                    job.finished_at = job.created_at
+                db.session.commit()
+        queued = dict(db.session.execute(select(Job.scope_tenant, func.count()).where(
+            Job.name == "intake.run", Job.scope_tenant.in_([str(a_id), str(b.id)])).group_by(Job.scope_tenant)).all())
+    assert queued == {str(a_id): slots, str(b.id): 1}
+    run_jobs()
+    with app.app_context(), for_tenant(a_id):
+        states = db.session.scalars(select(IntakeRecord.state)).all()
+        assert states == ["done"] * 10
+        assert db.session.scalar(select(func.count()).select_from(OutboxJob).where(
+            OutboxJob.name == "intake.run", OutboxJob.scope_tenant == str(a_id))) == 10  # each queued once
+    assert _record(app, b.id, b_doc).state == "done"
