@@ -61,6 +61,8 @@ class IntakeRecord(TenantScoped, Timestamped, db.Model):
     # SHA-256 of the invoice's identity (seller tax code, template, symbol, number): a second copy is found.
     invoice_key: Mapped[str | None] = mapped_column(String(64))
     duplicate_of: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))
+    # An e-invoice's XML and its PDF copy point at each other.
+    paired_with: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))
     # Blind tokens of the text's words (``search``): keyed hashes under the tenant's field key, never a word.
     search_tokens: Mapped[list[bytes] | None] = mapped_column(ARRAY(LargeBinary))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

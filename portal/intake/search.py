@@ -104,3 +104,56 @@ def _index(it: Intake) -> str | None:
 
 
 register(Step("index", _has_text, _index), before="route")
+
+
+# --- an e-invoice's XML and its PDF copy, paired -----------------------------------------------------------
+
+RECENT_XML = 500  # e-invoices of the tenant a new PDF is compared with (the newest)
+
+
+def _identity(invoice: dict) -> list[list[str]]:
+    """The ways an e-invoice's PDF copy writes who issued it and which one it is, as word sets: the
+    seller's tax code, the symbol (with or without the template digit) and the number (as is, or padded
+    to 7 or 8 digits, as invoice software prints it)."""
+    from stdnum.vn import mst
+
+    seller, series, number = (invoice.get("seller") or {}).get("tax_code"), invoice.get("series"), invoice.get("number")
+    if not (seller and series and number):
+        return []
+    symbols = {series.lower(), f"{invoice.get('template') or ''}{series}".lower()}
+    numbers = {number, number.lstrip("0") or "0", number.zfill(7), number.zfill(8)}
+    code = re.sub(r"\D", "", mst.compact(seller))
+    return [[f"u:{code}", f"u:{symbol}", f"u:{n}"] for symbol in sorted(symbols) for n in sorted(numbers)]
+
+
+def _pairable(it: Intake) -> bool:
+    return it.record.classified == "invoice" and bool(it.record.search_tokens)
+
+
+def _pair(it: Intake) -> str | None:
+    import json
+
+    record = it.record
+    tenant = record.tenant_id
+    if record.extracted:  # an e-invoice: its PDF copy is a read document with all the words of one way
+        for words_ in _identity(json.loads(record.extracted)):
+            found = db.session.scalar(select(IntakeRecord).where(
+                IntakeRecord.extracted.is_(None), IntakeRecord.document_id != record.document_id,
+                IntakeRecord.search_tokens.contains(blind_tokens(tenant, PURPOSE, words_)))
+                .order_by(IntakeRecord.created_at.desc()).limit(1))
+            if found is not None:
+                record.paired_with, found.paired_with = found.document_id, record.document_id
+                return str(found.document_id)
+        return None
+    mine = set(record.search_tokens or [])
+    xmls = db.session.scalars(select(IntakeRecord).where(IntakeRecord.extracted.is_not(None),
+                                                         IntakeRecord.document_id != record.document_id)
+                              .order_by(IntakeRecord.created_at.desc()).limit(RECENT_XML)).all()
+    for xml in xmls:  # a PDF: one of the tenant's e-invoices whose identity it spells out
+        if any(set(blind_tokens(tenant, PURPOSE, words_)) <= mine for words_ in _identity(json.loads(xml.extracted))):
+            record.paired_with, xml.paired_with = xml.document_id, record.document_id
+            return str(xml.document_id)
+    return None
+
+
+register(Step("pair", _pairable, _pair), before="route")

@@ -73,6 +73,14 @@ def duplicate_of(record: IntakeRecord) -> Document | None:
                                                     Document.trashed_at.is_(None)))
 
 
+def paired_with(record: IntakeRecord) -> Document | None:
+    """The e-invoice's PDF copy, or the PDF's e-invoice, when intake paired them (and it is not in the trash)."""
+    if record.paired_with is None:
+        return None
+    return db.session.scalar(select(Document).where(Document.id == record.paired_with,
+                                                    Document.trashed_at.is_(None)))
+
+
 FLAGS = {
     "vat_rate_times_base": lambda rate: _("The VAT at %(rate)s is not that rate times its base.", rate=rate),
     "vat_bases_total": lambda _x: _("The bases of the VAT rates do not add up to the total before VAT."),

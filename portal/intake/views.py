@@ -28,6 +28,7 @@ def _document_panel(doc: Document) -> panels.Panel | None:
         "record": record, "why": services.why(record) if failed else None, "kinds": KIND_LABELS,
         "invoice": services.invoice_of(record) if record else None,
         "duplicate": services.duplicate_of(record) if record else None, "amount": _amount,
+        "paired": services.paired_with(record) if record else None,
         "flags": services.flag_sentences})
 
 

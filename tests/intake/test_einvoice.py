@@ -188,3 +188,38 @@ def test_an_xml_that_is_not_an_einvoice_says_so(app, run_jobs):
     run_jobs()
     record = _record(app, tenant.id, doc)
     assert (record.state, record.step, record.error) == ("failed", "einvoice", "not_einvoice")
+
+
+def _invoice_pdf(number: str = "00000123") -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string=f"<h1>HÓA ĐƠN GIÁ TRỊ GIA TĂNG</h1><p>Ký hiệu: 1C26TAA</p><p>Số: {number}</p>"
+                       "<p>Đơn vị bán hàng: Công ty TNHH Thiết bị Minh Anh</p><p>Mã số thuế: 0318888884</p>"
+                       "<p>Tổng cộng tiền thanh toán: 39.000.000</p>").write_pdf()
+
+
+@pytest.mark.parametrize("xml_first", [True, False], ids=["XML first", "PDF first"])
+def test_the_pdf_copy_of_an_einvoice_is_paired_with_it_in_either_order(app, run_jobs, xml_first):
+    from portal.documents import services as documents
+    from tenants.context import Scope, bound
+    from tenants.models import Tenant, User
+    from tenants.policy import Role
+
+    first_body, first_name = (make_xml(), "hd-123.xml") if xml_first else (_invoice_pdf(), "hd-123.pdf")
+    tenant, person, first = _upload(app, first_body, first_name)
+    run_jobs()
+    second_body, second_name = (_invoice_pdf(), "hd-123.pdf") if xml_first else (make_xml(), "hd-123.xml")
+    with app.app_context():
+        user = db.session.get(User, person.id)
+        with bound(Scope(user_id=user.id, tenant_ids=frozenset({tenant.id}), role=Role.CLIENT_ADMIN)):
+            t = db.session.get(Tenant, tenant.id)
+            second = documents.upload(user, t, [second_body], filename=second_name,
+                                      target=documents.upload_target(user, category="invoice")).document.id
+            # Another invoice's PDF (number 124) is not paired with it.
+            other = documents.upload(user, t, [_invoice_pdf("00000124")], filename="hd-124.pdf",
+                                     target=documents.upload_target(user, category="invoice")).document.id
+    run_jobs()
+    xml, pdf = (first, second) if xml_first else (second, first)
+    assert _record(app, tenant.id, xml).paired_with == pdf
+    assert _record(app, tenant.id, pdf).paired_with == xml
+    assert _record(app, tenant.id, other).paired_with is None
