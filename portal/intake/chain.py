@@ -145,6 +145,11 @@ def run(document_id: str, version: str, queue: str = "default") -> str:
             db.session.rollback()
             outcome = {"state": "failed", "reason": str(exc)[:40]}
             _audit_failure(record_id, step.name, outcome["reason"])
+        except Exception:  # not the file's fault (the database, storage): rq tries again, and may take it now
+            db.session.rollback()
+            db.session.execute(update(IntakeRecord).where(IntakeRecord.id == record_id).values(lease_until=utcnow()))
+            db.session.commit()
+            raise
         record = db.session.get(IntakeRecord, record_id)
         record.steps = {**record.steps, step.name: {**outcome, "at": utcnow().isoformat()}}
         db.session.commit()  # the step's results and its mark, together

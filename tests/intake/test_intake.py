@@ -536,3 +536,27 @@ def test_one_tenants_bulk_import_never_has_more_than_its_slots_ahead_of_another(
         assert db.session.scalar(select(func.count()).select_from(OutboxJob).where(
             OutboxJob.name == "intake.run", OutboxJob.scope_tenant == str(a_id))) == 10  # each queued once
     assert _record(app, b.id, b_doc).state == "done"
+
+
+def test_a_passing_failure_releases_the_run_so_the_retry_takes_it_at_once(app, run_jobs, monkeypatch):
+    from portal.intake import steps
+
+    tenant, _person, doc_id = _upload(app, text_pdf(), "hoa-don.pdf")
+    calls = {"n": 0}
+    real = steps.readers.read_text
+
+    def flaky(*args, **kwargs):  # storage or the database failing for a moment, once
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("storage did not answer")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(steps.readers, "read_text", flaky)
+    with app.app_context(), for_tenant(tenant.id):
+        chain.start(tenant.id, str(doc_id), "1")
+        db.session.commit()
+        with pytest.raises(ConnectionError):
+            chain.run(str(doc_id), "1")
+        assert chain.run(str(doc_id), "1") == "done"  # the lease was let go: no wait for it to run out
+    record = _record(app, tenant.id, doc_id)
+    assert (record.state, record.attempts, calls["n"]) == ("done", 2, 2)
