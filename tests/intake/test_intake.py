@@ -514,18 +514,13 @@ def test_one_tenants_bulk_import_never_has_more_than_its_slots_ahead_of_another(
         from workers.models import OutboxJob as Job
 
         for tenant_id in (a_id, b.id):
-            with for_tenant(tenant_id):
-                for job in db.session.scalars(select(Job).where(Job.name == "events.deliver",
-                                                                Job.scope_tenant == str(tenant_id))).all():
-                    announcements.deliver(*job.args)
-                    job.finished_at = job.created_at
-                db.session.commit()
-            with for_tenant(tenant_id):
-                for job in db.session.scalars(select(Job).where(Job.name == "events.handle",
-                                                                Job.scope_tenant == str(tenant_id))).all():
-                    announcements.handle(*job.args)
-                    job.finished_at = job.created_at
-                db.session.commit()
+            for name, run in (("events.deliver", announcements.deliver), ("events.handle", announcements.handle)):
+                with for_tenant(tenant_id):
+                    for job in db.session.scalars(select(Job).where(Job.name == name,
+                                                                    Job.scope_tenant == str(tenant_id))).all():
+                        run(*job.args)
+                        job.finished_at = job.created_at
+                    db.session.commit()
         queued = dict(db.session.execute(select(Job.scope_tenant, func.count()).where(
             Job.name == "intake.run", Job.scope_tenant.in_([str(a_id), str(b.id)])).group_by(Job.scope_tenant)).all())
     assert queued == {str(a_id): slots, str(b.id): 1}
