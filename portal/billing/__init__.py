@@ -12,7 +12,11 @@ def init_app(app: Flask) -> None:
 
     # The models map with the rest; the vault's and the work queues' meters and sections register on import.
     from portal.billing import meters, models, sections, statement_views, stripe_views, views  # noqa: F401
+    from portal.billing.documents import is_statement_pdf
+    from portal.intake import routing
     from portal.work import notify
+
+    routing.keep_out(is_statement_pdf)  # the portal's own statement, not an invoice to post
 
     notify.WHAT.update({"statement_issued": _l("your monthly statement is ready"),
                         "statement_corrected": _l("a corrected statement replaces an earlier one")})

@@ -111,6 +111,11 @@ def store_pdf(statement_id: uuid.UUID | str) -> uuid.UUID | None:
     return statement.document_id
 
 
+def is_statement_pdf(doc: Any) -> bool:
+    """Whether a vault document is one of the portal's statement PDFs (intake never routes those to a task)."""
+    return db.session.scalar(select(Statement.id).where(Statement.document_id == doc.id).limit(1)) is not None
+
+
 def pdf_sha256(statement: Statement) -> str | None:
     """The SHA-256 of the statement's stored PDF (what an approval binds to), or None while it is rendered."""
     from portal.documents.models import Document, DocumentVersion, StoredObject

@@ -10,6 +10,7 @@ The title is written in the tenant's language, as everyone in the tenant reads i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -22,6 +23,17 @@ from portal.work.services import open_keyed_task, service_line
 from portal.work.states import FINAL
 from tenants.models import Tenant, User
 from tenants.zones import tenant_zone, today_in
+
+# Documents no rule routes, whatever they read as: an area that stores its own documents in the vault (the
+# statements' PDFs) says which are its own with ``keep_out``.
+KEEP_OUT: list[Callable[[Document], bool]] = []
+
+
+def keep_out(check: Callable[[Document], bool]) -> None:
+    """Never route a document for which ``check`` is true (each check once)."""
+    if check not in KEEP_OUT:
+        KEEP_OUT.append(check)
+
 
 # category → (service line, task title, title of a follow-up when the month's task was finished).
 _BOOKKEEPING = _l("Bookkeeping %(month)s: documents to post")
@@ -45,7 +57,7 @@ def route_upload(document: Document, actor: User | None, category: str | None = 
     (the caller commits). Returns the task's id, or None.
     """
     rule = RULES.get(category or document.category)
-    if rule is None:
+    if rule is None or any(check(document) for check in KEEP_OUT):
         return None
     line_key, title, late_title = rule
     month = document.period or today_in(tenant_zone(document.tenant_id)).replace(day=1)

@@ -195,3 +195,25 @@ def test_the_client_is_told_by_e_mail_with_a_link_and_no_amounts(app, issued, sm
     assert f"/t/{issued['slug']}/statements" in body
     assert "2.200.000" not in body and "2,200,000" not in body and "2200000" not in body
     assert smtp.to(issued["member"].email) == []  # members see no money, and are not told
+
+
+def test_the_statement_pdf_is_read_by_intake_but_never_posted_as_an_invoice(app, issued, monkeypatch):
+    """The portal's own statement goes through intake like any stored document (it becomes searchable),
+    and even when its text reads as an invoice no rule puts it in the bookkeeping task."""
+    from portal.intake import chain, steps
+    from portal.intake.models import IntakeRecord
+    from portal.work.models import TaskDocument
+
+    monkeypatch.setattr(steps, "classify", lambda _text: "invoice")  # as if it read as one
+    with app.app_context(), for_tenant(issued["tenant_id"]):
+        document_id = db.session.get(Statement, issued["statement_id"]).document_id
+        record = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == document_id))
+        assert record.state == "done" and "2.200.000" in record.text  # read from its own text layer
+        record.steps = {k: v for k, v in record.steps.items() if k in ("preview", "text")}  # read it again
+        record.state, record.classified, record.queued_at = "waiting", None, None
+        db.session.commit()
+        assert chain.run(str(document_id), "1") == "done"
+        record = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == document_id))
+        assert record.classified == "invoice" and record.steps["route"]["state"] == "done"
+        assert db.session.scalar(select(func.count()).select_from(TaskDocument)
+                                 .where(TaskDocument.document_id == document_id)) == 0
