@@ -124,6 +124,14 @@ def _forms_for(plan: Plan, *, settings: PlanForm | None = None, price: PriceForm
     return _PlanForms(settings, price, tax)
 
 
+def _refused(plan_key: str, form: FlaskForm, err: plans.PlanError, **typed: FlaskForm) -> ResponseReturnValue:
+    """Back to the plan's page, 422: nothing saved, what was typed kept, every error beside its field."""
+    db.session.rollback()
+    put_errors(form, err.errors)
+    plan = plans.get_plan(plan_key)
+    return _render_plan(plan, _forms_for(plan, **typed), 422)
+
+
 def _render_plan(plan: Plan, forms: _PlanForms, status: int = 200) -> ResponseReturnValue:
     today = today_in(provider_zone())
     rate, since = plans.tax_rate_on(plan, today)
@@ -151,9 +159,7 @@ def update_plan(plan_key: str) -> ResponseReturnValue:
                           monthly_fee=form.monthly_fee.data, payment_days=form.payment_days.data,
                           active=form.active.data, locale=_locale(), ip=request.remote_addr)
     except plans.PlanError as err:
-        db.session.rollback()
-        put_errors(form, err.errors)
-        return _render_plan(plans.get_plan(plan_key), _forms_for(plan, settings=form), 422)
+        return _refused(plan_key, form, err, settings=form)
     flash(_("Plan “%(name)s” saved. Statements already issued keep what they said.", name=plan.name), "success")
     return redirect(url_for("billing.plan_page", plan_key=plan.key))
 
@@ -170,9 +176,7 @@ def set_price(plan_key: str) -> ResponseReturnValue:
         row = plans.set_price(_actor(), plan.key, meter=form.meter.data, included=form.included.data,
                               unit_price=form.unit_price.data, locale=_locale(), ip=request.remote_addr)
     except plans.PlanError as err:
-        db.session.rollback()
-        put_errors(form, err.errors)
-        return _render_plan(plans.get_plan(plan_key), _forms_for(plan, price=form), 422)
+        return _refused(plan_key, form, err, price=form)
     flash(_("%(meter)s: %(price)s for each unit above what the month includes.", meter=plans.meter_label(row.meter),
             price=money_in(row.unit_price, plan.currency)), "success")
     return redirect(url_for("billing.plan_page", plan_key=plan.key) + "#prices")
@@ -205,9 +209,7 @@ def add_tax_rate(plan_key: str) -> ResponseReturnValue:
         row = plans.add_tax_rate(_actor(), plan.key, percent=form.percent.data, effective_from=day,
                                  locale=_locale(), ip=request.remote_addr)
     except plans.PlanError as err:
-        db.session.rollback()
-        put_errors(form, err.errors)
-        return _render_plan(plans.get_plan(plan_key), _forms_for(plan, tax=form), 422)
+        return _refused(plan_key, form, err, tax=form)
     flash(_("Tax of %(rate)s from %(day)s on.", rate=tax_percent(row.rate_bp), day=row.effective_from.isoformat()),
           "success")
     return redirect(url_for("billing.plan_page", plan_key=plan.key) + "#tax-rates")

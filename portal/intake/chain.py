@@ -131,7 +131,8 @@ def run(document_id: str, version: str, queue: str = "default") -> str:
             top_up(record.tenant_id)
             db.session.commit()
             return "gone"
-        if queue != HEAVY_QUEUE and step.applies(intake) and step.heavy(intake):
+        applies = step.applies(intake)
+        if queue != HEAVY_QUEUE and applies and step.heavy(intake):
             record.state, record.lease_until, record.updated_at = "waiting", None, utcnow()
             enqueue("intake.run", document_id, version, HEAVY_QUEUE, tenant_id=record.tenant_id,
                     queue_name=HEAVY_QUEUE)
@@ -140,7 +141,7 @@ def run(document_id: str, version: str, queue: str = "default") -> str:
         record.step, record.lease_until, record.updated_at = step.name, _lease(), utcnow()
         db.session.commit()  # where it is, for the pages; the lease renewed for this step
         try:
-            outcome = {"state": "done", "note": step.run(intake)} if step.applies(intake) else {"state": "skipped"}
+            outcome = {"state": "done", "note": step.run(intake)} if applies else {"state": "skipped"}
         except StepFailed as exc:
             db.session.rollback()
             outcome = {"state": "failed", "reason": str(exc)[:40]}

@@ -31,19 +31,13 @@ MIN_PAGE_TEXT = 16  # fewer characters than this on a PDF page: a scan (a page n
 # The child's exit statuses, besides 0 (the JSON on standard output).
 _UNREADABLE, _TOO_MANY_PIXELS, _OUT_OF_MEMORY, _UNAVAILABLE, _EMPTY = 3, 4, 6, 7, 8
 
-UNREADABLE = "the file could not be read; it may be damaged or protected with a password"
-TOO_MANY_PIXELS = "the image is too large to read"
-OVER_LIMITS = "reading it needed more memory or time than allowed"
-UNAVAILABLE = "text recognition (Tesseract) is not installed on this server"
-TOO_LARGE = "the file is too large to read"
-TIMED_OUT = "reading it took too long"
 
 
 class ReadFailed(Exception):
-    """The text could not be read: the message is a plain phrase for people, ``reason`` a stable word."""
+    """The text could not be read; ``reason`` is a stable word (``intake.steps.REASONS`` says it to people)."""
 
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -67,24 +61,24 @@ def read_text(chunks: Iterable[bytes], kind: str, *, max_input: int, timeout: fl
     ran = run_sandboxed(os.path.abspath(__file__), [kind, str(max_pages)], chunks, max_input=max_input,
                         timeout=timeout, max_output=MAX_OUTPUT)
     if ran.too_large:
-        raise ReadFailed(TOO_LARGE, "too_large")
+        raise ReadFailed("too_large")
     if ran.timed_out:
-        raise ReadFailed(TIMED_OUT, "timeout")
+        raise ReadFailed("timeout")
     if ran.status == 0 and len(ran.output) <= MAX_OUTPUT:
         try:
             pages = json.loads(ran.output)["pages"]
             return [Page(str(p["text"]), "ocr" if p["source"] == "ocr" else "layer") for p in pages]
         except (ValueError, KeyError, TypeError):
-            raise ReadFailed(UNREADABLE, "unreadable") from None
+            raise ReadFailed("unreadable") from None
     import signal
 
     if ran.status == _TOO_MANY_PIXELS:
-        raise ReadFailed(TOO_MANY_PIXELS, "too_many_pixels")
+        raise ReadFailed("too_many_pixels")
     if ran.status == _UNAVAILABLE:
-        raise ReadFailed(UNAVAILABLE, "unavailable")
+        raise ReadFailed("unavailable")
     if ran.status in (_OUT_OF_MEMORY, -signal.SIGXCPU, -signal.SIGKILL):
-        raise ReadFailed(OVER_LIMITS, "limits")
-    raise ReadFailed(UNREADABLE, "unreadable")
+        raise ReadFailed("limits")
+    raise ReadFailed("unreadable")
 
 
 # --- the child ---------------------------------------------------------------------------------------
