@@ -239,15 +239,14 @@ def plan_card(tenant: Tenant) -> PlanCard | None:
         return None
     with bound(Scope(user_id=actor.id, tenant_ids=frozenset({tenant.id}), role=access.role)):
         state = plans.plan_state(access.tenant)
+        pause = bool(db.session.scalar(select(BillingAccount.suspend_on_nonpayment)
+                                       .where(BillingAccount.tenant_id == tenant.id)))
     form = None
     choices = [SelectChoice(p.key, f"{p.name} ({p.currency}, {money_in(p.monthly_fee, p.currency)})")
                for p in plans.active_plans()]
     if allowed(access.role, "tenant:plan.manage"):
         form = g.get("plan_form") or TenantPlanForm(formdata=None, data={"starts_on": state.next_month})
         form.plan.choices = choices
-    with bound(Scope(user_id=actor.id, tenant_ids=frozenset({tenant.id}), role=access.role)):
-        pause = bool(db.session.scalar(select(BillingAccount.suspend_on_nonpayment)
-                                       .where(BillingAccount.tenant_id == tenant.id)))
     return PlanCard(state, form, bool(choices), pause)
 
 
