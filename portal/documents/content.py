@@ -43,11 +43,11 @@ CATEGORY_LABELS = {
     "contract": N_("Contract"),
     "other": N_("Other"),
 }
-KINDS = ("pdf", "image", "csv", "xlsx", "xml", "zip")
+KINDS = ("pdf", "image", "csv", "xlsx", "xml", "zip", "ofx", "mt940")
 ALLOWED: dict[str, frozenset[str]] = {
     "invoice": frozenset({"pdf", "image", "xml", "zip"}),
     "receipt": frozenset({"pdf", "image"}),
-    "bank_statement": frozenset({"pdf", "csv", "xlsx", "image", "zip"}),
+    "bank_statement": frozenset({"pdf", "csv", "xlsx", "image", "zip", "ofx", "mt940"}),
     "payroll_input": frozenset({"csv", "xlsx", "pdf", "zip"}),
     "contract": frozenset({"pdf", "image", "zip"}),
     "other": frozenset(KINDS),
@@ -112,8 +112,8 @@ NOT_ALLOWED = {
                   "of these formats, or choose another category."),
     "receipt": N_("Receipts are accepted as PDF or image. Upload the receipt in one of these formats, or choose "
                   "another category."),
-    "bank_statement": N_("Bank statements are accepted as PDF, CSV, XLSX, image or a ZIP of those. Upload the "
-                         "statement in one of these formats, or choose another category."),
+    "bank_statement": N_("Bank statements are accepted as PDF, CSV, XLSX, OFX, MT940, image or a ZIP of those. "
+                         "Upload the statement in one of these formats, or choose another category."),
     "payroll_input": N_("Payroll input is accepted as CSV, XLSX, PDF or a ZIP of those. Upload it in one of these "
                         "formats, or choose another category."),
     "contract": N_("Contracts are accepted as PDF, image or a ZIP of those. Upload the contract in one of these "
@@ -239,6 +239,9 @@ def _text(head: bytes) -> Sniffed:
         # Excel's "Unicode text" export: a table, but not in the one encoding we read.
         raise Refused("csv_encoding", CSV_NOT_UTF8)
     body = head[len(codecs.BOM_UTF8):] if head.startswith(codecs.BOM_UTF8) else head
+    bank = _bank_file(body, complete)  # before UTF-8: OFX v1 and MT940 are often Windows-1252 or Latin-1
+    if bank is not None:
+        return bank
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(body, final=complete)
     except UnicodeDecodeError:
@@ -253,6 +256,27 @@ def _text(head: bytes) -> Sniffed:
     if _delimited(_complete_lines(text, complete)):
         return Sniffed("csv", "text/csv", "csv")
     raise Refused("type_not_allowed", PLAIN_TEXT)
+
+
+# Bank files in text: OFX v1 opens with its SGML header; MT940 is a run of SWIFT tags (":20:" first, after an
+# optional "{1:...}{2:...}{4:" envelope), with the account, the opening balance and, in a whole file, the closing.
+_OFX_V1 = re.compile(r"\s*OFXHEADER\s*:\s*100\s*[\r\n]")
+_MT940_START = re.compile(r"\s*(?:\{1:[^}]*\}(?:\{2:[^}]*\})?(?:\{3:(?:\{[^}]*\})*\})?\{4:\s*)?:20:")
+_MT940_TAGS = (re.compile(r"^:25P?:", re.M), re.compile(r"^:60[FM]:", re.M))
+_MT940_END = re.compile(r"^:62[FM]:", re.M)
+
+
+def _bank_file(body: bytes, complete: bool) -> Sniffed | None:
+    """An OFX v1 (SGML) or MT940 statement, told by its header or its SWIFT tags; None for anything else."""
+    if b"\x00" in body:
+        return None
+    text = body.decode("latin-1")  # every byte decodes; the markers are ASCII
+    if _OFX_V1.match(text) and "<OFX>" in text.upper():
+        return Sniffed("ofx", "application/x-ofx", "ofx")
+    if _MT940_START.match(text) and all(tag.search(text) for tag in _MT940_TAGS) and (
+            not complete or _MT940_END.search(text)):
+        return Sniffed("mt940", "text/plain", "sta")
+    return None
 
 
 def _delimited(text: str) -> bool:
@@ -309,6 +333,8 @@ def _xml(head: bytes, *, declared: bool) -> Sniffed:
         raise Refused("xml_unsafe", XML_UNSAFE)
     if root is None:
         raise Refused("unknown_type", UNKNOWN, {"mime": "text/xml"})
+    if root[0] == "OFX":  # OFX v2: XML whose root is <OFX> (no namespace, upper case as the standard writes it)
+        return Sniffed("ofx", "application/x-ofx", "ofx")
     if not declared and "xmlns" not in root[1]:
         # Without a declaration only a namespaced root (every e-invoice format has one) is XML to us.
         raise Refused("type_not_allowed", PLAIN_TEXT)
