@@ -509,6 +509,9 @@ def dev(port: int) -> None:
                BASE_URL=app.config["BASE_URL"])
     worker_proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"], env=env)
     print_logins(logins)
+    from portal.intake.mail.cli import start_dev_receiver
+
+    mail_in = start_dev_receiver(app)  # e-mail in: an SMTP receiver on loopback, beside the web process
     click.echo(f"\n  Portal: http://127.0.0.1:{port}   (Ctrl+C stops it and the worker)\n")
     # SIGTERM (timeout, a supervisor, `kill`) must stop the worker and the embedded services as Ctrl+C
     # does: by default it ends the process at once and would leave both running.
@@ -517,6 +520,8 @@ def dev(port: int) -> None:
         # Werkzeug directly: app.run() refuses to block inside a Flask CLI command.
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     finally:
+        if mail_in is not None:
+            mail_in.stop()
         worker_proc.send_signal(signal.SIGTERM)
         try:
             worker_proc.wait(10)

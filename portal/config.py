@@ -147,6 +147,13 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "INTAKE_LEASE_SECONDS": int(env.get("INTAKE_LEASE_SECONDS", "600")),
         "INTAKE_HEAVY_BYTES": int(env.get("INTAKE_HEAVY_MB", "2")) * 1024 * 1024,
         "INTAKE_TENANT_SLOTS": int(env.get("INTAKE_TENANT_SLOTS", "4")),
+        # E-mail in (portal/intake/mail): each tenant's address is <slug>.<random>@INTAKE_MAIL_DOMAIN (unset in
+        # production: mail-in is off). The receiver listens on INTAKE_SMTP_HOST:PORT (`portal mail-in`; `portal
+        # dev` on loopback) and refuses messages over INTAKE_MAIL_MAX_MB.
+        "INTAKE_MAIL_DOMAIN": env.get("INTAKE_MAIL_DOMAIN", "" if production else "intake.localhost"),
+        "INTAKE_SMTP_HOST": env.get("INTAKE_SMTP_HOST", "127.0.0.1"),
+        "INTAKE_SMTP_PORT": int(env.get("INTAKE_SMTP_PORT", "2525")),
+        "INTAKE_MAIL_MAX_BYTES": int(env.get("INTAKE_MAIL_MAX_MB", "50")) * 1024 * 1024,
         # Downloads up to this size are read and authenticated whole before their first byte is sent, so
         # damage anywhere answers 502 instead of a cut-off file. 16 MiB costs about 7 ms of AES-GCM on one
         # core here and holds at most 16 MiB per download in flight (64 MiB for a gunicorn worker's 4

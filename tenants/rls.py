@@ -34,6 +34,12 @@ OWN_ROWS = "user_id = (select nullif(current_setting('app.user_id', true), '')::
 # The one API token whose secret the caller presented (its SHA-256, hex, in app.token_hash):
 # knowing the secret is what lets a bearer request find its token before any tenant is bound.
 PRESENTED_TOKEN = "token_hash = (select decode(nullif(current_setting('app.token_hash', true), ''), 'hex'))"  # noqa: S105 - SQL, not a secret
+# The one intake address whose local part an incoming message was sent to (its SHA-256, hex, in
+# app.intake_address): knowing the random address is what lets the mail receiver find its tenant.
+# Revision 0020 passes it to protect_tenant_table itself: ALSO_READABLE is iterated by revision 0010,
+# which runs before that table exists (a rewrite_policy of intake_mail_addresses must pass it again).
+PRESENTED_INTAKE_ADDRESS = ("local_hash = (select decode(nullif(current_setting('app.intake_address', true), ''), "
+                            "'hex'))")
 # What each table with wider read access may also read (every other protected table: TENANT_MATCH only).
 ALSO_READABLE = {
     "memberships": OWN_ROWS,
