@@ -57,6 +57,15 @@ TABLE: dict[str, frozenset[Role]] = {
     # Intake: what reading a document found, beside the document; trying a file that failed again is staff's.
     "tenant:intake.view":             frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:intake.retry":            frozenset({PA, MG, ST}),
+    "tenant:intake.correct":          frozenset({PA, MG, ST}),
+    # Which column of a bank's CSV export holds what (saved per bank for the tenant): staff's, like a retry.
+    "tenant:intake.map":              frozenset({PA, MG, ST}),
+    # E-mail in: whoever may upload sees the tenant's intake address; its admin (or the provider admin, as for
+    # settings) rotates it and keeps the registered senders; what mail is held in the quarantine, and whether it
+    # goes into the vault, is the client admin's own decision.
+    "tenant:mailin.view":             frozenset({PA, MG, ST, CA, CP, CM}),
+    "tenant:mailin.manage":           frozenset({PA, CA}),
+    "tenant:mailin.quarantine":       frozenset({CA}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
     # A client answers an item "we don't have this / not applicable", with a reason (the provider's

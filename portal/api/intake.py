@@ -43,6 +43,25 @@ class IntakeSchema(Schema):
     text = fields.String(allow_none=True, metadata={"description": "Pages separated by a form feed; only with "
                                                     "``text=true``."})
     finished_at = fields.DateTime(allow_none=True)
+    read_fields = fields.List(fields.Nested(lambda: FieldSchema()), allow_none=True, data_key="fields", metadata={
+        "description": "An invoice's or a receipt's fields read from its pages (null when none were read)."})
+    searchable_copy = fields.Boolean(metadata={"description": "A searchable copy of this scanned PDF was made "
+                                               "(the document's page offers it)."})
+
+
+class FieldSchema(Schema):
+    name = fields.String(required=True, metadata={"enum": list(services.FIELD_LABELS)})
+    value = fields.String(required=True, metadata={"description": "What stands now: the correction, else the "
+                                                   "reading. Dates ISO, amounts without separators."})
+    read = fields.Dict(allow_none=True, metadata={"description": "What was read: ``value``, ``confidence`` (0..1), "
+                                                  "``page`` and ``box`` ([x0, y0, x1, y1], fractions of the page)."})
+    corrected = fields.Dict(allow_none=True, metadata={"description": "Staff's correction: ``value``, ``by``, ``at``."})
+    to_check = fields.Boolean(required=True, metadata={"description": "Read with less certainty, not corrected."})
+
+
+# The fields to correct, each as typed on the page (e.g. "05/11/2026", "1.100.000"); unknown names are refused.
+CorrectionsSchema = Schema.from_dict({name: fields.String(validate=validate.Length(max=200))
+                                      for name in services.FIELD_LABELS}, name="CorrectionsSchema")
 
 
 class SearchArgs(Schema):
@@ -75,7 +94,10 @@ def _json(record: IntakeRecord, *, text: bool) -> dict:
             "steps": record.steps, "pages": record.pages, "text_source": record.text_source,
             "classified": record.classified, "finished_at": record.finished_at,
             "message": services.why(record) if record.state == "failed" else None,
-            "text": record.text if text else None}
+            "text": record.text if text else None,
+            "read_fields": [{"name": r.name, "value": r.value, "read": r.read, "corrected": r.corrected,
+                        "to_check": r.to_check} for r in services.field_rows(record) or ()] or None,
+            "searchable_copy": services.has_searchable_copy(record.document_id, record.version)}
 
 
 @blp.route("/tenants/<tenant_slug>/documents/<document_id>/intake")
@@ -110,6 +132,28 @@ def retry_intake(tenant_slug: str, document_id: str) -> tuple[dict, int]:
     except services.IntakeError as exc:
         abort(problem(409, str(exc)))
     return _json(record, text=False), 202
+
+
+@blp.route("/tenants/<tenant_slug>/documents/<document_id>/intake/fields", methods=["PUT"])
+@blp.arguments(CorrectionsSchema)
+@blp.response(200, IntakeSchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:intake.correct")
+def correct_intake_fields(corrections: dict, tenant_slug: str, document_id: str) -> dict:
+    """Correct the invoice fields read from a document
+
+    Only the fields given change; what was read stays as it was (``read``). Each value is checked as the
+    page checks it (a tax code's check digit, a real date, an amount): 422 with every field's error at
+    once, nothing saved. 409 when no fields were read from the document. Audited as
+    `intake.fields_corrected` (the names of the fields, never their values).
+    """
+    try:
+        services.correct_fields(_caller(), g.tenant, document_id, corrections, request.remote_addr)
+    except services.FieldErrors as exc:
+        abort(problem(422, str(exc), errors={name: [message] for name, message in exc.errors.items()}))
+    except services.IntakeError as exc:
+        abort(problem(409, str(exc)))
+    return _json(services.record_of(vault.get_document(_caller(), document_id)), text=False)
 
 
 @blp.route("/tenants/<tenant_slug>/search")

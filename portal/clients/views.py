@@ -120,6 +120,17 @@ ACTION_LABELS = {
     "tenant.nonpayment_pause_set": _l("changed whether uploads pause for unpaid statements"),
     "intake.failed": _l("could not read a document's text"),
     "intake.retried": _l("tried reading a document again"),
+    "intake.fields_corrected": _l("corrected fields read from an invoice"),
+    "intake.bank_mapping_saved": _l("saved how to read a bank's statement files"),
+    "intake.bank_statement_read": _l("read a bank statement's transactions"),
+    "intake.mail_received": _l("mailed documents in"),
+    "intake.mail_held": _l("held an e-mail in the quarantine"),
+    "intake.mail_released": _l("let an e-mail in from the quarantine"),
+    "intake.mail_dropped": _l("dropped an e-mail from the quarantine"),
+    "intake.mail_address_created": _l("made the e-mail address for documents"),
+    "intake.mail_address_rotated": _l("replaced the e-mail address for documents"),
+    "intake.mail_sender_added": _l("registered a sender of documents by e-mail"),
+    "intake.mail_sender_removed": _l("removed a sender of documents by e-mail"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}

@@ -50,7 +50,7 @@ class StoredObject(TenantScoped, Timestamped, db.Model):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    purpose: Mapped[str] = mapped_column(String(12), nullable=False)  # content | thumbnail
+    purpose: Mapped[str] = mapped_column(String(12), nullable=False)  # content | thumbnail | searchable | ...
     storage_key: Mapped[str] = mapped_column(String(80), unique=True, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -64,6 +64,15 @@ class StoredObject(TenantScoped, Timestamped, db.Model):
     preview: Mapped[str] = mapped_column(String(10), default="pending", nullable=False)
     thumbnail_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("stored_objects.id", ondelete="SET NULL"))
+    # A scanned PDF's searchable copy (intake adds the recognised text under the page images): like the
+    # thumbnail, a rendition of this content that goes when the content goes.
+    searchable_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("stored_objects.id", ondelete="SET NULL"))
+
+    @property
+    def renditions(self) -> list[uuid.UUID]:
+        """The objects made from this one (thumbnail, searchable copy), deleted with it."""
+        return [i for i in (self.thumbnail_id, self.searchable_id) if i is not None]
 
 
 class Document(TenantScoped, Timestamped, db.Model):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import IO
 
 MAX_SIDE = 480
+MAX_PAGE_SIDE = 1600  # a page shown large enough to read its figures (intake's fields over the page)
 MAX_PIXELS = 50_000_000           # Pillow refuses anything larger (a 50 Mpx photo is already unusual)
 MEMORY_LIMIT = 768 * 1024 * 1024  # address space of the child
 CPU_SECONDS = 20
@@ -55,17 +56,18 @@ class PreviewFailed(Exception):
 
 
 def render_thumbnail(chunks: Iterable[bytes], kind: str, *, max_input: int = 64 * 1024 * 1024,
-                     timeout: float = 30.0) -> bytes | None:
-    """A PNG of at most 480x480 px for an image or a PDF's first page; None for kinds without previews.
+                     timeout: float = 30.0, page: int = 1, side: int = MAX_SIDE) -> bytes | None:
+    """A PNG of at most ``side`` x ``side`` px (480 by default) for an image or a PDF's page ``page``
+    (the first by default; an image has one); None for kinds without previews.
 
     ``chunks`` (the plaintext) are streamed into the sandboxed child, never joined here.
     Raises ``PreviewFailed`` if the child crashes, runs past ``timeout`` seconds or its limits,
     or the input is larger than ``max_input`` bytes (feeding stops and the child is killed).
     """
-    if kind not in PREVIEW_KINDS:
+    if kind not in PREVIEW_KINDS or not (1 <= page <= 10_000 and 16 <= side <= MAX_PAGE_SIDE):
         return None
-    ran = run_sandboxed(os.path.abspath(__file__), [kind], chunks, max_input=max_input, timeout=timeout,
-                        max_output=MAX_OUTPUT)
+    ran = run_sandboxed(os.path.abspath(__file__), [kind, str(page), str(side)], chunks, max_input=max_input,
+                        timeout=timeout, max_output=MAX_OUTPUT)
     if ran.too_large:
         raise PreviewFailed(TOO_LARGE, "too_large")
     if ran.timed_out:
@@ -179,26 +181,27 @@ def _result(status: int, png: bytes) -> bytes | None:
 # --- the child ---------------------------------------------------------------------------------------
 
 
-def _limit(memory: int = MEMORY_LIMIT, cpu_seconds: int = CPU_SECONDS) -> None:
+def _limit(memory: int = MEMORY_LIMIT, cpu_seconds: int = CPU_SECONDS, file_bytes: int = 0) -> None:
     """The child's limits, set before it reads a byte (its own children inherit them)."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))  # SIGXCPU, then SIGKILL
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # a core dump would hold the plaintext
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # write no files (SIGXFSZ stays ignored: EFBIG)
+    # Write no files (SIGXFSZ stays ignored: EFBIG); a child that must (OCRmyPDF's work files) gets a cap.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
 
-def _pdf() -> int:
-    """Replace this process with pdftoppm: page 1 of the PDF on stdin, as a PNG on stdout."""
+def _pdf(page: int = 1, side: int = MAX_SIDE) -> int:
+    """Replace this process with pdftoppm: page ``page`` of the PDF on stdin, as a PNG on stdout."""
     import shutil
 
     program = shutil.which("pdftoppm", path=PDFTOPPM_DIRS)
     if program is None:
         return _UNAVAILABLE
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    arguments = ["-png", "-f", "1", "-l", "1", "-scale-to", str(MAX_SIDE), "-singlefile", "-"]  # "-" is stdin
+    arguments = ["-png", "-f", str(page), "-l", str(page), "-scale-to", str(side), "-singlefile", "-"]  # "-": stdin
     os.execv(program, [program, *arguments])  # noqa: S606 - a fixed program and arguments, no shell
     return _UNREADABLE  # not reached
 
@@ -207,8 +210,8 @@ def _is_heif(data: bytes) -> bool:
     return data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc"}
 
 
-def _image() -> int:
-    """Render the image on stdin: orientation applied, fit in 480x480, RGB(A) PNG without metadata."""
+def _image(side: int = MAX_SIDE) -> int:
+    """Render the image on stdin: orientation applied, fit in ``side`` x ``side``, RGB(A) PNG without metadata."""
     import io
     import warnings
 
@@ -223,9 +226,9 @@ def _image() -> int:
         # Only the formats we accept: every other decoder stays out of reach.
         image = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
         if image.format == "JPEG":
-            image.draft(None, (MAX_SIDE * 2, MAX_SIDE * 2))  # decode at a fraction of the size
+            image.draft(None, (side * 2, side * 2))  # decode at a fraction of the size
         image = ImageOps.exif_transpose(image)
-        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
         alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
             image.mode == "P" and "transparency" in image.info)
         mode = "RGBA" if alpha else "RGB"
@@ -250,13 +253,18 @@ def _image() -> int:
 
 
 def main(argv: list[str]) -> int:
-    """The child: render ``argv[0]`` ("image" or "pdf") from stdin to stdout within limits."""
+    """The child: render ``argv[0]`` ("image" or "pdf") from stdin to stdout within limits; ``argv[1:]``
+    are the page and the largest side (1 and 480 when not given)."""
     _limit()
+    if len(argv) == 3 and argv[1].isdigit() and argv[2].isdigit() and int(argv[2]) <= MAX_PAGE_SIDE:
+        argv, page, side = argv[:1], int(argv[1]), int(argv[2])
+    else:
+        page, side = 1, MAX_SIDE
     try:
         if argv == ["pdf"]:
-            return _pdf()
-        if argv == ["image"]:
-            return _image()
+            return _pdf(page, side)
+        if argv == ["image"] and page == 1:
+            return _image(side)
     except MemoryError:
         return _OUT_OF_MEMORY
     return _UNREADABLE

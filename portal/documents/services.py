@@ -388,14 +388,17 @@ def refusal_message(exc: content.Refused) -> str:
 
 
 def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filename: str | None,
-           target: UploadTarget, ip: str | None = None) -> UploadResult:
+           target: UploadTarget, ip: str | None = None, from_client: bool = False) -> UploadResult:
     """Store one file: sniff, encrypt, store; recognise a duplicate; keep versions; audit; queue a preview.
 
     Nothing is kept when the file is refused (the storage write is aborted or the
-    object deleted), and the message says what was wrong and what to do.
+    object deleted), and the message says what was wrong and what to do. ``from_client``: the file
+    comes from the client's side although no user of theirs stores it (a mail from a registered
+    address), so it is paused with the client's uploads.
     """
     name = content.display_name(filename)
-    if tenant.uploads_suspended_reason and actor is not None and not actor.provider_role:
+    client_side = from_client or (actor is not None and not actor.provider_role)
+    if tenant.uploads_suspended_reason and client_side:
         # Set by billing for non-payment (only where the provider switched that on); the provider's own
         # people and the system (a statement's PDF) still store files.
         return UploadResult(name, "refused", _("Uploads are paused because a statement is overdue. Once it is "

@@ -214,11 +214,11 @@ def _purge_one(tenant: Tenant, document_id: uuid.UUID, boundary: datetime) -> li
                                       .execution_options(populate_existing=True)))
     used = set(db.session.scalars(select(DocumentVersion.object_id).where(DocumentVersion.object_id.in_(object_ids))))
     doomed = [obj for obj in objects if obj.id not in used]
-    thumbnails = [obj.thumbnail_id for obj in doomed if obj.thumbnail_id is not None]
+    renditions = [rendition for obj in doomed for rendition in obj.renditions]
     gone = [(obj.id, obj.storage_key) for obj in doomed]
-    if thumbnails:
+    if renditions:
         gone += [(t.id, t.storage_key) for t in db.session.scalars(select(StoredObject)
-                                                                   .where(StoredObject.id.in_(thumbnails)))]
+                                                                   .where(StoredObject.id.in_(renditions)))]
     if gone:
         db.session.execute(delete(StoredObject).where(StoredObject.id.in_([object_id for object_id, _key in gone])))
     audit.record("document.purged", audit.SYSTEM, tenant_id=tenant.id, object_type="document", object_id=document_id,

@@ -100,10 +100,7 @@ class EInvoice:
     @property
     def key(self) -> str | None:
         """Who issued it and which one it is (seller tax code, template, symbol, number), for duplicates."""
-        if not (self.seller.tax_code and self.series and self.number):
-            return None
-        number = self.number.lstrip("0") or "0"
-        return "|".join((mst.compact(self.seller.tax_code), self.template or "", self.series.upper(), number))
+        return invoice_key(self.seller.tax_code, f"{self.template or ''}{self.series or ''}", self.number)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +154,14 @@ def parse(data: bytes) -> EInvoice:
         if related is not None and _text(related, "SHDCLQuan") else None)
     result.flags = _checks(result)
     return result
+
+
+def invoice_key(tax_code: str | None, symbol: str | None, number: str | None) -> str | None:
+    """An invoice's identity, however it was read (XML, a PDF's fields): the seller's tax code, the symbol
+    with its template digit ("1C26TAA") and the number without its leading zeros; None when one is missing."""
+    if not (tax_code and number):
+        return None
+    return "|".join((mst.compact(tax_code), (symbol or "").upper(), number.lstrip("0") or "0"))
 
 
 def key_digest(key: str) -> str:

@@ -58,6 +58,12 @@ class IntakeRecord(TenantScoped, Timestamped, db.Model):
     classified: Mapped[str | None] = mapped_column(String(20))  # what the text reads as: invoice, receipt, ...
     # Structured data read exactly (an e-invoice's fields and lines), JSON sealed like the text.
     extracted: Mapped[str | None] = mapped_column(Sealed("intake.extracted"))
+    # The words of the first pages with their boxes (``readers.Page.words``), JSON sealed like the text.
+    layout: Mapped[str | None] = mapped_column(Sealed("intake.layout"))
+    # Invoice or receipt fields read from the pages (``fields.Field`` by name), and staff's corrections of
+    # them (``{name: {"value", "by", "at"}}``): the reading is kept as it was.
+    fields: Mapped[str | None] = mapped_column(Sealed("intake.fields"))
+    corrections: Mapped[str | None] = mapped_column(Sealed("intake.corrections"))
     # SHA-256 of the invoice's identity (seller tax code, template, symbol, number): a second copy is found.
     invoice_key: Mapped[str | None] = mapped_column(String(64))
     duplicate_of: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))

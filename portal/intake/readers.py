@@ -9,7 +9,12 @@ taken at a slant, found by the angle whose rows of ink line up best).
 Uploaded bytes are attacker-controlled and PDF and image parsers are attack surface, so nothing here
 parses them in the worker: this file is also the child's program (``python -I``, no portal import, no
 secrets in its environment, limits set before it reads a byte; ``previews.run_sandboxed`` runs it).
-The child answers one JSON object: ``{"pages": [{"text": ..., "source": "layer" | "ocr"}, ...]}``.
+The child answers one JSON object: ``{"pages": [{"text": ..., "source": "layer" | "ocr", "words": [...]}, ...]}``;
+the first ``LAYOUT_PAGES`` pages also carry their words with the box each was found in (from
+``pdftotext -bbox-layout`` or Tesseract's TSV), as ``[text, x0, y0, x1, y1, confidence]`` with the
+box in fractions of the page (0..1 from the top left) and the confidence in 0..100 (100 for a text layer),
+so that invoice fields can be read by where they are and shown highlighted over the page; a seventh
+element numbers the line the reader put the word in.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ CPU_SECONDS = 240
 MAX_OUTPUT = 8 * 1024 * 1024  # text of a few hundred pages
 LANGUAGES = "vie+eng"
 OCR_DPI = 300
+SEARCHABLE_FILE_BYTES = 512 * 1024 * 1024  # OCRmyPDF's work files, per file
+LAYOUT_PAGES = 3  # invoice fields are on the first pages: only these keep their words' boxes
 MIN_PAGE_TEXT = 16  # fewer characters than this on a PDF page: a scan (a page number alone is not text)
 
 # The child's exit statuses, besides 0 (the JSON on standard output).
@@ -41,10 +48,14 @@ class ReadFailed(Exception):
         self.reason = reason
 
 
+Word = tuple[str, float, float, float, float, float, int]  # text, x0, y0, x1, y1 (fractions of the page), 0..100, line
+
+
 @dataclass(frozen=True)
 class Page:
     text: str
     source: str  # layer | ocr
+    words: tuple[Word, ...] = ()  # only on the first LAYOUT_PAGES pages
 
 
 def read_text(chunks: Iterable[bytes], kind: str, *, max_input: int, timeout: float,
@@ -67,7 +78,9 @@ def read_text(chunks: Iterable[bytes], kind: str, *, max_input: int, timeout: fl
     if ran.status == 0 and len(ran.output) <= MAX_OUTPUT:
         try:
             pages = json.loads(ran.output)["pages"]
-            return [Page(str(p["text"]), "ocr" if p["source"] == "ocr" else "layer") for p in pages]
+            return [Page(str(p["text"]), "ocr" if p["source"] == "ocr" else "layer",
+                         tuple((str(w[0]), *(float(v) for v in w[1:6]), int(w[6])) for w in p.get("words") or ()))
+                    for p in pages]
         except (ValueError, KeyError, TypeError):
             raise ReadFailed("unreadable") from None
     import signal
@@ -138,16 +151,65 @@ def _skew(image) -> float:  # noqa: ANN001
     return best if abs(best) >= 0.2 else 0.0
 
 
-def _ocr(png: bytes) -> str:
-    return _run("tesseract", ["stdin", "stdout", "-l", LANGUAGES, "--psm", "3"], png).decode("utf-8", "replace")
+def _ocr(picture: bytes, width: int, height: int) -> dict:
+    """Tesseract's TSV of a cleaned page: its text (lines as Tesseract found them) and its words' boxes."""
+    tsv = _run("tesseract", ["stdin", "stdout", "-l", LANGUAGES, "--psm", "3", "tsv"], picture)
+    lines: dict[tuple[str, ...], list[str]] = {}
+    words = []
+    for row in tsv.decode("utf-8", "replace").splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) < 12 or cells[0] != "5" or not cells[11].strip():
+            continue  # level 5: a word
+        left, top, w, h = (int(v) for v in cells[6:10])
+        key = tuple(cells[1:5])  # block, paragraph, line
+        if key not in lines:
+            lines[key] = []
+        lines[key].append(cells[11])
+        words.append([cells[11], round(left / width, 4), round(top / height, 4), round((left + w) / width, 4),
+                      round((top + h) / height, 4), max(0.0, float(cells[10])), len(lines) - 1])
+    text, paragraph = [], None
+    for key, line in lines.items():  # in reading order: Tesseract writes the rows in it
+        if paragraph is not None and key[:3] != paragraph:
+            text.append("")
+        paragraph = key[:3]
+        text.append(" ".join(line))
+    return {"text": "\n".join(text) + "\n" if text else "", "words": words}
 
 
-def _ocr_image(image) -> str:  # noqa: ANN001
+def _ocr_image(image, *, layout: bool = True) -> dict:  # noqa: ANN001
     import io
 
     out = io.BytesIO()
-    _clean(image).save(out, "PPM")  # uncompressed: Tesseract reads it without decoding a PNG
-    return _ocr(out.getvalue())
+    clean = _clean(image)
+    clean.save(out, "PPM")  # uncompressed: Tesseract reads it without decoding a PNG
+    page = _ocr(out.getvalue(), clean.width, clean.height)
+    if not layout:
+        page.pop("words")
+    return page
+
+
+def _layer_words(data: bytes, last: int) -> dict[int, list]:
+    """The words of the text layer of pages 1..last with their boxes (``pdftotext -bbox-layout``)."""
+    import html
+    import re
+
+    xhtml = _run("pdftotext", ["-bbox-layout", "-enc", "UTF-8", "-f", "1", "-l", str(last), "-", "-"], data)
+    pages: dict[int, list] = {}
+    number, width, height, line = 0, 1.0, 1.0, 0
+    for match in re.finditer(r'<page width="([\d.]+)" height="([\d.]+)">|<line |<word xMin="([\d.]+)" '
+                             r'yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
+                             xhtml.decode("utf-8", "replace")):
+        if match[1]:
+            number, width, height = number + 1, float(match[1]) or 1.0, float(match[2]) or 1.0
+            pages[number] = []
+            continue
+        if not match[3]:
+            line += 1
+            continue
+        x0, y0, x1, y1 = (float(v) for v in match.group(3, 4, 5, 6))
+        pages.setdefault(number, []).append([html.unescape(match[7]), round(x0 / width, 4), round(y0 / height, 4),
+                                             round(x1 / width, 4), round(y1 / height, 4), 100.0, line])
+    return pages
 
 
 def _pdf(data: bytes, max_pages: int) -> list[dict[str, str]]:
@@ -159,14 +221,16 @@ def _pdf(data: bytes, max_pages: int) -> list[dict[str, str]]:
     texts = layer.split("\f")
     if texts and not texts[-1].strip():
         texts.pop()  # pdftotext ends every page with a form feed
+    boxes = _layer_words(data, min(LAYOUT_PAGES, len(texts))) if texts else {}
     pages, ocr_done = [], 0
     for number, text in enumerate(texts, start=1):
         if len(text.strip()) >= MIN_PAGE_TEXT or ocr_done >= max_pages:
-            pages.append({"text": text, "source": "layer"})
+            pages.append({"text": text, "source": "layer", "words": boxes.get(number, [])})
             continue
         png = _run("pdftoppm", ["-png", "-r", str(OCR_DPI), "-gray", "-f", str(number), "-l", str(number),
                                 "-singlefile", "-"], data)
-        pages.append({"text": _ocr_image(Image.open(io.BytesIO(png), formats=["PNG"])), "source": "ocr"})
+        page = _ocr_image(Image.open(io.BytesIO(png), formats=["PNG"]), layout=number <= LAYOUT_PAGES)
+        pages.append({**page, "source": "ocr"})
         ocr_done += 1
     return pages
 
@@ -182,11 +246,54 @@ def _image(data: bytes) -> list[dict[str, str]]:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     image = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP", "TIFF", "HEIF"])
-    return [{"text": _ocr_image(image), "source": "ocr"}]
+    return [{**_ocr_image(image), "source": "ocr"}]
+
+
+def make_searchable(chunks: Iterable[bytes], *, max_input: int, timeout: float) -> bytes:
+    """A scanned PDF with the recognised text laid under its page images (OCRmyPDF, Tesseract ``vie+eng``),
+    made in the sandboxed child; raises ``ReadFailed`` as ``read_text`` does.
+
+    The mode is OCRmyPDF's default, for PDFs whose every page is a scan (intake asks only for those): it
+    refuses a page that already has text rather than redo it. Debian's Ghostscript 10.0.0 makes OCRmyPDF
+    refuse ``--skip-text`` and ``--redo-ocr``; neither is used, and Ghostscript is not needed at all: pages
+    are rasterised by pypdfium2 and the output is a plain PDF (``output_type="pdf"``), not PDF/A.
+    """
+    from portal.documents.previews import run_sandboxed
+
+    ran = run_sandboxed(os.path.abspath(__file__), ["searchable"], chunks, max_input=max_input, timeout=timeout,
+                        max_output=2 * max_input + 2**20)
+    if ran.too_large:
+        raise ReadFailed("too_large")
+    if ran.timed_out:
+        raise ReadFailed("timeout")
+    if ran.status == 0 and ran.output.startswith(b"%PDF-"):
+        return ran.output
+    raise ReadFailed("unavailable" if ran.status == _UNAVAILABLE else "unreadable")
+
+
+def _searchable(data: bytes) -> bytes:
+    import contextlib
+    import io
+    import logging
+    import tempfile
+
+    import ocrmypdf
+
+    logging.disable(logging.CRITICAL)  # its progress and warnings are not the answer on stdout
+    with tempfile.TemporaryDirectory() as work:
+        source, target = os.path.join(work, "in.pdf"), os.path.join(work, "out.pdf")
+        with open(source, "wb") as out:
+            out.write(data)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ocrmypdf.ocr(source, target, language=LANGUAGES.split("+"), output_type="pdf", rasterizer="pypdfium",
+                         jobs=1, progress_bar=False, optimize=0, tesseract_timeout=CPU_SECONDS)
+        with open(target, "rb") as made:
+            return made.read()
 
 
 def main(argv: list[str]) -> int:
-    """The child: read ``argv[0]`` ("pdf" or "image") from stdin; JSON pages on stdout."""
+    """The child: read ``argv[0]`` ("pdf" or "image") from stdin; JSON pages on stdout. With "searchable",
+    a searchable copy of the PDF on stdin, on stdout."""
     import importlib.util
 
     # The sandbox's limits, from the previews' child (loaded by path: this child imports no package of ours).
@@ -196,8 +303,19 @@ def main(argv: list[str]) -> int:
     previews = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules["previews"] = previews
     spec.loader.exec_module(previews)  # type: ignore[union-attr]
-    previews._limit(MEMORY_LIMIT, CPU_SECONDS)  # noqa: SLF001 - the one definition of the sandbox's limits
+    searchable = argv == ["searchable"]  # OCRmyPDF works in files: a capped size, in a directory of its own
+    previews._limit(MEMORY_LIMIT, CPU_SECONDS, SEARCHABLE_FILE_BYTES if searchable else 0)  # noqa: SLF001
     os.environ["OMP_THREAD_LIMIT"] = "1"  # Tesseract: one thread, as the worker runs jobs one at a time
+    if searchable:
+        try:
+            made = _searchable(sys.stdin.buffer.read())
+        except FileNotFoundError:
+            return _UNAVAILABLE
+        except Exception:  # noqa: BLE001 - whatever OCRmyPDF raises (a page with text, a damaged file)
+            return _UNREADABLE
+        sys.stdout.buffer.write(made)
+        sys.stdout.buffer.flush()
+        return 0
     if len(argv) != 2 or argv[0] not in READ_KINDS or not argv[1].isdigit():
         return _UNREADABLE
     data = sys.stdin.buffer.read()

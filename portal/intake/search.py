@@ -126,6 +126,14 @@ def _identity(invoice: dict) -> list[list[str]]:
     return [[f"u:{code}", f"u:{symbol}", f"u:{n}"] for symbol in sorted(symbols) for n in sorted(numbers)]
 
 
+def _join(one: IntakeRecord, other: IntakeRecord) -> None:
+    """Pair an e-invoice and its PDF copy: the same invoice twice, but not a duplicate of itself."""
+    one.paired_with, other.paired_with = other.document_id, one.document_id
+    for a, b in ((one, other), (other, one)):
+        if a.duplicate_of == b.document_id:
+            a.duplicate_of = None
+
+
 def _pairable(it: Intake) -> bool:
     return it.record.classified == "invoice" and bool(it.record.search_tokens)
 
@@ -139,19 +147,21 @@ def _pair(it: Intake) -> str | None:
         for words_ in _identity(json.loads(record.extracted)):
             found = db.session.scalar(select(IntakeRecord).where(
                 IntakeRecord.extracted.is_(None), IntakeRecord.document_id != record.document_id,
+                IntakeRecord.paired_with.is_(None),  # a PDF copy already paired: a second e-invoice is a duplicate
                 IntakeRecord.search_tokens.contains(blind_tokens(tenant, PURPOSE, words_)))
                 .order_by(IntakeRecord.created_at.desc()).limit(1))
             if found is not None:
-                record.paired_with, found.paired_with = found.document_id, record.document_id
+                _join(record, found)
                 return str(found.document_id)
         return None
     mine = set(record.search_tokens or [])
     xmls = db.session.scalars(select(IntakeRecord).where(IntakeRecord.extracted.is_not(None),
-                                                         IntakeRecord.document_id != record.document_id)
+                                                         IntakeRecord.document_id != record.document_id,
+                                                         IntakeRecord.paired_with.is_(None))  # one copy each
                               .order_by(IntakeRecord.created_at.desc()).limit(RECENT_XML)).all()
     for xml in xmls:  # a PDF: one of the tenant's e-invoices whose identity it spells out
         if any(set(blind_tokens(tenant, PURPOSE, words_)) <= mine for words_ in _identity(json.loads(xml.extracted))):
-            record.paired_with, xml.paired_with = xml.document_id, record.document_id
+            _join(record, xml)
             return str(xml.document_id)
     return None
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal.documents import services as vault
@@ -54,7 +58,7 @@ def progress(actor: User) -> Progress:
 
 def why(record: IntakeRecord) -> str:
     """The sentence for a record that failed: "Could not read this file: <reason>"."""
-    reason = REASONS.get(record.error or "", REASONS["unreadable"])
+    reason = REASONS.get((record.error or "").partition(":")[0], REASONS["unreadable"])  # "bank_amount:12:3"
     return _("Could not read this file: %(reason)s.", reason=reason)
 
 
@@ -123,3 +127,197 @@ def retry(actor: User, tenant: Tenant, document_id: str, ip: str | None) -> Inta
                  object_id=doc.id, ip=ip, data={"name": doc.title, "step": record.step, "version": record.version})
     db.session.commit()
     return record
+
+
+# --- invoice and receipt fields: the reading, staff's corrections, the page they are on ----------------------
+
+FIELD_LABELS = {
+    "supplier_name": _l("Supplier"), "supplier_tax_code": _l("Supplier's tax code"), "series": _l("Symbol"),
+    "invoice_number": _l("Invoice number"), "issue_date": _l("Issue date"), "due_date": _l("Due date"),
+    "currency": _l("Currency"), "net": _l("Total before VAT"), "vat_rate": _l("VAT rate (%)"),
+    "vat_amount": _l("VAT"), "total": _l("Total payable"),
+}
+PAGE_SIDE = 1400  # px: the page shown under the highlighted fields, large enough to read its figures
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    """One field on the staff's check: what was read (with how sure and where), and what stands now."""
+
+    name: str
+    label: str
+    read: dict | None  # fields.Field.as_dict(), or None when nothing was read
+    corrected: dict | None  # {"value", "by", "at"}, or None
+
+    @property
+    def value(self) -> str:
+        return (self.corrected or {}).get("value") or (self.read or {}).get("value") or ""
+
+    @property
+    def corrected_at(self) -> datetime | None:
+        return datetime.fromisoformat(self.corrected["at"]) if self.corrected else None
+
+    @property
+    def to_check(self) -> bool:
+        from portal.intake.fields import CHECK_BELOW
+
+        return self.corrected is None and (self.read is None or self.read["confidence"] < CHECK_BELOW)
+
+
+def field_rows(record: IntakeRecord) -> list[FieldRow] | None:
+    """The fields read from an invoice or a receipt, in the order people check them; None when none were read."""
+    import json
+
+    from portal.intake.fields import FIELDS
+
+    if record.fields is None:
+        return None
+    read, corrected = json.loads(record.fields), json.loads(record.corrections or "{}")
+    return [FieldRow(name, str(FIELD_LABELS[name]), read.get(name), corrected.get(name)) for name in FIELDS]
+
+
+class FieldErrors(IntakeError):
+    """Corrections refused: ``errors`` says what is wrong with each field, all at once."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(_("Nothing was saved: correct the fields marked below."))
+        self.errors = errors
+
+
+def _checked(name: str, raw: str) -> tuple[str | None, str | None]:
+    """(value as fields are written, None) or (None, why it is refused), for a value staff typed."""
+    from decimal import Decimal, InvalidOperation
+
+    from stdnum.vn import mst
+
+    from portal.intake import fields
+
+    value = raw.strip()
+    if name == "supplier_name":
+        return (value, None) if 2 <= len(value) <= 200 else (
+            None, _("Write the supplier's name (2 to 200 characters)."))
+    if name == "supplier_tax_code":
+        return (value, None) if mst.is_valid(value) else (
+            None, _("A tax code is 10 digits, or 10 and a branch of 3 (0101234567-001), and its last digit "
+                    "must check."))
+    if name == "series":
+        return (value.upper(), None) if re.fullmatch(r"[0-9A-Za-z/]{1,12}", value) else (
+            None, _("Write the symbol as printed, for example 1C26TAA (letters and digits only)."))
+    if name == "invoice_number":
+        return (value.upper(), None) if re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z\-/.]{0,39}", value) else (
+            None, _("Write the number as printed, for example 0001234 or INV-2026-0042."))
+    if name in ("issue_date", "due_date"):
+        found = fields.when(value)
+        return (found.value, None) if found and found.start == 0 and found.end == len(value) else (
+            None, _("Give the date as it is written on the invoice, for example 05/11/2026 (day first)."))
+    if name == "currency":
+        return (value.upper(), None) if re.fullmatch(r"[A-Za-z]{3}", value) else (
+            None, _("Give the currency as its three-letter code: VND, USD, EUR."))
+    if name == "vat_rate":
+        try:
+            rate = Decimal(value.rstrip("% ").replace(",", "."))
+        except InvalidOperation:
+            rate = Decimal(-1)
+        return (fields._amount(rate), None) if 0 <= rate <= 100 else (  # noqa: SLF001 - the one way amounts are written
+            None, _("Give the VAT rate as a percentage: 0, 5, 8 or 10."))
+    found = fields.money(value)
+    return (found.value, None) if found and found.start == 0 and found.end == len(value) else (
+        None, _("Give the amount in figures, for example 1.100.000 or 1,234.50."))
+
+
+def correct_fields(actor: User, tenant: Tenant, document_id: str, typed: dict[str, str],
+                   ip: str | None) -> list[str]:
+    """Staff's corrections of the fields read from a document (the reading is kept); returns the names of
+    the fields changed. Raises ``FieldErrors`` with every field's error at once, saving nothing. The
+    invoice's identity is worked out again, so that a corrected number finds (or loses) its duplicate."""
+    import json
+
+    from portal.intake import einvoice, steps
+
+    doc = vault.get_document(actor, document_id)
+    record = record_of(doc)
+    rows = field_rows(record) if record is not None else None
+    if rows is None:
+        raise IntakeError(_("No invoice fields were read from “%(title)s”, so there is nothing to correct.",
+                            title=doc.title))
+    errors, changed = {}, {}
+    for row in rows:
+        raw = (typed.get(row.name) or "").strip()
+        if not raw or raw == row.value:
+            continue
+        value, error = _checked(row.name, raw)
+        if error:
+            errors[row.name] = error
+        elif value != row.value:
+            changed[row.name] = value
+    if errors:
+        raise FieldErrors(errors)
+    if changed:
+        corrections = json.loads(record.corrections or "{}")
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        corrections.update({name: {"value": value, "by": str(actor.id), "at": at} for name, value in changed.items()})
+        record.corrections = json.dumps(corrections, ensure_ascii=False)
+        now = {row.name: changed.get(row.name, row.value) or None for row in rows}
+        steps.mark_duplicate(record, einvoice.invoice_key(now["supplier_tax_code"], now["series"],
+                                                          now["invoice_number"]))
+        audit.record("intake.fields_corrected", audit.Actor.of(actor), tenant_id=tenant.id, object_type="document",
+                     object_id=doc.id, ip=ip, data={"name": doc.title, "fields": sorted(changed),
+                                                    "version": record.version})
+        db.session.commit()
+    return sorted(changed)
+
+
+def has_searchable_copy(document_id: uuid.UUID, version: int) -> bool:
+    """Whether intake made a searchable copy of a document version (a scanned PDF)."""
+    from portal.documents.models import DocumentVersion, StoredObject
+
+    return db.session.scalar(select(StoredObject.searchable_id).join(
+        DocumentVersion, DocumentVersion.object_id == StoredObject.id).where(
+        DocumentVersion.document_id == document_id, DocumentVersion.number == version)) is not None
+
+
+def searchable_copy(actor: User, tenant: Tenant, document_id: str, ip: str | None) -> tuple[Document, bytes]:
+    """The searchable copy intake made of a scanned PDF (its current version), decrypted and authenticated
+    whole; 404 when there is none. A download like any other: in the access log."""
+    from flask import abort
+
+    from portal.documents.models import DocumentVersion, StoredObject
+
+    doc = vault.get_document(actor, document_id)
+    content = db.session.scalar(select(StoredObject).join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
+                                .where(DocumentVersion.document_id == doc.id,
+                                       DocumentVersion.number == doc.current_version))
+    copy = db.session.get(StoredObject, content.searchable_id) if content and content.searchable_id else None
+    if copy is None:
+        abort(404)
+    data = b"".join(vault.read_object(copy))
+    audit.record("document.downloaded", audit.Actor.of(actor), tenant_id=tenant.id, object_type="document",
+                 object_id=doc.id, ip=ip, data={"name": doc.title, "version": doc.current_version,
+                                                "copy": "searchable"})
+    db.session.commit()
+    return doc, data
+
+
+def page_image(actor: User, tenant: Tenant, document_id: str, page: int, ip: str | None) -> bytes | None:
+    """The document's page ``page`` as a PNG large enough to read (rendered in the sandbox, never kept), for
+    checking fields over it; None when it has no such page. Seeing it is in the access log, as a preview."""
+    from flask import current_app
+
+    from portal.documents.models import DocumentVersion, StoredObject
+    from portal.documents.previews import PreviewFailed, render_thumbnail
+
+    doc = vault.get_document(actor, document_id)
+    obj = db.session.scalar(select(StoredObject).join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
+                            .where(DocumentVersion.document_id == doc.id,
+                                   DocumentVersion.number == doc.current_version))
+    if obj is None or obj.size > current_app.config["PREVIEW_MAX_BYTES"]:
+        return None
+    try:
+        png = render_thumbnail(vault.read_object(obj), obj.kind, page=page, side=PAGE_SIDE,
+                               max_input=current_app.config["PREVIEW_MAX_BYTES"])
+    except PreviewFailed:
+        return None
+    audit.record("document.previewed", audit.Actor.of(actor), tenant_id=tenant.id, object_type="document",
+                 object_id=doc.id, ip=ip, data={"name": doc.title, "version": doc.current_version, "page": page})
+    db.session.commit()
+    return png

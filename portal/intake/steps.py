@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from portal.documents import services as vault
 from portal.extensions import db
 from portal.intake import readers
 from portal.intake.chain import Intake, Step, StepFailed, register
+from portal.intake.models import IntakeRecord
 from tenants.models import User
 
 # Why a file could not be read, by the reader's stable word: shown after "Could not read this file: ".
@@ -25,6 +28,17 @@ REASONS = {
     "not_einvoice": _l("it is an XML file but not an e-invoice (it has no HDon invoice data)"),
     "malformed": _l("it is not well-formed XML; ask the seller for the file again"),
     "unsafe": _l("it declares a document type or entities, which are not read for safety"),
+    # Bank files (portal.intake.bank); a CSV's row and column follow the word ("bank_amount:12:3").
+    "bank_empty": _l("the bank statement holds no transactions"),
+    "bank_not_table": _l("it is not a table of transactions that a bank statement would be"),
+    "bank_not_statement": _l("it is an OFX file without a bank or card statement in it"),
+    "bank_malformed_ofx": _l("it is an OFX file that is damaged or incomplete; download it from the bank again"),
+    "bank_malformed_mt940": _l("it is an MT940 file that is damaged or incomplete; download it from the bank again"),
+    "bank_currency": _l("its currency is missing or is not a three-letter code such as VND or USD"),
+    "bank_needs_mapping": _l("nobody has said yet which column of this bank's CSV holds what"),
+    "bank_date": _l("a column chosen as a date holds something that is not a date in the chosen format"),
+    "bank_amount": _l("a column chosen as an amount holds something that is not a number"),
+    "bank_decimals": _l("an amount has more decimals than its currency has"),
 }
 
 
@@ -59,7 +73,32 @@ def _text(it: Intake) -> str | None:
     it.record.text = "\f".join(page.text for page in pages)
     it.record.text_source = sources.pop() if len(sources) == 1 else ("mixed" if sources else None)
     it.record.pages = len(pages)
+    layout = [list(page.words) for page in pages if page.words]
+    it.record.layout = json.dumps(layout, ensure_ascii=False) if layout else None
     return f"{len(pages)} pages, {it.record.text_source}"
+
+
+# --- a searchable copy of a scanned PDF -------------------------------------------------------------------
+
+def _scanned_pdf(it: Intake) -> bool:
+    return it.object.kind == "pdf" and it.record.text_source == "ocr" and it.object.searchable_id is None
+
+
+def _searchable(it: Intake) -> str | None:
+    """OCRmyPDF lays the text under the scanned pages; the copy is kept sealed beside the file, which stays
+    exactly as it was uploaded. Not made (a page it refuses, a limit): noted, and reading goes on."""
+    cfg = current_app.config
+    try:
+        made = readers.make_searchable(vault.read_object(it.object), max_input=cfg["INTAKE_READ_MAX_BYTES"],
+                                       timeout=cfg["INTAKE_READ_TIMEOUT"])
+    except readers.ReadFailed as exc:
+        return f"not made: {exc.reason}"
+    stored = vault.store_sealed(it.object.tenant_id, [made])
+    copy = vault.stored_row(stored, it.object.tenant_id, "searchable", "pdf", "application/pdf")
+    db.session.add(copy)
+    db.session.flush()
+    it.object.searchable_id = copy.id
+    return f"{len(made)} bytes"
 
 
 # --- an e-invoice in XML, read exactly ---------------------------------------------------------------------
@@ -69,12 +108,7 @@ def _is_xml(it: Intake) -> bool:
 
 
 def _einvoice(it: Intake) -> str | None:
-    import json
-
-    from sqlalchemy import select
-
     from portal.intake import einvoice
-    from portal.intake.models import IntakeRecord
 
     if it.object.size > current_app.config["INTAKE_READ_MAX_BYTES"]:
         raise StepFailed("too_large")
@@ -85,13 +119,41 @@ def _einvoice(it: Intake) -> str | None:
     record = it.record
     record.extracted = json.dumps(invoice.as_dict(), ensure_ascii=False)
     record.text, record.text_source, record.pages, record.classified = invoice.as_text(), "xml", 1, "invoice"
-    record.invoice_key = einvoice.key_digest(invoice.key) if invoice.key else None
-    if record.invoice_key:  # the same invoice (seller, symbol, number) already here as another document
-        record.duplicate_of = db.session.scalar(
-            select(IntakeRecord.document_id).where(IntakeRecord.invoice_key == record.invoice_key,
-                                                   IntakeRecord.document_id != record.document_id)
-            .order_by(IntakeRecord.created_at).limit(1))
+    mark_duplicate(record, invoice.key)
     return f"{invoice.series}/{invoice.number}, {len(invoice.lines)} lines, flags: {','.join(invoice.flags) or '-'}"
+
+
+def mark_duplicate(record: IntakeRecord, key: str | None) -> None:
+    """Keep the invoice's identity (``einvoice.invoice_key``, as a digest) and point at an earlier document
+    that is the same invoice (the same seller, symbol and number), if there is one."""
+    from portal.intake import einvoice
+
+    record.invoice_key = einvoice.key_digest(key) if key else None
+    record.duplicate_of = db.session.scalar(
+        select(IntakeRecord.document_id).where(IntakeRecord.invoice_key == record.invoice_key,
+                                               IntakeRecord.document_id != record.document_id,
+                                               IntakeRecord.document_id != record.paired_with)
+        .order_by(IntakeRecord.created_at).limit(1)) if key else None
+
+
+# --- invoice and receipt fields, read from the pages' words ---------------------------------------------------
+
+FIELD_KINDS = frozenset({"invoice", "receipt"})
+
+
+def _has_fields(it: Intake) -> bool:
+    kind = it.document.category if it.document.category in FIELD_KINDS else it.record.classified
+    return bool(it.record.layout) and kind in FIELD_KINDS and not it.record.extracted
+
+
+def _fields(it: Intake) -> str | None:
+    from portal.intake import fields
+
+    found = fields.read_fields(json.loads(it.record.layout))
+    it.record.fields = json.dumps({name: f.as_dict() for name, f in found.items()}, ensure_ascii=False)
+    mark_duplicate(it.record, fields.invoice_key(found))
+    unsure = sorted(name for name, f in found.items() if fields.needs_check(f))
+    return f"{len(found)} fields, to check: {','.join(unsure) or '-'}"
 
 
 # --- the kind of document ---------------------------------------------------------------------------------
@@ -157,6 +219,8 @@ def _large(it: Intake) -> bool:
 
 
 register(Step("text", _readable, _text, heavy=_large))
+register(Step("searchable", _scanned_pdf, _searchable, heavy=_large))
 register(Step("einvoice", _is_xml, _einvoice))
 register(Step("classify", _has_text, _classify))
+register(Step("fields", _has_fields, _fields))
 register(Step("route", _new_document, _route))

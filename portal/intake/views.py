@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal
 from flask_babel import gettext as _
@@ -26,10 +26,25 @@ def _document_panel(doc: Document) -> panels.Panel | None:
     failed = record is not None and record.state == "failed"
     return panels.Panel("intake/_document.html", {
         "record": record, "why": services.why(record) if failed else None, "kinds": KIND_LABELS,
+        "searchable": services.has_searchable_copy(doc.id, doc.current_version),
         "invoice": services.invoice_of(record) if record else None,
         "duplicate": services.duplicate_of(record) if record else None, "amount": _amount,
         "paired": services.paired_with(record) if record else None,
         "flags": services.flag_sentences})
+
+
+def _fields_panel(doc: Document) -> panels.Panel | None:
+    """The invoice fields read from the document, over its page, for checking (and correcting, for staff)."""
+    if not allowed(g.role, "tenant:intake.view"):
+        return None
+    record = services.record_of(doc)
+    rows = services.field_rows(record) if record is not None and record.state == "done" else None
+    if not rows:
+        return None
+    return panels.Panel("intake/_fields.html", {
+        "record": record, "fields": rows, "typed": g.get("intake_fields_typed") or {},
+        "errors": g.get("intake_fields_errors") or {},
+        "pages": sorted({row.read["page"] for row in rows if row.read}) or [1]})
 
 
 def _amount(value: str | None) -> str:
@@ -58,6 +73,7 @@ def _helpers() -> dict:
 
 
 panels.register("document", _document_panel)
+panels.register("document", _fields_panel)
 panels.register("documents", _documents_panel)
 
 
@@ -81,3 +97,65 @@ def retry(tenant_slug: str, document_id: str) -> ResponseReturnValue:
     else:
         flash(_("Reading this document again. This page shows the result when it is done."), "success")
     return redirect(url_for("documents.detail", tenant_slug=tenant_slug, document_id=document_id), 303)
+
+
+@bp.route("/t/<tenant_slug>/documents/<document_id>/intake/fields", methods=["POST"])
+@requires("tenant:intake.correct")
+def correct_fields(tenant_slug: str, document_id: str) -> ResponseReturnValue:
+    """Staff's corrections of the invoice fields read from a document; a refusal shows the page again with
+    what was typed and every error."""
+    from portal.documents import services as vault
+    from portal.documents.views import _detail_page
+
+    typed = {name: request.form.get(name, "") for name in services.FIELD_LABELS}
+    try:
+        changed = services.correct_fields(current_user._get_current_object(), g.tenant, document_id, typed,
+                                          request.remote_addr)
+    except services.FieldErrors as exc:
+        g.intake_fields_typed, g.intake_fields_errors = typed, exc.errors
+        flash(str(exc), "error")
+        return _detail_page(vault.get_document(current_user._get_current_object(), document_id)), 422
+    except services.IntakeError as exc:
+        flash(str(exc), "error")
+    else:
+        if changed:
+            flash(_("Saved. Corrected: %(fields)s. What was read stays shown beside it.",
+                    fields=", ".join(str(services.FIELD_LABELS[name]) for name in changed)), "success")
+        else:
+            flash(_("Nothing was changed: every field already says what you typed."), "info")
+    return redirect(url_for("documents.detail", tenant_slug=tenant_slug, document_id=document_id,
+                            _anchor="fields"), 303)
+
+
+@bp.route("/t/<tenant_slug>/documents/<document_id>/intake/searchable.pdf")
+@requires("tenant:documents.view")
+def searchable_copy(tenant_slug: str, document_id: str) -> ResponseReturnValue:
+    """The searchable copy of a scanned PDF: the same pages, with their text selectable and findable."""
+    doc, data = services.searchable_copy(current_user._get_current_object(), g.tenant, document_id,
+                                         request.remote_addr)
+    response = make_response(data)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers.set("Content-Disposition", "attachment", filename=_searchable_name(doc.title))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _searchable_name(title: str) -> str:
+    stem = title[:-4] if title.lower().endswith(".pdf") else title
+    return _("%(name)s (searchable).pdf", name=stem)
+
+
+@bp.route("/t/<tenant_slug>/documents/<document_id>/intake/page-<page>.png")
+@requires("tenant:intake.view")
+def page_image(tenant_slug: str, document_id: str, page: str) -> ResponseReturnValue:
+    """A page of the document, large enough to check the fields highlighted over it (never cached)."""
+    if not page.isdigit() or not 1 <= int(page) <= 10_000:
+        abort(404)
+    png = services.page_image(current_user._get_current_object(), g.tenant, document_id, int(page),
+                              request.remote_addr)
+    if png is None:
+        abort(404)
+    response = make_response(png)
+    response.headers["Content-Type"] = "image/png"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

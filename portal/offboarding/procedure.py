@@ -169,7 +169,7 @@ def tenant_tables() -> list[Any]:
 def _delete_rows(record: Offboarding, tenant: Tenant) -> None:
     deleted: dict[str, int] = {}
     with system_scope(tenant):
-        db.session.execute(update(StoredObject).values(thumbnail_id=None))  # the catalogue refers to itself
+        db.session.execute(update(StoredObject).values(thumbnail_id=None, searchable_id=None))  # refers to itself
         for table in tenant_tables():
             if table.name in RETAINED:
                 continue

@@ -12,6 +12,7 @@
  *   - data-refresh="seconds" on an element with an id (a job's progress): that element is fetched
  *     again in place after so many seconds, for as long as the fresh copy still has the attribute
  *     (never a meta refresh: it reloads the page under the reader, WCAG 2.2.1).
+ *   - in a .field-check (intake's invoice fields), the field focused or pointed at is outlined on the page;
  * No inline script or style (strict CSP): behaviour hangs off data attributes and classes.
  */
 (function () {
@@ -130,6 +131,20 @@
     table.parentNode.insertBefore(wrap, table);
     wrap.appendChild(table);
   }
+
+  /* ---- invoice fields: the field being read or typed is outlined on the page -------------- */
+  function markField(event) {
+    var row = event.target.closest && event.target.closest("[data-field]");
+    var check = row && row.closest(".field-check");
+    if (!check) return;
+    var name = row.getAttribute("data-field");
+    check.querySelectorAll(".active").forEach(function (el) { el.classList.remove("active"); });
+    check.querySelectorAll('rect[data-field="' + name + '"], tr[data-field="' + name + '"]').forEach(function (el) {
+      el.classList.add("active");
+    });
+  }
+  document.addEventListener("focusin", markField);
+  document.addEventListener("mouseover", markField);
 
   /* ---- data-refresh ------------------------------------------------------------------ */
   function scheduleRefresh(region) {

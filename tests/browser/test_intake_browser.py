@@ -32,6 +32,17 @@ def _store(app: Flask, tenant_id, person, body: bytes, name: str, category: str)
             return str(result.document.id)
 
 
+def _tenant_with_staff(app: Flask):  # noqa: ANN202 - (tenant id, slug, its client admin, staff assigned to it)
+    with app.app_context():
+        tenant = make_tenant()
+        admin = make_person(Role.CLIENT_ADMIN, tenant)
+        staff = make_person(Role.STAFF)
+        provider = db.session.get(User, make_person(Role.PROVIDER_ADMIN).id)
+        assign(provider, db.session.get(Tenant, tenant.id), db.session.get(User, staff.id))
+        db.session.commit()
+        return tenant.id, tenant.slug, admin, staff
+
+
 def test_the_client_watches_documents_being_read_and_reads_the_text(app: Flask, page: Page, run_jobs,
                                                                     screenshot_dir: Path) -> None:
     with app.app_context():
@@ -58,14 +69,7 @@ def test_the_client_watches_documents_being_read_and_reads_the_text(app: Flask, 
 
 def test_staff_see_why_a_file_could_not_be_read_and_try_again(app: Flask, page: Page, run_jobs,
                                                               screenshot_dir: Path) -> None:
-    with app.app_context():
-        tenant = make_tenant()
-        admin = make_person(Role.CLIENT_ADMIN, tenant)
-        staff = make_person(Role.STAFF)
-        provider = db.session.get(User, make_person(Role.PROVIDER_ADMIN).id)
-        assign(provider, db.session.get(Tenant, tenant.id), db.session.get(User, staff.id))
-        db.session.commit()
-        tenant_id, slug = tenant.id, tenant.slug
+    tenant_id, slug, admin, staff = _tenant_with_staff(app)
     doc_id = _store(app, tenant_id, admin, b"%PDF-1.7\n" + b"\x02broken" * 300, "scan-hong.pdf", "other")
     run_jobs()
     sign_in(page, staff)
@@ -109,3 +113,38 @@ def test_the_client_searches_the_text_and_reads_an_einvoice(app: Flask, page: Pa
     assert page.url.endswith(invoice_id)
     look_at(page, screenshot_dir, "intake-einvoice",
             lambda: expect(page.get_by_test_id("einvoice-lines")).to_be_visible())
+
+
+def test_staff_check_invoice_fields_outlined_on_the_page_and_correct_one(app: Flask, page: Page, run_jobs,
+                                                                         screenshot_dir: Path) -> None:
+    from tests.data.invoices import samples
+
+    sample = samples(2)[1]  # an English tax invoice (tests.data.invoices: the truth it was made from)
+    tenant_id, slug, admin, staff = _tenant_with_staff(app)
+    doc_id = _store(app, tenant_id, admin, sample.pdf(), "tax-invoice.pdf", "invoice")
+    run_jobs()
+    sign_in(page, staff)
+    page.goto(f"/t/{slug}/documents/{doc_id}")
+    check = page.get_by_test_id("fields")
+    expect(check.get_by_test_id("field-page")).to_be_visible()
+    assert check.get_by_test_id("field-page").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+    expect(page.locator("#f-total")).to_have_value(sample.truth["total"])
+    expect(page.locator("#f-supplier_tax_code")).to_have_value(sample.truth["supplier_tax_code"])
+    box = check.locator('rect[data-field="total"]')
+    expect(box).to_have_count(1)
+    page.locator("#f-total").focus()
+    expect(box).to_have_class("sure active")  # the field being read is outlined on the page
+    look_at(page, screenshot_dir, "intake-fields", lambda: check.get_by_test_id("field-page").evaluate(
+        "img => img.decode()"))  # the page rendered, under its outlines
+    page.locator("#f-invoice_number").fill("INV-2026-9999")
+    page.locator("#f-issue_date").fill("32/13/2026")
+    page.get_by_test_id("fields-save").click()
+    expect(page.locator(".field-error")).to_have_count(1)  # the date, said beside it; nothing saved
+    expect(page.locator("#f-invoice_number")).to_have_value("INV-2026-9999")  # what was typed stays
+    page.locator("#f-issue_date").fill(sample.truth["issue_date"][8:] + "/" + sample.truth["issue_date"][5:7] + "/"
+                                       + sample.truth["issue_date"][:4])
+    page.get_by_test_id("fields-save").click()
+    expect(page.locator(".flash")).to_contain_text("Corrected: Invoice number")
+    expect(page.get_by_test_id("corrected-invoice_number")).to_be_visible()
+    expect(page.get_by_test_id("field-invoice_number").locator(".read-value")).to_have_text(
+        sample.truth["invoice_number"])  # what was read stays beside the correction

@@ -130,8 +130,8 @@ def test_a_pdf_with_text_is_read_from_its_own_text_layer_and_routed(app, run_job
     assert "Tổng cộng tiền thanh toán: 1.944.000 đồng" in record.text  # exact, diacritics and all
     assert record.classified == "invoice"
     assert {k: v["state"] for k, v in record.steps.items()} == {
-        "preview": "done", "text": "done", "einvoice": "skipped", "classify": "done", "index": "done",
-        "pair": "done", "route": "done"}
+        "preview": "done", "text": "done", "searchable": "skipped", "einvoice": "skipped", "bank": "skipped",
+        "classify": "done", "fields": "done", "index": "done", "pair": "done", "route": "done"}
     with app.app_context(), for_tenant(tenant.id):
         task = db.session.scalar(select(Task).join(TaskDocument).where(TaskDocument.document_id == doc_id))
         assert task is not None and task.recurrence_key.startswith("upload:bookkeeping:")
@@ -180,8 +180,8 @@ def test_a_file_that_cannot_be_read_says_why_and_staff_try_again(app, run_jobs, 
         return
     assert (record.state, record.step, record.error) == ("failed", "text", "unreadable")
     assert {k: v["state"] for k, v in record.steps.items()} == {
-        "preview": "done", "text": "failed", "einvoice": "skipped", "classify": "skipped", "index": "skipped",
-        "pair": "skipped", "route": "done"}
+        "preview": "done", "text": "failed", "searchable": "skipped", "einvoice": "skipped", "bank": "skipped",
+        "classify": "skipped", "fields": "skipped", "index": "skipped", "pair": "skipped", "route": "done"}
     with app.app_context():
         # No crash loop: the job finished; the record says what happened.
         runs = db.session.scalars(select(OutboxJob).where(OutboxJob.name == "intake.run",

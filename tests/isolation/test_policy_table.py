@@ -36,6 +36,11 @@ EXPECTED = {
     "tenant:documents.restore":    "PA MG -  -  -  - ",  # restoring is the provider's
     "tenant:intake.view":          "PA MG ST CA CP CM",  # what was read from a document, beside it
     "tenant:intake.retry":         "PA MG ST -  -  - ",  # trying a file that failed again is staff's
+    "tenant:intake.correct":       "PA MG ST -  -  - ",  # correcting fields read from an invoice is staff's
+    "tenant:intake.map":           "PA MG ST -  -  - ",  # a bank's CSV columns, saved for the tenant
+    "tenant:mailin.view":          "PA MG ST CA CP CM",  # the intake address: whoever may upload
+    "tenant:mailin.manage":        "PA -  -  CA -  - ",  # rotate the address, registered senders (as settings)
+    "tenant:mailin.quarantine":    "-  -  -  CA -  - ",  # held mail: the client admin's own decision
     "tenant:requests.view":        "PA MG ST CA CP CM",
     "tenant:requests.manage":      "PA MG ST -  -  - ",
     "tenant:requests.answer":      "-  -  -  CA CP CM",  # "not applicable", with a reason; the provider reopens

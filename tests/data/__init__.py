@@ -1,0 +1,1 @@
+"""Generated test data with ground truth: e-invoice XML, invoices and receipts as PDFs and scans."""
