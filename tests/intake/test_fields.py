@@ -160,3 +160,17 @@ def test_the_same_invoice_as_a_pdf_and_as_a_scan_is_flagged_but_not_its_own_einv
         assert _record(app, tenant.id, second).duplicate_of == first
     _client, page = _staff_page(app, tenant, second)
     assert 'data-testid="intake-duplicate"' in page
+
+
+def test_a_photo_of_a_receipt_reaches_the_staff_page_with_its_fields_outlined(app, run_jobs):
+    sample = next(s for s in SAMPLES if s.layout == "receipt")
+    photo, kind = sample.scan(as_pdf=False)
+    assert kind == "image"
+    tenant, _admin, doc_id = _upload(app, photo, "bien-lai.jpg", category="receipt")
+    run_jobs()
+    _client, page = _staff_page(app, tenant, doc_id)
+    assert 'data-testid="fields"' in page
+    outlined = [name for name in FIELDS if f'<rect data-field="{name}"' in page]
+    right = [name for name in FIELDS if sample.truth[name] and f'value="{sample.truth[name]}"' in page]
+    assert len(right) >= 7, right  # read from a photo: the total, the tax code, the date...
+    assert set(right) <= set(outlined)  # every value read is outlined where it was found
