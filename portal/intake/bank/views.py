@@ -19,6 +19,7 @@ from portal.intake import views as _intake_views  # noqa: F401 - what was read c
 from portal.intake.bank import parse_csv, services
 from portal.intake.bank.forms import FIELD_LABELS, BankMappingForm
 from portal.intake.bank.models import BankStatement
+from portal.intake.models import IntakeRecord
 from tenants.policy import allowed
 
 PREVIEW_ROWS = 5
@@ -83,16 +84,30 @@ def _form_for(table: parse_csv.Layout) -> BankMappingForm:
     return form
 
 
+def _being_read(doc: Document, record: IntakeRecord | None) -> bool:
+    """Whether intake is about to read the document's bank file (its bank step is still to run): the panel
+    then refreshes itself, so that the transactions appear without a reload (after staff map a CSV's columns,
+    the page says they will)."""
+    if record is None or record.state not in ("waiting", "running") or "bank" in record.steps:
+        return False
+    kind = doc.latest.object.kind
+    if kind in ("ofx", "mt940") or (kind == "csv" and doc.category == "bank_statement"):
+        return True
+    table = services.csv_table(doc) if kind == "csv" else None  # another CSV is read when its layout is mapped
+    return table is not None and services.mapping_of(table.fingerprint) is not None
+
+
 def _panel(doc: Document) -> panels.Panel | None:
     if not allowed(g.role, "tenant:intake.view"):
         return None
     record = intake.record_of(doc)
     shown = services.statements_of(doc)
     failed = record is not None and record.state == "failed" and record.step == "bank"
-    if not shown and not failed:
+    reading = _being_read(doc, record)
+    if not shown and not failed and not reading:
         return None
     context: dict = {"shown": shown, "money": money, "continuity": continuity_sentence, "form": None,
-                     "fields": FIELD_LABELS, "where": None, "table": None, "preview": []}
+                     "fields": FIELD_LABELS, "where": None, "table": None, "preview": [], "reading": reading}
     reason = (record.error or "").partition(":")[0] if failed else ""
     if failed and reason in MAPPING_REASONS:
         table = services.csv_table(doc)
