@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         extensions,
         i18n,
         intake,
+        ledger,
         logs,
         offboarding,
         provider,
@@ -64,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     documents.init_app(app)
     work.init_app(app)
     intake.init_app(app)
+    ledger.init_app(app)
     provider.init_app(app)
     api.init_app(app)
     trust.init_app(app)

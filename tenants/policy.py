@@ -66,6 +66,14 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:mailin.view":             frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:mailin.manage":           frozenset({PA, CA}),
     "tenant:mailin.quarantine":       frozenset({CA}),
+    # The books: the client's admin and approver read them; staff keep them; the month is closed by a manager
+    # (a second person), reopened only by the provider's admin with a reason; bookkeeping is switched on by
+    # the provider's admin or manager.
+    "tenant:ledger.view":             frozenset({PA, MG, ST, CA, CP}),
+    "tenant:ledger.keep":             frozenset({PA, MG, ST}),
+    "tenant:ledger.setup":            frozenset({PA, MG}),
+    "tenant:ledger.close":            frozenset({PA, MG}),
+    "tenant:ledger.reopen":           frozenset({PA}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
     # A client answers an item "we don't have this / not applicable", with a reason (the provider's

@@ -224,6 +224,7 @@ LOG_KINDS: dict[str, tuple[str, ...]] = {
     "security": ("token.", "keys.", "settings.", "access_log."),
     "workspace": ("tenant.", "export."),
     "billing": ("statement.",),
+    "books": ("ledger.",),
 }
 EXPORT_BATCH = 500  # events read at a time while a CSV export streams
 

@@ -123,6 +123,17 @@ ACTION_LABELS = {
     "intake.fields_corrected": _l("corrected fields read from an invoice"),
     "intake.bank_mapping_saved": _l("saved how to read a bank's statement files"),
     "intake.bank_statement_read": _l("read a bank statement's transactions"),
+    "ledger.started": _l("switched bookkeeping on"),
+    "ledger.account_added": _l("added an account to the chart"),
+    "ledger.account_deleted": _l("deleted an account from the chart"),
+    "ledger.account_activated": _l("activated an account"),
+    "ledger.account_deactivated": _l("deactivated an account"),
+    "ledger.draft_saved": _l("saved a draft entry"),
+    "ledger.draft_deleted": _l("deleted a draft entry"),
+    "ledger.posted": _l("posted an entry to the books"),
+    "ledger.reversed": _l("reversed an entry"),
+    "ledger.month_closed": _l("closed a month of the books"),
+    "ledger.month_reopened": _l("reopened a month of the books"),
     "intake.mail_received": _l("mailed documents in"),
     "intake.mail_held": _l("held an e-mail in the quarantine"),
     "intake.mail_released": _l("let an e-mail in from the quarantine"),
@@ -139,7 +150,7 @@ SIDE_FILTERS = {"provider": _l("Only what the provider's people did"), "client":
                 "system": _l("Only what the portal did by itself")}
 KIND_LABELS = {"documents": _l("Documents"), "work": _l("Work"), "people": _l("People"),
                "security": _l("Security and access"), "workspace": _l("The workspace and its exports"),
-               "billing": _l("Statements and payments")}
+               "billing": _l("Statements and payments"), "books": _l("The books")}
 
 
 def _actor() -> User:

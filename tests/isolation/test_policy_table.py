@@ -37,6 +37,11 @@ EXPECTED = {
     "tenant:intake.view":          "PA MG ST CA CP CM",  # what was read from a document, beside it
     "tenant:intake.retry":         "PA MG ST -  -  - ",  # trying a file that failed again is staff's
     "tenant:intake.correct":       "PA MG ST -  -  - ",  # correcting fields read from an invoice is staff's
+    "tenant:ledger.view":          "PA MG ST CA CP - ",  # the books: the client's admin and approver read them
+    "tenant:ledger.keep":          "PA MG ST -  -  - ",  # staff keep them
+    "tenant:ledger.setup":         "PA MG -  -  -  - ",  # bookkeeping switched on, the chart chosen
+    "tenant:ledger.close":         "PA MG -  -  -  - ",  # a month closed by a second person, not the bookkeeper
+    "tenant:ledger.reopen":        "PA -  -  -  -  - ",  # reopened by the provider's admin only, with a reason
     "tenant:intake.map":           "PA MG ST -  -  - ",  # a bank's CSV columns, saved for the tenant
     "tenant:mailin.view":          "PA MG ST CA CP CM",  # the intake address: whoever may upload
     "tenant:mailin.manage":        "PA -  -  CA -  - ",  # rotate the address, registered senders (as settings)

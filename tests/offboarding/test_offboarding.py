@@ -106,6 +106,14 @@ def planted(app, run_jobs, smtp):
                            note=f"{MARK} time note")
             time.start_timer(staff, task_id)
             work.move(staff, t, task_id, "ask_client", reason=f"{MARK} question?")
+        with _as(manager, t.id, Role.MANAGER):  # the books, with a posted entry (never deleted but by offboarding)
+            from portal.ledger import services as ledger
+
+            ledger.start_books(manager, t, "vn_tt133")
+            draft = ledger.save_draft(manager, t, date.today(), [ledger.LineInput("1111", 5_000_000, 0),
+                                                                 ledger.LineInput("4111", 0, 5_000_000)],
+                                      memo=f"{MARK} capital")
+            ledger.post(manager, t, str(draft.id))
         with _as(client_admin, t.id, Role.CLIENT_ADMIN):
             work.move(client_admin, t, task_id, "answer", reason=f"{MARK} answer")
             from portal.api.tokens import create_token

@@ -1,0 +1,224 @@
+"""The books API: the chart, journal entries (drafts, posting, reversal) and the trial balance.
+
+Same services as the pages (``portal.ledger.services``). The client's admin and approver read the books
+(``tenant:ledger.view``); the provider's staff keep them (``tenant:ledger.keep``). Amounts are integers in
+the books' currency's minor unit (VND has none). Another tenant's entry is not found (404).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, g, request
+from marshmallow import Schema, fields, validate
+
+from portal.access import requires
+from portal.api.views import _caller, _refusals, blp
+from portal.errors import problem
+from portal.extensions import db
+from portal.ledger import reports, services
+from portal.ledger.models import Entry
+
+MONEY = "An integer in the books' currency's minor unit (VND has none)."
+
+
+class AccountSchema(Schema):
+    code = fields.String(required=True)
+    parent = fields.String(allow_none=True)
+    name_vi = fields.String(required=True)
+    name_en = fields.String(required=True)
+    type = fields.String(required=True, metadata={"enum": ["asset", "liability", "equity", "revenue", "expense",
+                                                            "closing"]})
+    normal = fields.String(required=True, metadata={"enum": ["debit", "credit"]})
+    active = fields.Boolean(required=True)
+    postable = fields.Boolean(required=True, metadata={"description": "Lines post to it (an active leaf)."})
+
+
+class AccountsSchema(Schema):
+    chart = fields.String(required=True)
+    currency = fields.String(required=True)
+    accounts = fields.List(fields.Nested(AccountSchema), required=True)
+
+
+class LineSchema(Schema):
+    account = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    debit = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": MONEY})
+    credit = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": MONEY})
+    description = fields.String(allow_none=True, validate=validate.Length(max=300))
+
+
+class EntryInSchema(Schema):
+    entry_date = fields.Date(required=True)
+    memo = fields.String(allow_none=True, validate=validate.Length(max=500))
+    lines = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(min=1, max=500))
+    post = fields.Boolean(load_default=False, metadata={"description": "Post it at once (else a draft)."})
+
+
+class EntrySchema(Schema):
+    id = fields.UUID(required=True)
+    number = fields.Integer(allow_none=True, metadata={"description": "Given at posting, without gaps."})
+    entry_date = fields.Date(required=True)
+    state = fields.String(required=True, metadata={"enum": ["draft", "posted"]})
+    memo = fields.String(allow_none=True)
+    source = fields.String(required=True)
+    reverses = fields.UUID(allow_none=True)
+    reversed_by = fields.UUID(allow_none=True)
+    lines = fields.List(fields.Nested(LineSchema), required=True)
+
+
+class EntriesSchema(Schema):
+    entries = fields.List(fields.Nested(EntrySchema), required=True)
+
+
+class ReverseSchema(Schema):
+    on = fields.Date(required=True, metadata={"description": "The reversal's date (in an open month)."})
+
+
+class TrialBalanceArgs(Schema):
+    since = fields.Date(load_default=None)
+    until = fields.Date(load_default=None)
+
+
+class TrialBalanceRowSchema(Schema):
+    code = fields.String(required=True)
+    name_vi = fields.String(required=True)
+    name_en = fields.String(required=True)
+    type = fields.String(required=True)
+    debit = fields.Integer(required=True, metadata={"description": MONEY})
+    credit = fields.Integer(required=True, metadata={"description": MONEY})
+    balance = fields.Integer(required=True, metadata={"description": "On the account's normal side. " + MONEY})
+
+
+class TrialBalanceSchema(Schema):
+    since = fields.Date(allow_none=True)
+    until = fields.Date(required=True)
+    rows = fields.List(fields.Nested(TrialBalanceRowSchema), required=True)
+
+
+def _books():  # noqa: ANN202 - the tenant's Book, or 409
+    book = services.book_of(g.tenant)
+    if book is None:
+        abort(problem(409, "Bookkeeping is not on for this tenant."))
+    return book
+
+
+def _entry_json(entry: Entry) -> dict:
+    return {"id": entry.id, "number": entry.number, "entry_date": entry.entry_date, "state": entry.state,
+            "memo": entry.memo, "source": entry.source, "reverses": entry.reverses_id,
+            "reversed_by": entry.reversed_by_id,
+            "lines": [{"account": line.account.code, "debit": line.debit, "credit": line.credit,
+                       "description": line.description} for line in entry.lines]}
+
+
+def _refused(exc: services.LedgerError, status: int = 422):  # noqa: ANN202
+    return problem(status, str(exc), **({"errors": {k: [v] for k, v in exc.errors.items()}} if exc.errors else {}))
+
+
+@blp.route("/tenants/<tenant_slug>/books/accounts")
+@blp.response(200, AccountsSchema)
+@_refusals(401, 403, 404, 409)
+@requires("tenant:ledger.view")
+def list_ledger_accounts(tenant_slug: str) -> dict:
+    """The chart of accounts
+
+    Every account in code order; `postable` ones take lines (active leaves; an account with sub-accounts is
+    a heading). 409 while bookkeeping is off.
+    """
+    book = _books()
+    accounts = services.accounts()
+    codes = {a.id: a.code for a in accounts}
+    leaves = {a.id for a in services.postable(accounts)}
+    return {"chart": book.chart, "currency": book.currency,
+            "accounts": [{"code": a.code, "parent": codes.get(a.parent_id), "name_vi": a.name_vi,
+                          "name_en": a.name_en, "type": a.type, "normal": a.normal, "active": a.active,
+                          "postable": a.id in leaves} for a in accounts]}
+
+
+@blp.route("/tenants/<tenant_slug>/books/entries")
+@blp.response(200, EntriesSchema)
+@_refusals(401, 403, 404, 409)
+@requires("tenant:ledger.view")
+def list_ledger_entries(tenant_slug: str) -> dict:
+    """Journal entries
+
+    Drafts first, then posted entries newest first; at most 200.
+    """
+    _books()
+    entries = db.session.scalars(db.select(Entry).order_by(Entry.state, Entry.number.desc().nulls_first())
+                                 .limit(200)).all()
+    return {"entries": [_entry_json(e) for e in entries]}
+
+
+@blp.route("/tenants/<tenant_slug>/books/entries", methods=["POST"])
+@blp.arguments(EntryInSchema)
+@blp.response(201, EntrySchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:ledger.keep")
+def create_ledger_entry(body: dict, tenant_slug: str) -> tuple[dict, int]:
+    """Save a journal entry (a draft, or posted with `post: true`)
+
+    A draft need not balance. Posting needs debits equal to credits, at least two lines, postable accounts
+    and a month that is not closed: 422 with what is wrong otherwise (nothing is posted). Audited.
+    """
+    _books()
+    lines = [services.LineInput(line["account"], line["debit"], line["credit"], line.get("description"))
+             for line in body["lines"]]
+    try:
+        entry = services.save_draft(_caller(), g.tenant, body["entry_date"], lines, memo=body.get("memo"),
+                                    ip=request.remote_addr)
+        if body["post"]:
+            entry = services.post(_caller(), g.tenant, str(entry.id), ip=request.remote_addr)
+    except services.LedgerError as exc:
+        abort(_refused(exc))
+    return _entry_json(entry), 201
+
+
+@blp.route("/tenants/<tenant_slug>/books/entries/<entry_id>/post", methods=["POST"])
+@blp.response(200, EntrySchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:ledger.keep")
+def post_ledger_entry(tenant_slug: str, entry_id: str) -> dict:
+    """Post a draft entry
+
+    It is numbered and never changes again. 422 when it does not balance or its month is closed.
+    """
+    try:
+        return _entry_json(services.post(_caller(), g.tenant, entry_id, ip=request.remote_addr))
+    except services.LedgerError as exc:
+        abort(_refused(exc))
+
+
+@blp.route("/tenants/<tenant_slug>/books/entries/<entry_id>/reverse", methods=["POST"])
+@blp.arguments(ReverseSchema)
+@blp.response(201, EntrySchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:ledger.keep")
+def reverse_ledger_entry(body: dict, tenant_slug: str, entry_id: str) -> tuple[dict, int]:
+    """Reverse a posted entry
+
+    A new posted entry with every debit and credit swapped, dated `on`; the original is marked reversed.
+    """
+    try:
+        return _entry_json(services.reverse(_caller(), g.tenant, entry_id, body["on"], ip=request.remote_addr)), 201
+    except services.LedgerError as exc:
+        abort(_refused(exc))
+
+
+@blp.route("/tenants/<tenant_slug>/books/trial-balance")
+@blp.arguments(TrialBalanceArgs, location="query", as_kwargs=True)
+@blp.response(200, TrialBalanceSchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:ledger.view")
+def ledger_trial_balance(tenant_slug: str, since: date | None, until: date | None) -> dict:
+    """The trial balance
+
+    Each account's posted debits and credits dated `since`..`until` (today and the start of its year by
+    default), and its balance on its normal side; the debits always equal the credits.
+    """
+    _books()
+    until = until or date.today()
+    since = since or date(until.year, 1, 1)
+    rows = reports.trial_balance(until, since=since)
+    return {"since": since, "until": until,
+            "rows": [{"code": r.code, "name_vi": r.name_vi, "name_en": r.name_en, "type": r.type, "debit": r.debit,
+                      "credit": r.credit, "balance": r.balance} for r in rows]}

@@ -1,0 +1,165 @@
+"""A tenant's books: the chart of accounts, months, journal entries and their lines.
+
+Money is exact: integers in the tenant's currency's minor unit (VND has none), as everywhere in the
+portal. A line in another currency keeps its original amount (in that currency's minor unit) and the
+rate used, beside the amount in the books' currency that the books add up.
+
+The database holds the rules no code path may break, whatever the service does (migration 0021):
+a posted entry's debits equal its credits and it has at least two lines (a deferred constraint trigger,
+checked at commit), a posted entry and its lines never change again except to be marked reversed, and
+an entry is never posted into a closed month.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from tenants.fields import Sealed
+from tenants.isolation import TenantScoped
+from tenants.models import Timestamped, new_id
+
+TYPES = ("asset", "liability", "equity", "revenue", "expense", "closing")
+PERIOD_STATES = ("open", "in_review", "closed")
+
+
+class Book(TenantScoped, Timestamped, db.Model):
+    """Bookkeeping switched on for a tenant: its chart's regime, currency and first month of the fiscal year."""
+
+    __tablename__ = "ledger_books"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    chart: Mapped[str] = mapped_column(String(20), nullable=False)  # vn_tt133, vn_tt99, generic
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    fiscal_year_start: Mapped[int] = mapped_column(Integer, default=1, nullable=False)  # a month, 1..12
+    started_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Account(TenantScoped, Timestamped, db.Model):
+    """An account of the tenant's chart: from its template, or a sub-account the provider added.
+
+    An account with sub-accounts is a heading: lines post to the leaves. Names are the chart's (in clear,
+    like the template they come from); ``name_vi`` is the legal name, ``name_en`` a translation.
+    """
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(20), nullable=False)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("ledger_accounts.id", ondelete="RESTRICT"))
+    name_vi: Mapped[str] = mapped_column(String(200), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(200), nullable=False)
+    type: Mapped[str] = mapped_column(String(10), nullable=False)  # TYPES
+    normal: Mapped[str] = mapped_column(String(6), nullable=False)  # debit | credit
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    from_template: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+    def name(self, locale: str) -> str:
+        return self.name_vi if locale.startswith("vi") else self.name_en
+
+
+class Period(TenantScoped, Timestamped, db.Model):
+    """A month of the tenant's books: open (entries post), in review (closing), closed (nothing posts)."""
+
+    __tablename__ = "ledger_periods"
+    __table_args__ = (UniqueConstraint("tenant_id", "month"),
+                      CheckConstraint("state in ('open', 'in_review', 'closed')", name="state"),
+                      CheckConstraint("extract(day from month) = 1", name="first_of_month"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    month: Mapped[date] = mapped_column(Date, nullable=False)  # its first day
+    state: Mapped[str] = mapped_column(String(10), default="open", nullable=False)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # The hash of the month's trial balance when it was closed (what the client approved binds to it).
+    closed_hash: Mapped[str | None] = mapped_column(String(64))
+    reopened_reason: Mapped[str | None] = mapped_column(Sealed("ledger_periods.reopened_reason"))
+
+
+class Entry(TenantScoped, Timestamped, db.Model):
+    """A journal entry: a draft (edited freely) or posted (never changed again; corrected by a reversal).
+
+    ``number`` is given at posting, one sequence per tenant, so posted entries are numbered without gaps.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("tenant_id", "number"),
+                      CheckConstraint("state in ('draft', 'posted')", name="state"),
+                      CheckConstraint("(state = 'posted') = (number is not null and posted_at is not null)",
+                                      name="posted_numbered"),
+                      Index("ix_ledger_entries_date", "tenant_id", "state", "entry_date"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    number: Mapped[int | None] = mapped_column(Integer)
+    entry_date: Mapped[date] = mapped_column(Date, nullable=False)
+    state: Mapped[str] = mapped_column(String(6), default="draft", nullable=False)
+    memo: Mapped[str | None] = mapped_column(Sealed("ledger_entries.memo"))
+    source: Mapped[str] = mapped_column(String(12), default="manual", nullable=False)  # manual, invoice, bank, reversal
+    document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"),
+                                                          index=True)
+    reverses_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("ledger_entries.id", ondelete="RESTRICT"),
+                                                          unique=True)
+    reversed_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("ledger_entries.id", ondelete="RESTRICT", use_alter=True), unique=True)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    posted_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+    lines: Mapped[list[Line]] = relationship(back_populates="entry", order_by="Line.line_no",
+                                             cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def total(self) -> int:
+        return sum(line.debit for line in self.lines)
+
+
+class Line(TenantScoped, db.Model):
+    """One line of an entry: a debit or a credit (never both, never zero) to a postable account."""
+
+    __tablename__ = "ledger_lines"
+    __table_args__ = (UniqueConstraint("entry_id", "line_no"),
+                      CheckConstraint("debit >= 0 and credit >= 0 and (debit = 0) <> (credit = 0)",
+                                      name="one_side"),
+                      CheckConstraint("(currency is null) = (original_amount is null) and "
+                                      "(currency is null) = (rate is null)", name="foreign_whole"),
+                      Index("ix_ledger_lines_account", "tenant_id", "account_id"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_entries.id", ondelete="CASCADE"),
+                                                nullable=False, index=True)
+    line_no: Mapped[int] = mapped_column(Integer, nullable=False)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_accounts.id", ondelete="RESTRICT"),
+                                                  nullable=False)
+    debit: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    credit: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    description: Mapped[str | None] = mapped_column(Sealed("ledger_lines.description"))
+    counterparty: Mapped[str | None] = mapped_column(Sealed("ledger_lines.counterparty"))
+    tax_code: Mapped[str | None] = mapped_column(String(10))  # a VAT rate: "10", "8", "5", "0", "KCT"
+    document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))
+    # A line in a foreign currency: its amount in that currency's minor unit and the rate used.
+    currency: Mapped[str | None] = mapped_column(String(3))
+    original_amount: Mapped[int | None] = mapped_column(BigInteger)
+    rate: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+
+    entry: Mapped[Entry] = relationship(back_populates="lines")
+    account: Mapped[Account] = relationship()

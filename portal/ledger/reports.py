@@ -1,0 +1,42 @@
+"""Reports from the posted lines: one aggregate in PostgreSQL per report, never a loop over entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import and_, func, select
+
+from portal.extensions import db
+from portal.ledger.models import Account, Entry, Line
+
+
+@dataclass(frozen=True)
+class Row:
+    """An account's movements over the report's dates (minor units), and its balance on its normal side."""
+
+    code: str
+    name_vi: str
+    name_en: str
+    type: str
+    normal: str
+    debit: int
+    credit: int
+
+    @property
+    def balance(self) -> int:
+        """Debit minus credit for a debit account, credit minus debit for a credit one."""
+        return self.debit - self.credit if self.normal == "debit" else self.credit - self.debit
+
+
+def trial_balance(until: date, *, since: date | None = None) -> list[Row]:
+    """Every account with posted lines dated ``since``..``until`` (from the start when ``since`` is None), in
+    code order. Its debits always equal its credits: the database posts balanced entries only."""
+    dated = and_(Entry.id == Line.entry_id, Entry.state == "posted", Entry.entry_date <= until,
+                 *([Entry.entry_date >= since] if since else []))
+    query = (select(Account.code, Account.name_vi, Account.name_en, Account.type, Account.normal,
+                    func.sum(Line.debit), func.sum(Line.credit))
+             .join(Line, Line.account_id == Account.id).join(Entry, dated)
+             .group_by(Account.id).order_by(Account.code))
+    return [Row(code, vi, en, kind, normal, int(debit), int(credit))
+            for code, vi, en, kind, normal, debit, credit in db.session.execute(query)]

@@ -1,0 +1,409 @@
+"""The ledger's rules, for the pages and the API: switching bookkeeping on, the chart, entries, months.
+
+Every change is audited in the tenant's log and commits here. The service refuses what the database
+would also refuse (an unbalanced entry, a posted one changed, a closed month), but with a sentence that
+says what to do; the database's own rules (migration 0021) stand behind it for any other code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.ledger.models import Account, Book, Entry, Line, Period
+from tenants import audit
+from tenants.models import Tenant, User, utcnow
+
+CHARTS_DIR = Path(__file__).resolve().parent / "charts"
+MAX_AMOUNT = 10**15  # a line's amount in the minor unit: far above any real one, far below BigInteger's limit
+
+
+class LedgerError(Exception):
+    """A refused request, in a sentence for people; ``errors`` by field when a form caused it."""
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+# --- the chart ------------------------------------------------------------------------------------------
+
+def charts() -> dict[str, dict]:
+    """The chart templates shipped as data files (``charts/*.json``), by key."""
+    return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(CHARTS_DIR.glob("*.json"))}
+
+
+def book_of(tenant: Tenant) -> Book | None:
+    """The tenant's books, or None while bookkeeping is off."""
+    return db.session.scalar(select(Book).where(Book.tenant_id == tenant.id))
+
+
+def start_books(actor: User, tenant: Tenant, chart: str, *, fiscal_year_start: int = 1, ip: str | None = None) -> Book:
+    """Switch bookkeeping on: the chart of accounts created from the template ``chart``; commits, audited."""
+    templates = charts()
+    if chart not in templates:
+        raise LedgerError(_("Choose a chart of accounts from the list."), {"chart": _("Choose a chart.")})
+    if not 1 <= fiscal_year_start <= 12:
+        raise LedgerError(_("The fiscal year starts in a month, 1 to 12."))
+    if book_of(tenant) is not None:
+        raise LedgerError(_("Bookkeeping is already on for this client."))
+    template = templates[chart]
+    book = Book(tenant_id=tenant.id, chart=chart, currency=tenant.currency, fiscal_year_start=fiscal_year_start,
+                started_by_id=actor.id)
+    db.session.add(book)
+    ids: dict[str, uuid.UUID] = {}
+    for item in template["accounts"]:  # parents come before their children in the file
+        account = Account(tenant_id=tenant.id, code=item["code"], parent_id=ids.get(item.get("parent")),
+                          name_vi=item["name"]["vi"], name_en=item["name"]["en"], type=item["type"],
+                          normal=item["normal"])
+        db.session.add(account)
+        db.session.flush()
+        ids[item["code"]] = account.id
+    audit.record("ledger.started", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_book",
+                 object_id=book.id, ip=ip, data={"chart": chart, "accounts": len(ids)})
+    db.session.commit()
+    return book
+
+
+def accounts(*, active_only: bool = False) -> list[Account]:
+    """The bound tenant's chart, in code order."""
+    query = select(Account).order_by(Account.code)
+    if active_only:
+        query = query.where(Account.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def postable(accounts_: Sequence[Account]) -> list[Account]:
+    """The accounts lines post to: active leaves (an account with sub-accounts is a heading)."""
+    parents = {a.parent_id for a in accounts_ if a.parent_id}
+    return [a for a in accounts_ if a.active and a.id not in parents]
+
+
+def account_by_code(code: str) -> Account | None:
+    return db.session.scalar(select(Account).where(Account.code == code))
+
+
+def role_account(tenant: Tenant, role: str) -> Account | None:
+    """The account the chart names for ``role`` (``roles`` in the template: receivable, output_vat, ...)."""
+    book = book_of(tenant)
+    if book is None:
+        return None
+    code = charts()[book.chart]["roles"].get(role)
+    return account_by_code(code) if code else None
+
+
+def add_account(actor: User, tenant: Tenant, parent_code: str, code: str, name_vi: str, name_en: str,
+                ip: str | None = None) -> Account:
+    """A sub-account under ``parent_code``; its code must start with the parent's. Commits, audited."""
+    parent = account_by_code(parent_code)
+    code, name_vi, name_en = code.strip(), name_vi.strip(), (name_en.strip() or name_vi.strip())
+    errors = {}
+    if parent is None:
+        errors["parent"] = _("Choose the account this one is under.")
+    elif not (code.startswith(parent.code) and len(code) > len(parent.code) and code.isalnum() and len(code) <= 20):
+        errors["code"] = _("A sub-account's code starts with its parent's (%(code)s) and adds letters or digits.",
+                           code=parent.code)
+    elif account_by_code(code) is not None:
+        errors["code"] = _("The account %(code)s already exists.", code=code)
+    if not 2 <= len(name_vi) <= 200:
+        errors["name_vi"] = _("Give the account a name (2 to 200 characters).")
+    if errors:
+        raise LedgerError(_("The account was not added: correct the fields marked."), errors)
+    if db.session.scalar(select(func.count()).select_from(Line).where(Line.account_id == parent.id)):
+        raise LedgerError(_("%(code)s already has postings: it cannot get sub-accounts, or its postings would sit "
+                            "on a heading.", code=parent.code), {"parent": _("This account has postings.")})
+    account = Account(tenant_id=tenant.id, code=code, parent_id=parent.id, name_vi=name_vi, name_en=name_en,
+                      type=parent.type, normal=parent.normal, from_template=False)
+    db.session.add(account)
+    db.session.flush()
+    audit.record("ledger.account_added", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_account",
+                 object_id=account.id, ip=ip, data={"code": code, "parent": parent.code})
+    db.session.commit()
+    return account
+
+
+def delete_account(actor: User, tenant: Tenant, code: str, ip: str | None = None) -> None:
+    """Delete an account that never had postings nor sub-accounts (else deactivate it). Commits, audited."""
+    account = account_by_code(code)
+    if account is None:
+        raise LedgerError(_("There is no account %(code)s.", code=code))
+    if db.session.scalar(select(func.count()).select_from(Line).where(Line.account_id == account.id)):
+        raise LedgerError(_("%(code)s has postings, so it cannot be deleted. Deactivate it instead: it stays in the "
+                            "reports and takes no new lines.", code=code))
+    if db.session.scalar(select(func.count()).select_from(Account).where(Account.parent_id == account.id)):
+        raise LedgerError(_("%(code)s has sub-accounts: delete or deactivate those first.", code=code))
+    db.session.delete(account)
+    audit.record("ledger.account_deleted", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_account",
+                 object_id=account.id, ip=ip, data={"code": code})
+    db.session.commit()
+
+
+def set_account_active(actor: User, tenant: Tenant, code: str, active: bool, ip: str | None = None) -> Account:
+    """Deactivate an account (no new lines; it stays in the reports) or activate it again. Commits, audited."""
+    account = account_by_code(code)
+    if account is None:
+        raise LedgerError(_("There is no account %(code)s.", code=code))
+    account.active = active
+    audit.record("ledger.account_activated" if active else "ledger.account_deactivated", audit.Actor.of(actor),
+                 tenant_id=tenant.id, object_type="ledger_account", object_id=account.id, ip=ip, data={"code": code})
+    db.session.commit()
+    return account
+
+
+# --- entries --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LineInput:
+    """One line as typed: an account code, a debit or a credit in the minor unit, and what it is."""
+
+    account: str
+    debit: int = 0
+    credit: int = 0
+    description: str | None = None
+    counterparty: str | None = None
+    tax_code: str | None = None
+    currency: str | None = None
+    original_amount: int | None = None
+    rate: Decimal | None = None
+
+
+def _lines(tenant: Tenant, entry: Entry, lines: Sequence[LineInput]) -> dict[str, str]:
+    """Check ``lines`` and put them on ``entry`` (replacing any); the errors by field ("line-2-account")."""
+    errors: dict[str, str] = {}
+    chart = {a.code: a for a in postable(accounts(active_only=True))}
+    entry.lines.clear()
+    db.session.flush()
+    for n, line in enumerate(lines, start=1):
+        account = chart.get(line.account.strip())
+        if account is None:
+            errors[f"line-{n}-account"] = _("Choose an active account that takes postings (not a heading).")
+        if (line.debit > 0) == (line.credit > 0) or min(line.debit, line.credit) < 0:
+            errors[f"line-{n}-amount"] = _("Give either a debit or a credit, greater than zero.")
+        elif max(line.debit, line.credit) >= MAX_AMOUNT:
+            errors[f"line-{n}-amount"] = _("This amount is too large to be right.")
+        foreign = (line.currency, line.original_amount, line.rate)
+        if any(v is not None for v in foreign) and not all(v is not None for v in foreign):
+            errors[f"line-{n}-currency"] = _("A line in another currency needs its currency, its amount and the rate.")
+        if account is not None and f"line-{n}-amount" not in errors:
+            entry.lines.append(Line(tenant_id=tenant.id, line_no=n, account_id=account.id, debit=line.debit,
+                                    credit=line.credit, description=line.description or None,
+                                    counterparty=line.counterparty or None, tax_code=line.tax_code or None,
+                                    currency=line.currency, original_amount=line.original_amount, rate=line.rate))
+    return errors
+
+
+def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[LineInput], *, memo: str | None = None,
+               entry_id: str | None = None, document_id: uuid.UUID | None = None, source: str = "manual",
+               ip: str | None = None) -> Entry:
+    """A new draft entry, or a draft changed (lines replaced). A draft need not balance yet. Commits."""
+    _require_books(tenant)
+    if entry_id is not None:
+        entry = get_entry(entry_id, lock=True)
+        if entry.state != "draft":
+            raise LedgerError(_("Entry %(number)s is posted: it never changes. Reverse it and post a new one.",
+                                number=entry.number))
+    else:
+        entry = Entry(tenant_id=tenant.id, created_by_id=actor.id, source=source, document_id=document_id)
+        db.session.add(entry)
+    entry.entry_date, entry.memo = entry_date, memo or None
+    errors = _lines(tenant, entry, lines)
+    if errors:
+        db.session.rollback()
+        raise LedgerError(_("The entry was not saved: correct the lines marked."), errors)
+    db.session.flush()
+    audit.record("ledger.draft_saved", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
+                 object_id=entry.id, ip=ip, data={"lines": len(entry.lines)}, internal=True)
+    db.session.commit()
+    return entry
+
+
+def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None) -> Entry:
+    """Post a draft: balanced, at least two lines, in a month that is not closed. It is numbered and never
+    changes again. Commits, audited."""
+    entry = get_entry(entry_id, lock=True)
+    if entry.state == "posted":
+        raise LedgerError(_("Entry %(number)s is already posted.", number=entry.number))
+    check_postable(entry)
+    # One number after another, per tenant: the tenant's posting is serialised for its number.
+    db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"ledger:{tenant.id}", 0))))
+    number = (db.session.scalar(select(func.max(Entry.number))) or 0) + 1
+    entry.state, entry.number, entry.posted_at, entry.posted_by_id = "posted", number, utcnow(), actor.id
+    audit.record("ledger.posted", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
+                 object_id=entry.id, ip=ip, data={"number": number, "date": entry.entry_date.isoformat(),
+                                                  "total": entry.total, "lines": len(entry.lines)})
+    db.session.commit()
+    return entry
+
+
+def check_postable(entry: Entry) -> None:
+    """Refuse, with what to do, an entry that may not be posted: unbalanced, one line, a closed month."""
+    debits, credits = sum(line.debit for line in entry.lines), sum(line.credit for line in entry.lines)
+    if len(entry.lines) < 2:
+        raise LedgerError(_("An entry needs at least two lines: what is debited and what is credited."))
+    if debits != credits:
+        raise LedgerError(_("The entry does not balance: debits %(debits)s, credits %(credits)s. Correct the lines "
+                            "so that they are equal.", debits=format_decimal(debits), credits=format_decimal(credits)))
+    period = period_of(entry.entry_date)
+    if period is not None and period.state == "closed":
+        raise LedgerError(_("%(month)s is closed: nothing is posted into it. Date the entry in an open month, or ask "
+                            "the provider's admin to reopen the month.", month=entry.entry_date.strftime("%m/%Y")))
+
+
+def reverse(actor: User, tenant: Tenant, entry_id: str, on: date, *, memo: str | None = None,
+            ip: str | None = None) -> Entry:
+    """Correct a posted entry: a new posted entry on ``on`` with every debit and credit swapped. Commits."""
+    original = get_entry(entry_id, lock=True)
+    if original.state != "posted":
+        raise LedgerError(_("A draft is corrected by editing it; only posted entries are reversed."))
+    if original.reversed_by_id is not None:
+        raise LedgerError(_("Entry %(number)s was reversed already.", number=original.number))
+    reversal = Entry(tenant_id=tenant.id, entry_date=on, source="reversal", reverses_id=original.id,
+                     memo=memo or _("Reverses entry %(number)s", number=original.number), created_by_id=actor.id,
+                     document_id=original.document_id)
+    reversal.lines = [Line(tenant_id=tenant.id, line_no=line.line_no, account_id=line.account_id, debit=line.credit,
+                           credit=line.debit, description=line.description, counterparty=line.counterparty,
+                           tax_code=line.tax_code, currency=line.currency,
+                           original_amount=line.original_amount, rate=line.rate) for line in original.lines]
+    db.session.add(reversal)
+    db.session.flush()
+    check_postable(reversal)
+    posted = post(actor, tenant, str(reversal.id), ip)  # commits
+    original = get_entry(entry_id, lock=True)
+    original.reversed_by_id = posted.id
+    audit.record("ledger.reversed", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
+                 object_id=original.id, ip=ip, data={"number": original.number, "by": posted.number})
+    db.session.commit()
+    return posted
+
+
+def delete_draft(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None) -> None:
+    entry = get_entry(entry_id, lock=True)
+    if entry.state != "draft":
+        raise LedgerError(_("Entry %(number)s is posted: it is never deleted. Reverse it instead.",
+                            number=entry.number))
+    db.session.delete(entry)
+    audit.record("ledger.draft_deleted", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
+                 object_id=entry.id, ip=ip, internal=True)
+    db.session.commit()
+
+
+def get_entry(entry_id: str | uuid.UUID, *, lock: bool = False) -> Entry:
+    """An entry of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
+    from flask import abort
+
+    try:
+        wanted = uuid.UUID(str(entry_id))
+    except ValueError:
+        abort(404)
+    query = select(Entry).where(Entry.id == wanted)
+    if lock:
+        query = query.with_for_update(of=Entry).execution_options(populate_existing=True)
+    entry = db.session.scalar(query)
+    if entry is None:
+        abort(404)
+    return entry
+
+
+def _require_books(tenant: Tenant) -> Book:
+    book = book_of(tenant)
+    if book is None:
+        raise LedgerError(_("Bookkeeping is not on for this client yet: choose its chart of accounts first."))
+    return book
+
+
+# --- months ---------------------------------------------------------------------------------------------
+
+def period_of(day: date) -> Period | None:
+    return db.session.scalar(select(Period).where(Period.month == day.replace(day=1)))
+
+
+def close_month(actor: User, tenant: Tenant, month: date, ip: str | None = None) -> Period:
+    """Close a month: nothing posts into it afterwards; keeps the hash of its trial balance. Commits, audited."""
+    from portal.ledger import reports
+
+    month = month.replace(day=1)
+    period = period_of(month) or Period(tenant_id=tenant.id, month=month)
+    if period.state == "closed":
+        raise LedgerError(_("%(month)s is closed already.", month=month.strftime("%m/%Y")))
+    drafts = db.session.scalar(select(func.count()).select_from(Entry).where(
+        Entry.state == "draft", Entry.entry_date >= month, Entry.entry_date < _next_month(month)))
+    if drafts:
+        raise LedgerError(_("%(month)s still has %(count)d draft entries: post or delete them before closing it.",
+                            month=month.strftime("%m/%Y"), count=drafts))
+    period.state, period.closed_at, period.closed_by_id = "closed", utcnow(), actor.id
+    period.closed_hash = month_hash(reports.trial_balance(_next_month(month) - timedelta(days=1), since=month))
+    db.session.add(period)
+    db.session.flush()
+    audit.record("ledger.month_closed", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_period",
+                 object_id=period.id, ip=ip, data={"month": month.isoformat(), "hash": period.closed_hash})
+    db.session.commit()
+    return period
+
+
+def reopen_month(actor: User, tenant: Tenant, month: date, reason: str, ip: str | None = None) -> Period:
+    """The provider's admin reopens a closed month, with a reason (audited); entries post into it again."""
+    period = period_of(month)
+    if period is None or period.state != "closed":
+        raise LedgerError(_("%(month)s is not closed.", month=month.strftime("%m/%Y")))
+    if len(reason.strip()) < 5:
+        raise LedgerError(_("Say why the month is reopened (a few words): the client sees it in the log."),
+                          {"reason": _("Say why.")})
+    period.state, period.reopened_reason, period.closed_hash = "open", reason.strip(), None
+    audit.record("ledger.month_reopened", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_period",
+                 object_id=period.id, ip=ip, data={"month": period.month.isoformat(), "reason": reason.strip()})
+    db.session.commit()
+    return period
+
+
+def month_hash(rows: Sequence) -> str:
+    """A SHA-256 of a trial balance (code, debit, credit per account): what an approval of the month binds to."""
+    canonical = json.dumps([[r.code, r.debit, r.credit] for r in rows], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def used_accounts() -> set[uuid.UUID]:
+    """The accounts that have lines (they cannot be deleted)."""
+    return set(db.session.scalars(select(Line.account_id).distinct()))
+
+
+@dataclass(frozen=True)
+class MonthView:
+    month: date
+    state: str  # open (no row yet counts as open), in_review, closed
+    posted: int
+    drafts: int
+    reopened_reason: str | None
+
+
+def months_shown(count: int = 12) -> list[MonthView]:
+    """The last ``count`` months up to this one (newest first) with their state and how many entries they hold."""
+    today = date.today().replace(day=1)
+    first = today
+    for _i in range(count - 1):
+        first = (first - timedelta(days=1)).replace(day=1)
+    periods = {p.month: p for p in db.session.scalars(select(Period).where(Period.month >= first))}
+    counts = dict(((m.date(), s), n) for m, s, n in db.session.execute(
+        select(func.date_trunc("month", Entry.entry_date), Entry.state, func.count())
+        .where(Entry.entry_date >= first).group_by(func.date_trunc("month", Entry.entry_date), Entry.state)))
+    out, month = [], today
+    for _i in range(count):
+        period = periods.get(month)
+        out.append(MonthView(month, period.state if period else "open", counts.get((month, "posted"), 0),
+                             counts.get((month, "draft"), 0), period.reopened_reason if period else None))
+        month = (month - timedelta(days=1)).replace(day=1)
+    return out

@@ -1,0 +1,366 @@
+"""The books' pages under /t/<tenant_slug>/books: start, chart of accounts, journal, an entry, trial balance,
+months. Thin: the rules are in ``services``; each form keeps what was typed and shows every error at once."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from flask import flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from portal.access import requires
+from portal.billing.render import format_money, minor_units
+from portal.extensions import db
+from portal.ledger import bp, reports, services
+from portal.ledger.models import Entry
+from tenants.policy import allowed
+
+LINES_SHOWN = 4  # empty lines offered on a new entry (more with "Add a line")
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    from portal.documents.views import _helpers as vault_helpers
+
+    def money(amount: int | None) -> str:
+        book = services.book_of(g.tenant) if g.get("tenant") else None
+        currency = book.currency if book else (g.tenant.currency if g.get("tenant") else "VND")
+        return "" if amount is None else format_money(int(amount), currency, str(get_locale() or "en"))
+
+    return {**vault_helpers(), "money": money, "locale": str(get_locale() or "en")}
+
+
+def _actor():  # noqa: ANN202 - the signed-in User
+    return current_user._get_current_object()
+
+
+def _refused(exc: services.LedgerError) -> None:
+    flash(str(exc), "error")
+
+
+# --- start and overview ---------------------------------------------------------------------------------
+
+@bp.route("/t/<tenant_slug>/books")
+@requires("tenant:ledger.view")
+def overview(tenant_slug: str) -> ResponseReturnValue:
+    """The books: how to start them, or where they are (drafts, last entries, months)."""
+    book = services.book_of(g.tenant)
+    if book is None:
+        return _not_started()
+    drafts = db.session.scalars(db.select(Entry).where(Entry.state == "draft").order_by(Entry.entry_date)).all()
+    recent = db.session.scalars(db.select(Entry).where(Entry.state == "posted")
+                                .order_by(Entry.number.desc()).limit(10)).all()
+    return render_template("ledger/overview.html", tenant=g.tenant, book=book, chart=services.charts()[book.chart],
+                           drafts=drafts, recent=recent)
+
+
+def _not_started() -> str:
+    """Any page of the books while bookkeeping is off: how to switch it on (or that the provider will)."""
+    return render_template("ledger/start.html", tenant=g.tenant, charts=services.charts(), typed={}, errors={})
+
+
+@bp.route("/t/<tenant_slug>/books/start", methods=["POST"])
+@requires("tenant:ledger.setup")
+def start(tenant_slug: str) -> ResponseReturnValue:
+    typed = {"chart": request.form.get("chart", ""), "fiscal_year_start": request.form.get("fiscal_year_start", "1")}
+    try:
+        month = int(typed["fiscal_year_start"] or 1)
+        services.start_books(_actor(), g.tenant, typed["chart"], fiscal_year_start=month, ip=request.remote_addr)
+    except (ValueError, services.LedgerError) as exc:
+        errors = getattr(exc, "errors", {})
+        flash(str(exc) if isinstance(exc, services.LedgerError) else _("The fiscal year starts in a month, 1 to 12."),
+              "error")
+        return render_template("ledger/start.html", tenant=g.tenant, charts=services.charts(), typed=typed,
+                               errors=errors), 422
+    flash(_("Bookkeeping is on: the chart of accounts is ready. Add sub-accounts as the client needs them."),
+          "success")
+    return redirect(url_for("ledger.overview", tenant_slug=tenant_slug), 303)
+
+
+# --- the chart ------------------------------------------------------------------------------------------
+
+@bp.route("/t/<tenant_slug>/books/accounts")
+@requires("tenant:ledger.view")
+def chart(tenant_slug: str) -> ResponseReturnValue:
+    return _chart_page({}, {})
+
+
+def _chart_page(typed: dict, errors: dict, status: int = 200) -> ResponseReturnValue:
+    book = services.book_of(g.tenant)
+    if book is None:
+        return _not_started()
+    accounts = services.accounts()
+    used = services.used_accounts()
+    parents = {a.parent_id for a in accounts if a.parent_id}
+    return render_template("ledger/chart.html", tenant=g.tenant, book=book, accounts=accounts, used=used,
+                           headings=parents, typed=typed, errors=errors), status
+
+
+@bp.route("/t/<tenant_slug>/books/accounts", methods=["POST"])
+@requires("tenant:ledger.keep")
+def add_account(tenant_slug: str) -> ResponseReturnValue:
+    typed = {k: request.form.get(k, "") for k in ("parent", "code", "name_vi", "name_en")}
+    try:
+        account = services.add_account(_actor(), g.tenant, typed["parent"], typed["code"], typed["name_vi"],
+                                       typed["name_en"], ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+        return _chart_page(typed, exc.errors, 422)
+    flash(_("Account %(code)s added under %(parent)s.", code=account.code, parent=typed["parent"]), "success")
+    return redirect(url_for("ledger.chart", tenant_slug=tenant_slug, _anchor=f"a-{account.code}"), 303)
+
+
+@bp.route("/t/<tenant_slug>/books/accounts/<code>/active", methods=["POST"])
+@requires("tenant:ledger.keep")
+def account_active(tenant_slug: str, code: str) -> ResponseReturnValue:
+    active = request.form.get("active") == "1"
+    try:
+        services.set_account_active(_actor(), g.tenant, code, active, ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+    else:
+        flash(_("%(code)s is active again.", code=code) if active else
+              _("%(code)s is deactivated: it stays in the reports and takes no new lines.", code=code), "success")
+    return redirect(url_for("ledger.chart", tenant_slug=tenant_slug, _anchor=f"a-{code}"), 303)
+
+
+@bp.route("/t/<tenant_slug>/books/accounts/<code>/delete", methods=["POST"])
+@requires("tenant:ledger.keep")
+def delete_account(tenant_slug: str, code: str) -> ResponseReturnValue:
+    try:
+        services.delete_account(_actor(), g.tenant, code, ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+    else:
+        flash(_("Account %(code)s deleted.", code=code), "success")
+    return redirect(url_for("ledger.chart", tenant_slug=tenant_slug), 303)
+
+
+# --- entries --------------------------------------------------------------------------------------------
+
+@bp.route("/t/<tenant_slug>/books/entries")
+@requires("tenant:ledger.view")
+def journal(tenant_slug: str) -> ResponseReturnValue:
+    """Posted entries, newest first, and the drafts."""
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    entries = db.session.scalars(db.select(Entry).order_by(Entry.state, Entry.number.desc().nulls_first(),
+                                                           Entry.entry_date.desc()).limit(200)).all()
+    return render_template("ledger/journal.html", tenant=g.tenant, entries=entries)
+
+
+def _parse_lines(form: dict, currency: str) -> tuple[list[services.LineInput], dict, list[dict]]:
+    """The lines typed on the entry form (empty rows skipped), their errors, and the rows as typed."""
+    lines, errors, rows = [], {}, []
+    count = min(int(form.get("line_count") or LINES_SHOWN), 60)
+    places = minor_units(currency)
+    for i in range(1, count + 1):
+        row = {k: (form.get(f"line-{i}-{k}") or "").strip() for k in ("account", "debit", "credit", "description")}
+        rows.append(row)
+        if not any(row.values()):
+            continue
+        n = len(lines) + 1
+        amounts = {}
+        for side in ("debit", "credit"):
+            raw = row[side].replace(" ", "").replace(",", "")
+            try:
+                value = Decimal(raw) if raw else Decimal(0)
+                scaled = value.scaleb(places)
+                if scaled != scaled.to_integral_value() or value < 0:
+                    raise InvalidOperation
+                amounts[side] = int(scaled)
+            except InvalidOperation:
+                errors[f"line-{n}-amount"] = _("Write the amount in figures, without more decimals than the currency "
+                                               "has (for example 1100000).")
+                amounts[side] = 0
+        lines.append(services.LineInput(row["account"], amounts["debit"], amounts["credit"], row["description"]))
+    return lines, errors, rows
+
+
+def _entry_page(entry: Entry | None, typed: dict | None = None, errors: dict | None = None,
+                status: int = 200) -> ResponseReturnValue:
+    book = services.book_of(g.tenant)
+    accounts = services.postable(services.accounts(active_only=True))
+    return render_template("ledger/entry.html", tenant=g.tenant, book=book, entry=entry, accounts=accounts,
+                           typed=typed, errors=errors or {}, lines_shown=LINES_SHOWN,
+                           may_keep=allowed(g.role, "tenant:ledger.keep"), today=date.today()), status
+
+
+@bp.route("/t/<tenant_slug>/books/entries/new")
+@requires("tenant:ledger.keep")
+def new_entry(tenant_slug: str) -> ResponseReturnValue:
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    return _entry_page(None)
+
+
+@bp.route("/t/<tenant_slug>/books/entries/<entry_id>")
+@requires("tenant:ledger.view")
+def entry_detail(tenant_slug: str, entry_id: str) -> ResponseReturnValue:
+    return _entry_page(services.get_entry(entry_id))
+
+
+@bp.route("/t/<tenant_slug>/books/entries", methods=["POST"])
+@requires("tenant:ledger.keep")
+def create_entry(tenant_slug: str) -> ResponseReturnValue:
+    """A new entry: saved as a draft (``then=save``), or saved and posted (``then=post``)."""
+    return _save(tenant_slug, None)
+
+
+@bp.route("/t/<tenant_slug>/books/entries/<entry_id>/save", methods=["POST"])
+@requires("tenant:ledger.keep")
+def save_entry(tenant_slug: str, entry_id: str) -> ResponseReturnValue:
+    """A draft changed: saved again, or saved and posted."""
+    return _save(tenant_slug, services.get_entry(entry_id))
+
+
+def _save(tenant_slug: str, entry: Entry | None) -> ResponseReturnValue:
+    """Save a draft (``then=save``), or save and post it (``then=post``), or offer one more line."""
+    entry_id = str(entry.id) if entry else None
+    book = services.book_of(g.tenant)
+    form = request.form.to_dict()
+    if form.get("then") == "add_line":
+        form["line_count"] = str(int(form.get("line_count") or LINES_SHOWN) + 1)
+        return _entry_page(entry, form, {})
+    lines, errors, _rows = _parse_lines(form, book.currency if book else g.tenant.currency)
+    try:
+        when = date.fromisoformat(form.get("entry_date", ""))
+    except ValueError:
+        errors["entry_date"] = _("Give the entry's date.")
+        when = None
+    if errors:
+        flash(_("The entry was not saved: correct the fields marked."), "error")
+        return _entry_page(entry, form, errors, 422)
+    try:
+        saved = services.save_draft(_actor(), g.tenant, when, lines, memo=form.get("memo"), entry_id=entry_id,
+                                    ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+        return _entry_page(entry, form, exc.errors, 422)
+    if form.get("then") == "post":
+        try:
+            saved = services.post(_actor(), g.tenant, str(saved.id), ip=request.remote_addr)
+        except services.LedgerError as exc:  # kept as a draft: the form now saves that draft, not a second one
+            flash(_("%(why)s It is kept as a draft.", why=str(exc)), "error")
+            return _entry_page(services.get_entry(saved.id), form, exc.errors, 422)
+    if saved.state == "posted":
+        flash(_("Entry %(number)s posted: %(total)s.", number=saved.number, total=_money(saved.total)), "success")
+    else:
+        flash(_("Draft saved. It is not in the books until it is posted."), "success")
+    return redirect(url_for("ledger.entry_detail", tenant_slug=tenant_slug, entry_id=saved.id), 303)
+
+
+def _money(amount: int) -> str:
+    book = services.book_of(g.tenant)
+    return format_money(amount, book.currency if book else g.tenant.currency, str(get_locale() or "en"))
+
+
+@bp.route("/t/<tenant_slug>/books/entries/<entry_id>/post", methods=["POST"])
+@requires("tenant:ledger.keep")
+def post_entry(tenant_slug: str, entry_id: str) -> ResponseReturnValue:
+    try:
+        entry = services.post(_actor(), g.tenant, entry_id, ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+    else:
+        flash(_("Entry %(number)s posted: %(total)s.", number=entry.number, total=_money(entry.total)), "success")
+    return redirect(url_for("ledger.entry_detail", tenant_slug=tenant_slug, entry_id=entry_id), 303)
+
+
+@bp.route("/t/<tenant_slug>/books/entries/<entry_id>/reverse", methods=["POST"])
+@requires("tenant:ledger.keep")
+def reverse_entry(tenant_slug: str, entry_id: str) -> ResponseReturnValue:
+    try:
+        on = date.fromisoformat(request.form.get("on") or date.today().isoformat())
+        reversal = services.reverse(_actor(), g.tenant, entry_id, on, ip=request.remote_addr)
+    except ValueError:
+        flash(_("Give the date of the reversal."), "error")
+    except services.LedgerError as exc:
+        _refused(exc)
+    else:
+        flash(_("Reversed by entry %(number)s.", number=reversal.number), "success")
+        return redirect(url_for("ledger.entry_detail", tenant_slug=tenant_slug, entry_id=reversal.id), 303)
+    return redirect(url_for("ledger.entry_detail", tenant_slug=tenant_slug, entry_id=entry_id), 303)
+
+
+@bp.route("/t/<tenant_slug>/books/entries/<entry_id>/delete", methods=["POST"])
+@requires("tenant:ledger.keep")
+def delete_entry(tenant_slug: str, entry_id: str) -> ResponseReturnValue:
+    try:
+        services.delete_draft(_actor(), g.tenant, entry_id, ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+        return redirect(url_for("ledger.entry_detail", tenant_slug=tenant_slug, entry_id=entry_id), 303)
+    flash(_("Draft deleted."), "success")
+    return redirect(url_for("ledger.journal", tenant_slug=tenant_slug), 303)
+
+
+# --- reports and months ---------------------------------------------------------------------------------
+
+def _date_arg(name: str, default: date | None) -> date | None:
+    try:
+        return date.fromisoformat(request.args[name]) if request.args.get(name) else default
+    except ValueError:
+        return default
+
+
+@bp.route("/t/<tenant_slug>/books/trial-balance")
+@requires("tenant:ledger.view")
+def trial_balance(tenant_slug: str) -> ResponseReturnValue:
+    """Each account's debits, credits and balance over the dates asked for (the year to date by default)."""
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    today = date.today()
+    until = _date_arg("until", today)
+    since = _date_arg("since", date(until.year, 1, 1))
+    rows = reports.trial_balance(until, since=since)
+    return render_template("ledger/trial_balance.html", tenant=g.tenant, rows=rows, since=since, until=until,
+                           debits=sum(r.debit for r in rows), credits=sum(r.credit for r in rows))
+
+
+@bp.route("/t/<tenant_slug>/books/months")
+@requires("tenant:ledger.view")
+def months(tenant_slug: str) -> ResponseReturnValue:
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    return render_template("ledger/months.html", tenant=g.tenant, months=services.months_shown())
+
+
+@bp.route("/t/<tenant_slug>/books/months/<month>/close", methods=["POST"])
+@requires("tenant:ledger.close")
+def close_month(tenant_slug: str, month: str) -> ResponseReturnValue:
+    try:
+        services.close_month(_actor(), g.tenant, _month(month), ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+    else:
+        flash(_("%(month)s is closed: nothing is posted into it any more.", month=_month(month).strftime("%m/%Y")),
+              "success")
+    return redirect(url_for("ledger.months", tenant_slug=tenant_slug), 303)
+
+
+@bp.route("/t/<tenant_slug>/books/months/<month>/reopen", methods=["POST"])
+@requires("tenant:ledger.reopen")
+def reopen_month(tenant_slug: str, month: str) -> ResponseReturnValue:
+    try:
+        services.reopen_month(_actor(), g.tenant, _month(month), request.form.get("reason", ""),
+                              ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+    else:
+        flash(_("%(month)s is open again; the reason is in the access log.", month=_month(month).strftime("%m/%Y")),
+              "success")
+    return redirect(url_for("ledger.months", tenant_slug=tenant_slug), 303)
+
+
+def _month(raw: str) -> date:
+    from flask import abort
+
+    try:
+        return date.fromisoformat(f"{raw}-01")
+    except ValueError:
+        abort(404)

@@ -1,0 +1,236 @@
+"""The ledger's rules, held by the service and by the database behind it (real PostgreSQL).
+
+Expected figures are worked out here from the entries posted, never read back from the tables under test.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from portal.extensions import db
+from portal.ledger import reports, services
+from portal.ledger.models import Account, Entry, Line
+from portal.ledger.services import LedgerError, LineInput
+from tenants.audit import AuditEvent
+from tenants.context import Scope, bound
+from tenants.lifecycle import assign
+from tenants.models import Tenant, User
+from tenants.policy import Role
+from tests.factories import csrf_token, login, make_person, make_tenant
+
+DAY = date(2026, 11, 5)
+
+
+def books(app, chart: str = "vn_tt133") -> SimpleNamespace:
+    """A tenant with its books on, the provider's admin and a staff member assigned to it, and its client admin."""
+    with app.app_context():
+        tenant = make_tenant()
+        admin = make_person(Role.PROVIDER_ADMIN)
+        staff = make_person(Role.STAFF)
+        client = make_person(Role.CLIENT_ADMIN, tenant)
+        assign(db.session.get(User, admin.id), db.session.get(Tenant, tenant.id), db.session.get(User, staff.id))
+        db.session.commit()
+        world = SimpleNamespace(id=tenant.id, slug=tenant.slug, admin=admin, staff=staff, client=client)
+        with as_person(world, admin) as (user, t):
+            services.start_books(user, t, chart)
+        return world
+
+
+class as_person:  # noqa: N801 - a context manager used like a function
+    """Bind the tenant as a request by ``person`` would; yields (their User, the Tenant)."""
+
+    def __init__(self, world: SimpleNamespace, person) -> None:  # noqa: ANN001
+        self.world, self.person = world, person
+
+    def __enter__(self) -> tuple[User, Tenant]:
+        user = db.session.get(User, self.person.id)
+        self.scope = bound(Scope(user_id=user.id, tenant_ids=frozenset({self.world.id}), role=self.person.role))
+        self.scope.__enter__()
+        return user, db.session.get(Tenant, self.world.id)
+
+    def __exit__(self, *exc: object) -> None:
+        db.session.rollback()
+        self.scope.__exit__(*exc)
+
+
+def post(world, person, lines: list[tuple[str, int, int]], day: date = DAY) -> Entry:  # noqa: ANN001
+    """Post an entry of (account, debit, credit) lines through the service."""
+    user, tenant = db.session.get(User, person.id), db.session.get(Tenant, world.id)
+    draft = services.save_draft(user, tenant, day, [LineInput(a, d, c) for a, d, c in lines], memo="test")
+    return services.post(user, tenant, str(draft.id))
+
+
+SALE = [("131", 11_000_000, 0), ("5111", 0, 10_000_000), ("33311", 0, 1_000_000)]
+PURCHASE = [("6422", 2_000_000, 0), ("1331", 200_000, 0), ("331", 0, 2_200_000)]
+
+
+def test_bookkeeping_starts_from_its_chart_and_posts_numbered_entries_that_add_up(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        codes = {a.code for a in services.accounts()}
+        assert {"111", "1111", "131", "331", "1331", "33311", "5111", "6422", "911"} <= codes
+        first, second = post(world, world.staff, SALE), post(world, world.staff, PURCHASE)
+        assert (first.number, second.number) == (1, 2)
+        rows = {r.code: (r.debit, r.credit) for r in reports.trial_balance(DAY)}
+        assert rows == {"131": (11_000_000, 0), "5111": (0, 10_000_000), "33311": (0, 1_000_000),
+                        "6422": (2_000_000, 0), "1331": (200_000, 0), "331": (0, 2_200_000)}
+        assert sum(d for d, _c in rows.values()) == sum(c for _d, c in rows.values()) == 13_200_000
+        actions = list(db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("ledger.%"))))
+        assert actions.count("ledger.posted") == 2 and "ledger.started" in actions
+        with pytest.raises(LedgerError, match="already on"):
+            services.start_books(user, tenant, "vn_tt133")
+
+
+def test_an_unbalanced_entry_is_refused_by_the_service_and_by_the_database_behind_it(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        draft = services.save_draft(user, tenant, DAY, [LineInput("131", 1_000, 0), LineInput("5111", 0, 900)])
+        with pytest.raises(LedgerError, match="does not balance"):
+            services.post(user, tenant, str(draft.id))
+        with pytest.raises(LedgerError, match="at least two lines"):
+            services.post(user, tenant, str(services.save_draft(user, tenant, DAY, [LineInput("131", 5, 0)]).id))
+        # A code path that skips the service: the deferred trigger refuses at commit.
+        accounts = {a.code: a.id for a in services.accounts()}
+        entry = Entry(tenant_id=tenant.id, entry_date=DAY, state="posted", number=99, posted_at=DAY, source="manual")
+        entry.lines = [Line(tenant_id=tenant.id, line_no=1, account_id=accounts["131"], debit=1_000, credit=0),
+                       Line(tenant_id=tenant.id, line_no=2, account_id=accounts["5111"], debit=0, credit=999)]
+        db.session.add(entry)
+        db.session.flush()  # deferred: nothing yet
+        with pytest.raises(DBAPIError, match="not balanced"):
+            db.session.commit()
+        db.session.rollback()
+
+
+def test_a_posted_entry_never_changes_and_is_corrected_by_its_reversal(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        entry = post(world, world.staff, SALE)
+        with pytest.raises(LedgerError, match="never changes"):
+            services.save_draft(user, tenant, DAY, [LineInput("131", 1, 0)], entry_id=str(entry.id))
+        for statement in ("update ledger_lines set debit = debit + 1 where entry_id = :e and debit > 0",
+                          "delete from ledger_lines where entry_id = :e",
+                          "delete from ledger_entries where id = :e",
+                          "update ledger_entries set entry_date = entry_date + 1 where id = :e"):
+            with pytest.raises(DBAPIError, match="posted"):
+                db.session.execute(text(statement), {"e": entry.id})
+            db.session.rollback()
+        reversal = services.reverse(user, tenant, str(entry.id), date(2026, 11, 30))
+        assert reversal.number == 2 and reversal.reverses_id == entry.id
+        assert services.get_entry(entry.id).reversed_by_id == reversal.id
+        assert all(r.debit == r.credit for r in reports.trial_balance(date(2026, 11, 30)))  # each account nets to 0
+        with pytest.raises(LedgerError, match="reversed already"):
+            services.reverse(user, tenant, str(entry.id), date(2026, 11, 30))
+
+
+def test_a_closed_month_takes_nothing_until_the_providers_admin_reopens_it_with_a_reason(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        post(world, world.staff, SALE)
+        services.close_month(user, tenant, DAY)
+        with pytest.raises(LedgerError, match="is closed"):
+            post(world, world.staff, PURCHASE)
+        db.session.rollback()
+        draft = services.save_draft(user, tenant, DAY, [LineInput(a, d, c) for a, d, c in PURCHASE])
+        with pytest.raises(DBAPIError, match="closed"):  # the database refuses it too
+            db.session.execute(text("update ledger_entries set state = 'posted', number = 50, posted_at = now() "
+                                    "where id = :e"), {"e": draft.id})
+        db.session.rollback()
+    with app.app_context(), as_person(world, world.admin) as (admin, tenant):
+        with pytest.raises(LedgerError, match="Say why"):
+            services.reopen_month(admin, tenant, DAY, "")
+        services.reopen_month(admin, tenant, DAY, "Supplier invoice arrived late")
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "ledger.month_reopened"))
+        assert event.details["reason"] == "Supplier invoice arrived late"
+    with app.app_context(), as_person(world, world.staff):
+        assert post(world, world.staff, PURCHASE).number == 2
+
+
+def test_accounts_take_sub_accounts_and_an_account_with_postings_is_never_deleted(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        services.add_account(user, tenant, "6422", "64221", "Chi phí văn phòng phẩm", "Stationery")
+        with pytest.raises(LedgerError) as refused:
+            services.add_account(user, tenant, "6422", "7000", "", "")
+        assert set(refused.value.errors) == {"code", "name_vi"}  # every error at once
+        with pytest.raises(LedgerError, match="correct the lines"):  # 6422 is a heading now
+            services.save_draft(user, tenant, DAY, [LineInput("6422", 5, 0), LineInput("331", 0, 5)])
+        post(world, world.staff, [("64221", 500_000, 0), ("331", 0, 500_000)])
+        with pytest.raises(LedgerError, match="has postings"):
+            services.delete_account(user, tenant, "64221")
+        services.set_account_active(user, tenant, "64221", False)
+        with pytest.raises(LedgerError, match="correct the lines"):
+            services.save_draft(user, tenant, DAY, [LineInput("64221", 5, 0), LineInput("331", 0, 5)])
+        assert db.session.scalar(select(Account.active).where(Account.code == "64221")) is False
+
+
+# (account, side) moves that keep the books valid: what a sale, a purchase, a payment and a salary do.
+MOVES = [[("131", "d"), ("5111", "c")], [("6422", "d"), ("331", "c")], [("1121", "d"), ("131", "c")],
+         [("331", "d"), ("1121", "c")], [("1111", "d"), ("4111", "c")], [("632", "d"), ("156", "c")]]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(range(len(MOVES))), st.integers(1, 10**12), st.booleans()),
+                min_size=1, max_size=12))
+def test_any_postings_and_reversals_keep_the_trial_balance_at_zero_and_the_balance_sheet_balanced(app, steps):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        for move, amount, reverse_it in steps:
+            entry = post(world, world.staff, [(a, amount if side == "d" else 0, amount if side == "c" else 0)
+                                              for a, side in MOVES[move]])
+            if reverse_it:
+                services.reverse(user, tenant, str(entry.id), DAY)
+        rows = reports.trial_balance(DAY)
+        assert sum(r.debit for r in rows) == sum(r.credit for r in rows)
+        by_type = {kind: sum(r.debit - r.credit for r in rows if r.type == kind)
+                   for kind in ("asset", "liability", "equity", "revenue", "expense")}
+        # Assets = liabilities + equity + the period's result (revenue - expenses), in debit-minus-credit terms.
+        assert by_type["asset"] + by_type["expense"] == -(by_type["liability"] + by_type["equity"] + by_type["revenue"])
+
+
+def test_staff_post_from_the_form_and_the_client_reads_the_books_but_keeps_nothing(app):
+    world = books(app)
+    staff = app.test_client()
+    login(staff, world.staff)
+    page = f"/t/{world.slug}/books/entries/new"
+    token = csrf_token(staff, page)
+    typed = {"csrf_token": token, "entry_date": "2026-11-05", "memo": "Bán hàng", "line_count": "4", "then": "post",
+             "line-1-account": "131", "line-1-debit": "11000000", "line-2-account": "5111", "line-2-credit": "10000000",
+             "line-3-account": "33311", "line-3-credit": "900000", "line-4-account": "9999", "line-4-debit": "12,5x"}
+    refused = staff.post(f"/t/{world.slug}/books/entries", data=typed)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Write the amount in figures" in body
+    assert 'value="12,5x"' in body and 'value="Bán hàng"' in body  # what was typed stays
+    typed.update({"line-3-credit": "1000000", "line-4-account": "", "line-4-debit": ""})
+    unbalanced = staff.post(f"/t/{world.slug}/books/entries", data={**typed, "line-3-credit": "900000"})
+    assert unbalanced.status_code == 422 and "does not balance" in unbalanced.get_data(as_text=True)
+    posted = staff.post(f"/t/{world.slug}/books/entries", data=typed)
+    assert posted.status_code == 303
+    assert "11.000.000" in staff.get(posted.headers["Location"]).get_data(as_text=True) or \
+        "11,000,000" in staff.get(posted.headers["Location"]).get_data(as_text=True)
+
+    client = app.test_client()
+    login(client, world.client)
+    balance = client.get(f"/t/{world.slug}/books/trial-balance?since=2026-11-01&until=2026-11-30")
+    assert balance.status_code == 200 and 'data-account="131"' in balance.get_data(as_text=True)
+    assert client.get(page).status_code == 403
+    token = csrf_token(client, f"/t/{world.slug}/books")
+    assert client.post(f"/t/{world.slug}/books/entries", data={**typed, "csrf_token": token}).status_code == 403
+
+
+def test_another_tenants_entry_is_not_found_under_this_tenant(app):
+    world, other = books(app), books(app)
+    with app.app_context(), as_person(world, world.staff):
+        entry_id = post(world, world.staff, SALE).id
+    intruder = app.test_client()
+    login(intruder, other.staff)
+    assert intruder.get(f"/t/{other.slug}/books/entries/{entry_id}").status_code == 404
+    token = csrf_token(intruder, f"/t/{other.slug}/books")
+    assert intruder.post(f"/t/{other.slug}/books/entries/{entry_id}/reverse",
+                         data={"csrf_token": token, "on": "2026-11-30"}).status_code == 404
