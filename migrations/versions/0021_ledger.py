@@ -135,6 +135,7 @@ def upgrade():
         sa.Column("chart", sa.String(20), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("fiscal_year_start", sa.Integer(), nullable=False),
+        sa.Column("tax_code", sa.String(14)),
         sa.Column("started_by_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="SET NULL")),
         *_stamps(), *_tenant(),
         sa.UniqueConstraint("tenant_id", name=op.f("uq_ledger_books_tenant_id")),

@@ -51,6 +51,8 @@ class Book(TenantScoped, Timestamped, db.Model):
     chart: Mapped[str] = mapped_column(String(20), nullable=False)  # vn_tt133, vn_tt99, generic
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     fiscal_year_start: Mapped[int] = mapped_column(Integer, default=1, nullable=False)  # a month, 1..12
+    # The client's own tax code: an invoice it issued is a sale, any other a purchase.
+    tax_code: Mapped[str | None] = mapped_column(String(14))
     started_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
 
 

@@ -49,18 +49,31 @@ def book_of(tenant: Tenant) -> Book | None:
     return db.session.scalar(select(Book).where(Book.tenant_id == tenant.id))
 
 
-def start_books(actor: User, tenant: Tenant, chart: str, *, fiscal_year_start: int = 1, ip: str | None = None) -> Book:
-    """Switch bookkeeping on: the chart of accounts created from the template ``chart``; commits, audited."""
+def start_books(actor: User, tenant: Tenant, chart: str, *, fiscal_year_start: int = 1, tax_code: str | None = None,
+                ip: str | None = None) -> Book:
+    """Switch bookkeeping on: the chart of accounts created from the template ``chart``; commits, audited.
+
+    ``tax_code``: the client's own (its sales invoices are told from its purchases by it).
+    """
+    from stdnum.vn import mst
+
     templates = charts()
+    errors = {}
     if chart not in templates:
-        raise LedgerError(_("Choose a chart of accounts from the list."), {"chart": _("Choose a chart.")})
+        errors["chart"] = _("Choose a chart.")
+    tax_code = (tax_code or "").strip() or None
+    if tax_code and not mst.is_valid(tax_code):
+        errors["tax_code"] = _("A tax code is 10 digits, or 10 and a branch of 3 (0101234567-001), and its last "
+                               "digit must check.")
+    if errors:
+        raise LedgerError(_("Bookkeeping was not switched on: correct the fields marked."), errors)
     if not 1 <= fiscal_year_start <= 12:
         raise LedgerError(_("The fiscal year starts in a month, 1 to 12."))
     if book_of(tenant) is not None:
         raise LedgerError(_("Bookkeeping is already on for this client."))
     template = templates[chart]
     book = Book(tenant_id=tenant.id, chart=chart, currency=tenant.currency, fiscal_year_start=fiscal_year_start,
-                started_by_id=actor.id)
+                tax_code=tax_code, started_by_id=actor.id)
     db.session.add(book)
     ids: dict[str, uuid.UUID] = {}
     for item in template["accounts"]:  # parents come before their children in the file
@@ -228,20 +241,29 @@ def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[Li
     return entry
 
 
-def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None) -> Entry:
+def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None, *, override: bool = False) -> Entry:
     """Post a draft: balanced, at least two lines, in a month that is not closed. It is numbered and never
-    changes again. Commits, audited."""
+    changes again. An entry made from an invoice already posted (the same seller, symbol and number) is
+    refused unless ``override`` (audited as such). Commits, audited."""
+    from portal.ledger.from_documents import posted_for_same_invoice
+
     entry = get_entry(entry_id, lock=True)
     if entry.state == "posted":
         raise LedgerError(_("Entry %(number)s is already posted.", number=entry.number))
     check_postable(entry)
+    twin = posted_for_same_invoice(entry.document_id, entry.id) if entry.document_id else None
+    if twin is not None and not override:
+        raise LedgerError(_("This invoice is already in the books (entry %(number)s). Post it again only if it "
+                            "really is a second invoice: tick “Post it anyway”.", number=twin.number),
+                          {"override": _("Already posted as entry %(number)s.", number=twin.number)})
     # One number after another, per tenant: the tenant's posting is serialised for its number.
     db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"ledger:{tenant.id}", 0))))
     number = (db.session.scalar(select(func.max(Entry.number))) or 0) + 1
     entry.state, entry.number, entry.posted_at, entry.posted_by_id = "posted", number, utcnow(), actor.id
     audit.record("ledger.posted", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
                  object_id=entry.id, ip=ip, data={"number": number, "date": entry.entry_date.isoformat(),
-                                                  "total": entry.total, "lines": len(entry.lines)})
+                                                  "total": entry.total, "lines": len(entry.lines),
+                                                  **({"twin_of": twin.number} if twin is not None else {})})
     db.session.commit()
     return entry
 

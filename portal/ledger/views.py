@@ -14,8 +14,9 @@ from flask_login import current_user
 
 from portal.access import requires
 from portal.billing.render import format_money, minor_units
+from portal.documents.models import Document
 from portal.extensions import db
-from portal.ledger import bp, reports, services
+from portal.ledger import bp, from_documents, reports, services
 from portal.ledger.models import Entry
 from tenants.policy import allowed
 
@@ -42,6 +43,28 @@ def _refused(exc: services.LedgerError) -> None:
     flash(str(exc), "error")
 
 
+def _document_panel(doc: Document):  # noqa: ANN202 - panels.Panel | None
+    """The entries made from a document, and a way to make one from its invoice, once the books are on."""
+    from portal.documents import panels
+
+    if not allowed(g.role, "tenant:ledger.view") or services.book_of(g.tenant) is None:
+        return None
+    entries = from_documents.entries_of(doc.id)
+    may_enter = allowed(g.role, "tenant:ledger.keep") and from_documents.invoice_of(doc) is not None
+    if not entries and not may_enter:
+        return None
+    return panels.Panel("ledger/_document.html", {"entries": entries, "may_enter": may_enter, "document": doc})
+
+
+def _register_panels() -> None:
+    from portal.documents import panels
+
+    panels.register("document", _document_panel)
+
+
+_register_panels()
+
+
 # --- start and overview ---------------------------------------------------------------------------------
 
 @bp.route("/t/<tenant_slug>/books")
@@ -66,10 +89,11 @@ def _not_started() -> str:
 @bp.route("/t/<tenant_slug>/books/start", methods=["POST"])
 @requires("tenant:ledger.setup")
 def start(tenant_slug: str) -> ResponseReturnValue:
-    typed = {"chart": request.form.get("chart", ""), "fiscal_year_start": request.form.get("fiscal_year_start", "1")}
+    typed = {k: request.form.get(k, "") for k in ("chart", "fiscal_year_start", "tax_code")}
     try:
         month = int(typed["fiscal_year_start"] or 1)
-        services.start_books(_actor(), g.tenant, typed["chart"], fiscal_year_start=month, ip=request.remote_addr)
+        services.start_books(_actor(), g.tenant, typed["chart"], fiscal_year_start=month, tax_code=typed["tax_code"],
+                             ip=request.remote_addr)
     except (ValueError, services.LedgerError) as exc:
         errors = getattr(exc, "errors", {})
         flash(str(exc) if isinstance(exc, services.LedgerError) else _("The fiscal year starts in a month, 1 to 12."),
@@ -159,9 +183,10 @@ def _parse_lines(form: dict, currency: str) -> tuple[list[services.LineInput], d
     count = min(int(form.get("line_count") or LINES_SHOWN), 60)
     places = minor_units(currency)
     for i in range(1, count + 1):
-        row = {k: (form.get(f"line-{i}-{k}") or "").strip() for k in ("account", "debit", "credit", "description")}
+        row = {k: (form.get(f"line-{i}-{k}") or "").strip()
+               for k in ("account", "debit", "credit", "description", "counterparty", "tax_code")}
         rows.append(row)
-        if not any(row.values()):
+        if not any(row[k] for k in ("account", "debit", "credit", "description")):
             continue
         n = len(lines) + 1
         amounts = {}
@@ -177,17 +202,48 @@ def _parse_lines(form: dict, currency: str) -> tuple[list[services.LineInput], d
                 errors[f"line-{n}-amount"] = _("Write the amount in figures, without more decimals than the currency "
                                                "has (for example 1100000).")
                 amounts[side] = 0
-        lines.append(services.LineInput(row["account"], amounts["debit"], amounts["credit"], row["description"]))
+        lines.append(services.LineInput(row["account"], amounts["debit"], amounts["credit"], row["description"],
+                                        row["counterparty"] or None, row["tax_code"][:10] or None))
     return lines, errors, rows
 
 
 def _entry_page(entry: Entry | None, typed: dict | None = None, errors: dict | None = None,
-                status: int = 200) -> ResponseReturnValue:
+                status: int = 200, document: Document | None = None) -> ResponseReturnValue:
     book = services.book_of(g.tenant)
     accounts = services.postable(services.accounts(active_only=True))
+    if document is None and (entry is not None and entry.document_id or (typed or {}).get("document_id")):
+        document = _document(str(entry.document_id) if entry is not None and entry.document_id
+                             else typed["document_id"])
     return render_template("ledger/entry.html", tenant=g.tenant, book=book, entry=entry, accounts=accounts,
-                           typed=typed, errors=errors or {}, lines_shown=LINES_SHOWN,
+                           typed=typed, errors=errors or {}, lines_shown=LINES_SHOWN, document=document,
                            may_keep=allowed(g.role, "tenant:ledger.keep"), today=date.today()), status
+
+
+def _document(document_id: str) -> Document:
+    """A document the signed-in person may see (else 404, the same for another tenant's)."""
+    from portal.documents import services as vault
+
+    return vault.get_document(_actor(), document_id)
+
+
+def _prefilled(document: Document) -> dict:
+    """The form as the document's invoice fills it (``from_documents.prefill``), or {} when it has none."""
+    suggested = from_documents.prefill(g.tenant, document)
+    if suggested is None:
+        return {}
+    book = services.book_of(g.tenant)
+    scale = minor_units(book.currency)
+    typed = {"entry_date": suggested.entry_date.isoformat(), "memo": suggested.memo, "document_id": str(document.id),
+             "line_count": str(max(LINES_SHOWN, len(suggested.lines)))}
+    for i, line in enumerate(suggested.lines, start=1):
+        typed.update({f"line-{i}-account": line.account, f"line-{i}-description": line.description or "",
+                      f"line-{i}-counterparty": line.counterparty or "", f"line-{i}-tax_code": line.tax_code or "",
+                      f"line-{i}-debit": _figures(line.debit, scale), f"line-{i}-credit": _figures(line.credit, scale)})
+    return typed
+
+
+def _figures(amount: int, scale: int) -> str:
+    return "" if not amount else f"{Decimal(amount).scaleb(-scale):f}"
 
 
 @bp.route("/t/<tenant_slug>/books/entries/new")
@@ -195,6 +251,9 @@ def _entry_page(entry: Entry | None, typed: dict | None = None, errors: dict | N
 def new_entry(tenant_slug: str) -> ResponseReturnValue:
     if services.book_of(g.tenant) is None:
         return _not_started()
+    if request.args.get("document"):  # from an invoice intake read: the lines it suggests
+        document = _document(request.args["document"])
+        return _entry_page(None, _prefilled(document) or None, document=document)
     return _entry_page(None)
 
 
@@ -235,15 +294,18 @@ def _save(tenant_slug: str, entry: Entry | None) -> ResponseReturnValue:
     if errors:
         flash(_("The entry was not saved: correct the fields marked."), "error")
         return _entry_page(entry, form, errors, 422)
+    document = _document(form["document_id"]) if form.get("document_id") else None
     try:
         saved = services.save_draft(_actor(), g.tenant, when, lines, memo=form.get("memo"), entry_id=entry_id,
-                                    ip=request.remote_addr)
+                                    document_id=document.id if document else None,
+                                    source="invoice" if document else "manual", ip=request.remote_addr)
     except services.LedgerError as exc:
         _refused(exc)
         return _entry_page(entry, form, exc.errors, 422)
     if form.get("then") == "post":
         try:
-            saved = services.post(_actor(), g.tenant, str(saved.id), ip=request.remote_addr)
+            saved = services.post(_actor(), g.tenant, str(saved.id), ip=request.remote_addr,
+                                  override=form.get("override") == "1")
         except services.LedgerError as exc:  # kept as a draft: the form now saves that draft, not a second one
             flash(_("%(why)s It is kept as a draft.", why=str(exc)), "error")
             return _entry_page(services.get_entry(saved.id), form, exc.errors, 422)
