@@ -110,8 +110,9 @@ def _entry_json(entry: Entry) -> dict:
                        "description": line.description} for line in entry.lines]}
 
 
-def _refused(exc: services.LedgerError, status: int = 422):  # noqa: ANN202
-    return problem(status, str(exc), **({"errors": {k: [v] for k, v in exc.errors.items()}} if exc.errors else {}))
+def _refused(exc: services.LedgerError, status: int = 422, extra: dict | None = None):  # noqa: ANN202
+    return problem(status, str(exc), **({"errors": {k: [v] for k, v in exc.errors.items()}} if exc.errors else {}),
+                   **(extra or {}))
 
 
 @blp.route("/tenants/<tenant_slug>/books/accounts")
@@ -158,16 +159,17 @@ def create_ledger_entry(body: dict, tenant_slug: str) -> tuple[dict, int]:
     """Save a journal entry (a draft, or posted with `post: true`)
 
     A draft need not balance. Posting needs debits equal to credits, at least two lines, postable accounts
-    and a month that is not closed: 422 with what is wrong otherwise (nothing is posted). Audited.
+    and a month that is not closed: 422 with what is wrong otherwise, nothing posted (an entry that could be
+    saved is kept as a draft: `draft` is its id). Audited.
     """
     _books()
     lines = [services.LineInput(line["account"], line["debit"], line["credit"], line.get("description"))
              for line in body["lines"]]
     try:
         entry = services.save_draft(_caller(), g.tenant, body["entry_date"], lines, memo=body.get("memo"),
-                                    ip=request.remote_addr)
-        if body["post"]:
-            entry = services.post(_caller(), g.tenant, str(entry.id), ip=request.remote_addr)
+                                    post_it=body["post"], ip=request.remote_addr)
+    except services.NotPosted as exc:
+        abort(_refused(exc, extra={"draft": str(exc.entry.id)}))
     except services.LedgerError as exc:
         abort(_refused(exc))
     return _entry_json(entry), 201

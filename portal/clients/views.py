@@ -131,6 +131,7 @@ ACTION_LABELS = {
     "ledger.draft_saved": _l("saved a draft entry"),
     "ledger.draft_deleted": _l("deleted a draft entry"),
     "ledger.posted": _l("posted an entry to the books"),
+    "ledger.batch_posted": _l("posted a batch of entries to the books"),
     "ledger.reversed": _l("reversed an entry"),
     "ledger.month_closed": _l("closed a month of the books"),
     "ledger.month_reopened": _l("reopened a month of the books"),

@@ -40,3 +40,36 @@ def trial_balance(until: date, *, since: date | None = None) -> list[Row]:
              .group_by(Account.id).order_by(Account.code))
     return [Row(code, vi, en, kind, normal, int(debit), int(credit))
             for code, vi, en, kind, normal, debit, credit in db.session.execute(query)]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A report's accounts by type, each with its balance on its normal side, and the type totals."""
+
+    rows: dict[str, list[Row]]  # type -> rows with a balance
+
+    def total(self, kind: str) -> int:
+        return sum(r.balance for r in self.rows.get(kind, []))
+
+
+def _by_type(rows: list[Row], kinds: tuple[str, ...]) -> Statement:
+    return Statement({kind: [r for r in rows if r.type == kind and r.balance] for kind in kinds})
+
+
+def profit_and_loss(until: date, *, since: date) -> Statement:
+    """Revenue and expenses posted ``since``..``until``; ``result`` = revenue - expenses."""
+    return _by_type(trial_balance(until, since=since), ("revenue", "expense"))
+
+
+def result(statement: Statement) -> int:
+    """Profit (positive) or loss (negative) of a profit and loss statement."""
+    return statement.total("revenue") - statement.total("expense")
+
+
+def balance_sheet(on: date) -> tuple[Statement, int]:
+    """Assets, liabilities and equity on ``on`` (every posting up to it), and the result not yet closed to
+    equity (revenue - expenses - what closing accounts hold). Assets = liabilities + equity + that result."""
+    rows = trial_balance(on)
+    sheet = _by_type(rows, ("asset", "liability", "equity"))
+    unclosed = sum(r.credit - r.debit for r in rows if r.type in ("revenue", "expense", "closing"))
+    return sheet, unclosed

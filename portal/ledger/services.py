@@ -19,12 +19,14 @@ from pathlib import Path
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from portal.extensions import db
 from portal.ledger.models import Account, Book, Entry, Line, Period
 from tenants import audit
 from tenants.models import Tenant, User, utcnow
 
+_Parent = aliased(Account)  # an account, as the one whose sub-accounts are looked for
 CHARTS_DIR = Path(__file__).resolve().parent / "charts"
 MAX_AMOUNT = 10**15  # a line's amount in the minor unit: far above any real one, far below BigInteger's limit
 
@@ -191,12 +193,20 @@ class LineInput:
     rate: Decimal | None = None
 
 
+def _postable_by_code(codes: set[str]) -> dict[str, Account]:
+    """The accounts among ``codes`` that take lines: active, and no sub-account under them (one query)."""
+    heading = select(1).where(Account.parent_id == _Parent.id).exists()
+    rows = db.session.scalars(select(_Parent).where(_Parent.code.in_(codes), _Parent.active.is_(True), ~heading))
+    return {a.code: a for a in rows}
+
+
 def _lines(tenant: Tenant, entry: Entry, lines: Sequence[LineInput]) -> dict[str, str]:
     """Check ``lines`` and put them on ``entry`` (replacing any); the errors by field ("line-2-account")."""
     errors: dict[str, str] = {}
-    chart = {a.code: a for a in postable(accounts(active_only=True))}
-    entry.lines.clear()
-    db.session.flush()
+    chart = _postable_by_code({line.account.strip() for line in lines})
+    if entry.lines:
+        entry.lines.clear()
+        db.session.flush()
     for n, line in enumerate(lines, start=1):
         account = chart.get(line.account.strip())
         if account is None:
@@ -216,10 +226,20 @@ def _lines(tenant: Tenant, entry: Entry, lines: Sequence[LineInput]) -> dict[str
     return errors
 
 
+class NotPosted(LedgerError):
+    """Saved, but not posted: ``entry`` is kept as a draft, and the message says why it could not be posted."""
+
+    def __init__(self, exc: LedgerError, entry: Entry) -> None:
+        super().__init__(str(exc), exc.errors)
+        self.entry = entry
+
+
 def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[LineInput], *, memo: str | None = None,
                entry_id: str | None = None, document_id: uuid.UUID | None = None, source: str = "manual",
-               ip: str | None = None) -> Entry:
-    """A new draft entry, or a draft changed (lines replaced). A draft need not balance yet. Commits."""
+               post_it: bool = False, override: bool = False, ip: str | None = None) -> Entry:
+    """A new draft entry, or a draft changed (lines replaced); a draft need not balance yet. With ``post_it``
+    it is posted in the same transaction (``post``'s rules); when it may not be, it is kept as a draft and
+    ``NotPosted`` says why. Commits."""
     _require_books(tenant)
     if entry_id is not None:
         entry = get_entry(entry_id, lock=True)
@@ -227,7 +247,7 @@ def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[Li
             raise LedgerError(_("Entry %(number)s is posted: it never changes. Reverse it and post a new one.",
                                 number=entry.number))
     else:
-        entry = Entry(tenant_id=tenant.id, created_by_id=actor.id, source=source, document_id=document_id)
+        entry = Entry(tenant_id=tenant.id, created_by_id=actor.id, source=source, document_id=document_id, lines=[])
         db.session.add(entry)
     entry.entry_date, entry.memo = entry_date, memo or None
     errors = _lines(tenant, entry, lines)
@@ -235,8 +255,12 @@ def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[Li
         db.session.rollback()
         raise LedgerError(_("The entry was not saved: correct the lines marked."), errors)
     db.session.flush()
-    audit.record("ledger.draft_saved", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
-                 object_id=entry.id, ip=ip, data={"lines": len(entry.lines)}, internal=True)
+    if post_it:
+        try:
+            _post(actor, tenant, entry, ip, override=override)
+        except LedgerError as exc:
+            db.session.commit()  # the draft is kept; why it was not posted is said
+            raise NotPosted(exc, entry) from None
     db.session.commit()
     return entry
 
@@ -245,11 +269,17 @@ def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None, *, o
     """Post a draft: balanced, at least two lines, in a month that is not closed. It is numbered and never
     changes again. An entry made from an invoice already posted (the same seller, symbol and number) is
     refused unless ``override`` (audited as such). Commits, audited."""
-    from portal.ledger.from_documents import posted_for_same_invoice
-
     entry = get_entry(entry_id, lock=True)
     if entry.state == "posted":
         raise LedgerError(_("Entry %(number)s is already posted.", number=entry.number))
+    _post(actor, tenant, entry, ip, override=override)
+    db.session.commit()
+    return entry
+
+
+def _post(actor: User, tenant: Tenant, entry: Entry, ip: str | None, *, override: bool) -> None:
+    from portal.ledger.from_documents import posted_for_same_invoice
+
     check_postable(entry)
     twin = posted_for_same_invoice(entry.document_id, entry.id) if entry.document_id else None
     if twin is not None and not override:
@@ -264,8 +294,64 @@ def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None, *, o
                  object_id=entry.id, ip=ip, data={"number": number, "date": entry.entry_date.isoformat(),
                                                   "total": entry.total, "lines": len(entry.lines),
                                                   **({"twin_of": twin.number} if twin is not None else {})})
+
+
+@dataclass(frozen=True)
+class EntryInput:
+    """One entry of a batch: its date, memo and lines."""
+
+    entry_date: date
+    lines: Sequence[LineInput]
+    memo: str | None = None
+
+
+def post_batch(actor: User, tenant: Tenant, entries: Sequence[EntryInput], *, source: str = "import",
+               ip: str | None = None) -> list[int]:
+    """Post many entries at once (an import: opening balances, a month of bank lines): all or none, each
+    checked as ``post`` checks one, numbered in order under one lock, written in bulk, and one audit event
+    naming the numbers. Raises ``LedgerError`` with the first entry's errors (``entry-3-line-2-account``).
+    Returns the numbers given. Commits."""
+    from sqlalchemy import insert
+
+    _require_books(tenant)
+    chart = _postable_by_code({line.account.strip() for e in entries for line in e.lines})
+    closed = {p.month for p in db.session.scalars(select(Period).where(Period.state == "closed"))}
+    errors: dict[str, str] = {}
+    for i, entry in enumerate(entries, start=1):
+        for n, line in enumerate(entry.lines, start=1):
+            if line.account.strip() not in chart:
+                errors[f"entry-{i}-line-{n}-account"] = _("Choose an active account that takes postings (not a "
+                                                          "heading).")
+            if (line.debit > 0) == (line.credit > 0) or min(line.debit, line.credit) < 0 \
+                    or max(line.debit, line.credit) >= MAX_AMOUNT:
+                errors[f"entry-{i}-line-{n}-amount"] = _("Give either a debit or a credit, greater than zero.")
+        if len(entry.lines) < 2 or sum(x.debit for x in entry.lines) != sum(x.credit for x in entry.lines):
+            errors[f"entry-{i}"] = _("An entry needs at least two lines, and its debits must equal its credits.")
+        if entry.entry_date.replace(day=1) in closed:
+            errors[f"entry-{i}-date"] = _("Its month is closed.")
+    if errors:
+        raise LedgerError(_("Nothing was posted: %(count)d problems in the entries.", count=len(errors)), errors)
+    db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"ledger:{tenant.id}", 0))))
+    first = (db.session.scalar(select(func.max(Entry.number))) or 0) + 1
+    now = utcnow()
+    entry_rows, line_rows = [], []
+    for i, entry in enumerate(entries):
+        entry_id = uuid.uuid4()
+        entry_rows.append({"id": entry_id, "tenant_id": tenant.id, "number": first + i, "entry_date": entry.entry_date,
+                           "state": "posted", "memo": entry.memo or None, "source": source, "created_by_id": actor.id,
+                           "posted_at": now, "posted_by_id": actor.id})
+        line_rows += [{"id": uuid.uuid4(), "tenant_id": tenant.id, "entry_id": entry_id, "line_no": n,
+                       "account_id": chart[line.account.strip()].id, "debit": line.debit, "credit": line.credit,
+                       "description": line.description or None, "counterparty": line.counterparty or None,
+                       "tax_code": line.tax_code or None} for n, line in enumerate(entry.lines, start=1)]
+    db.session.execute(insert(Entry), entry_rows)
+    db.session.execute(insert(Line), line_rows)
+    last = first + len(entries) - 1
+    audit.record("ledger.batch_posted", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
+                 ip=ip, data={"first": first, "last": last, "entries": len(entries), "lines": len(line_rows),
+                              "total": sum(x.debit for e in entries for x in e.lines), "source": source})
     db.session.commit()
-    return entry
+    return list(range(first, last + 1))
 
 
 def check_postable(entry: Entry) -> None:
@@ -314,9 +400,7 @@ def delete_draft(actor: User, tenant: Tenant, entry_id: str, ip: str | None = No
     if entry.state != "draft":
         raise LedgerError(_("Entry %(number)s is posted: it is never deleted. Reverse it instead.",
                             number=entry.number))
-    db.session.delete(entry)
-    audit.record("ledger.draft_deleted", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_entry",
-                 object_id=entry.id, ip=ip, internal=True)
+    db.session.delete(entry)  # a draft was never in the books: nothing to audit
     db.session.commit()
 
 

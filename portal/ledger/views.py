@@ -298,17 +298,14 @@ def _save(tenant_slug: str, entry: Entry | None) -> ResponseReturnValue:
     try:
         saved = services.save_draft(_actor(), g.tenant, when, lines, memo=form.get("memo"), entry_id=entry_id,
                                     document_id=document.id if document else None,
-                                    source="invoice" if document else "manual", ip=request.remote_addr)
+                                    source="invoice" if document else "manual", post_it=form.get("then") == "post",
+                                    override=form.get("override") == "1", ip=request.remote_addr)
+    except services.NotPosted as exc:  # kept as a draft: the form now saves that draft, not a second one
+        flash(_("%(why)s It is kept as a draft.", why=str(exc)), "error")
+        return _entry_page(services.get_entry(exc.entry.id), form, exc.errors, 422)
     except services.LedgerError as exc:
         _refused(exc)
         return _entry_page(entry, form, exc.errors, 422)
-    if form.get("then") == "post":
-        try:
-            saved = services.post(_actor(), g.tenant, str(saved.id), ip=request.remote_addr,
-                                  override=form.get("override") == "1")
-        except services.LedgerError as exc:  # kept as a draft: the form now saves that draft, not a second one
-            flash(_("%(why)s It is kept as a draft.", why=str(exc)), "error")
-            return _entry_page(services.get_entry(saved.id), form, exc.errors, 422)
     if saved.state == "posted":
         flash(_("Entry %(number)s posted: %(total)s.", number=saved.number, total=_money(saved.total)), "success")
     else:
@@ -382,6 +379,30 @@ def trial_balance(tenant_slug: str) -> ResponseReturnValue:
     rows = reports.trial_balance(until, since=since)
     return render_template("ledger/trial_balance.html", tenant=g.tenant, rows=rows, since=since, until=until,
                            debits=sum(r.debit for r in rows), credits=sum(r.credit for r in rows))
+
+
+@bp.route("/t/<tenant_slug>/books/profit-and-loss")
+@requires("tenant:ledger.view")
+def profit_and_loss(tenant_slug: str) -> ResponseReturnValue:
+    """Revenue, expenses and the result over the dates asked for (the year to date by default)."""
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    until = _date_arg("until", date.today())
+    since = _date_arg("since", date(until.year, 1, 1))
+    statement = reports.profit_and_loss(until, since=since)
+    return render_template("ledger/profit_and_loss.html", tenant=g.tenant, statement=statement, since=since,
+                           until=until, result=reports.result(statement))
+
+
+@bp.route("/t/<tenant_slug>/books/balance-sheet")
+@requires("tenant:ledger.view")
+def balance_sheet(tenant_slug: str) -> ResponseReturnValue:
+    """Assets, liabilities and equity on a day (today by default), with the result not yet closed."""
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    on = _date_arg("on", date.today())
+    sheet, unclosed = reports.balance_sheet(on)
+    return render_template("ledger/balance_sheet.html", tenant=g.tenant, sheet=sheet, unclosed=unclosed, on=on)
 
 
 @bp.route("/t/<tenant_slug>/books/months")

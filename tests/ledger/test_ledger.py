@@ -234,3 +234,43 @@ def test_another_tenants_entry_is_not_found_under_this_tenant(app):
     token = csrf_token(intruder, f"/t/{other.slug}/books")
     assert intruder.post(f"/t/{other.slug}/books/entries/{entry_id}/reverse",
                          data={"csrf_token": token, "on": "2026-11-30"}).status_code == 404
+
+
+def test_profit_and_loss_and_balance_sheet_agree_with_each_other_and_with_the_figures_by_hand(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff):
+        post(world, world.staff, [("1111", 50_000_000, 0), ("4111", 0, 50_000_000)])  # capital paid in
+        post(world, world.staff, SALE)  # 10,000,000 revenue + 1,000,000 VAT receivable
+        post(world, world.staff, PURCHASE)  # 2,000,000 expense + 200,000 VAT payable
+        post(world, world.staff, [("1121", 11_000_000, 0), ("131", 0, 11_000_000)])  # the customer pays
+        pl = reports.profit_and_loss(DAY, since=date(2026, 1, 1))
+        assert (pl.total("revenue"), pl.total("expense"), reports.result(pl)) == (10_000_000, 2_000_000, 8_000_000)
+        sheet, unclosed = reports.balance_sheet(DAY)
+        # By hand: cash 50m + bank 11m + input VAT 0.2m; payables 2.2m + output VAT 1m; capital 50m; result 8m.
+        assert sheet.total("asset") == 61_200_000
+        assert (sheet.total("liability"), sheet.total("equity"), unclosed) == (3_200_000, 50_000_000, 8_000_000)
+        assert sheet.total("asset") == sheet.total("liability") + sheet.total("equity") + unclosed
+    client = app.test_client()
+    login(client, world.client)
+    page = client.get(f"/t/{world.slug}/books/balance-sheet?on=2026-11-30").get_data(as_text=True)
+    assert "8,000,000</td>" in page.split('data-testid="unclosed">')[1][:20]
+    assert "does not balance" not in page
+    page = client.get(f"/t/{world.slug}/books/profit-and-loss?since=2026-01-01&until=2026-11-30").get_data(as_text=True)
+    assert "8,000,000</td>" in page.split('data-testid="result">')[1][:20]
+
+
+def test_a_batch_posts_all_or_nothing_and_numbers_in_order(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        good = [services.EntryInput(DAY, [LineInput(a, d, c) for a, d, c in SALE]) for _ in range(3)]
+        bad = services.EntryInput(DAY, [LineInput("131", 5, 0), LineInput("5111", 0, 4)])
+        with pytest.raises(LedgerError) as refused:
+            services.post_batch(user, tenant, [*good, bad])
+        assert "entry-4" in refused.value.errors
+        assert db.session.scalar(select(text("count(*)")).select_from(Entry)) == 0  # nothing of the batch
+        assert services.post_batch(user, tenant, good) == [1, 2, 3]
+        assert post(world, world.staff, PURCHASE).number == 4
+        rows = {r.code: r for r in reports.trial_balance(DAY)}
+        assert rows["131"].debit == 33_000_000 and rows["5111"].credit == 30_000_000
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "ledger.batch_posted"))
+        assert (event.details["first"], event.details["last"], event.details["lines"]) == (1, 3, 9)
