@@ -135,6 +135,9 @@ def run_sandboxed(program: str, args: list[str], chunks: Iterable[bytes], *, max
             child.kill()
         with contextlib.suppress(BrokenPipeError, OSError):
             child.stdin.close()  # type: ignore[union-attr]
+        # The output reaches its end when the child exits: joining the reader wakes at once, where
+        # Popen.wait(timeout) polls (up to 50 ms late on every run).
+        readers[0].join(max(0.0, deadline - time.monotonic()) + 1)
         try:
             child.wait(max(0.0, deadline - time.monotonic()) + 1)
         except subprocess.TimeoutExpired:
