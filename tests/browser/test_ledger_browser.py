@@ -61,6 +61,14 @@ def test_staff_keep_the_books_and_the_client_reads_them(app: Flask, page: Page, 
     expect(table.locator("tr[data-account='131']")).to_contain_text("11")
     expect(page.get_by_test_id("tb-debits")).to_have_text(page.get_by_test_id("tb-credits").inner_text())
     look_at(page, screenshot_dir, "ledger-trial-balance", lambda: expect(table).to_be_visible())
+    page.goto(f"/t/{slug}/books/profit-and-loss?since=2026-01-01&until=2026-12-31")
+    expect(page.get_by_test_id("result")).to_contain_text("10")  # revenue 10,000,000, no expenses yet
+    look_at(page, screenshot_dir, "ledger-profit-and-loss",
+            lambda: expect(page.get_by_test_id("result")).to_be_visible())
+    page.goto(f"/t/{slug}/books/balance-sheet?on=2026-12-31")
+    expect(page.get_by_test_id("total-claims")).to_have_text(page.get_by_test_id("total-asset").inner_text())
+    look_at(page, screenshot_dir, "ledger-balance-sheet",
+            lambda: expect(page.get_by_test_id("balance-sheet")).to_be_visible())
     page.goto(f"/t/{slug}/books")
     expect(page.get_by_test_id("new-entry")).to_have_count(0)  # the client reads, never keeps
     look_at(page, screenshot_dir, "ledger-overview", lambda: expect(page.get_by_test_id("recent")).to_be_visible())
