@@ -405,6 +405,40 @@ def balance_sheet(tenant_slug: str) -> ResponseReturnValue:
     return render_template("ledger/balance_sheet.html", tenant=g.tenant, sheet=sheet, unclosed=unclosed, on=on)
 
 
+@bp.route("/t/<tenant_slug>/books/accounts/<code>")
+@requires("tenant:ledger.view")
+def account_ledger(tenant_slug: str, code: str) -> ResponseReturnValue:
+    """One account's ledger: its opening balance and every posted line with a running balance (the trial
+    balance's figures open here; each line opens its entry and its document)."""
+    from flask import abort
+
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    account = services.account_by_code(code)
+    if account is None:
+        abort(404)
+    until = _date_arg("until", date.today())
+    since = _date_arg("since", date(until.year, 1, 1))
+    opening, lines = reports.general_ledger(account, until, since=since)
+    return render_template("ledger/account.html", tenant=g.tenant, account=account, opening=opening, lines=lines,
+                           since=since, until=until, closing=lines[-1].balance if lines else opening)
+
+
+@bp.route("/t/<tenant_slug>/books/vat")
+@requires("tenant:ledger.view")
+def vat(tenant_slug: str) -> ResponseReturnValue:
+    """VAT per rate over the dates: on sales, on purchases, and what is due."""
+    if services.book_of(g.tenant) is None:
+        return _not_started()
+    until = _date_arg("until", date.today())
+    since = _date_arg("since", date(until.year, until.month, 1))
+    output = services.role_account(g.tenant, "output_vat")
+    inputs = tuple(a.code for a in (services.role_account(g.tenant, r) for r in ("input_vat", "input_vat_assets")) if a)
+    rows = reports.vat_summary(until, since=since, output_code=output.code, input_codes=inputs) if output else []
+    return render_template("ledger/vat.html", tenant=g.tenant, rows=rows, since=since, until=until,
+                           due=sum(r.due for r in rows))
+
+
 @bp.route("/t/<tenant_slug>/books/months")
 @requires("tenant:ledger.view")
 def months(tenant_slug: str) -> ResponseReturnValue:

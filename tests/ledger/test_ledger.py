@@ -274,3 +274,44 @@ def test_a_batch_posts_all_or_nothing_and_numbers_in_order(app):
         assert rows["131"].debit == 33_000_000 and rows["5111"].credit == 30_000_000
         event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "ledger.batch_posted"))
         assert (event.details["first"], event.details["last"], event.details["lines"]) == (1, 3, 9)
+
+
+def test_an_accounts_ledger_opens_from_the_trial_balance_and_ends_at_its_balance(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff):
+        post(world, world.staff, SALE, day=date(2026, 10, 20))  # before the range: the opening balance
+        post(world, world.staff, SALE)
+        post(world, world.staff, [("1121", 4_000_000, 0), ("131", 0, 4_000_000)])
+        account = services.account_by_code("131")
+        opening, lines = reports.general_ledger(account, date(2026, 11, 30), since=date(2026, 11, 1))
+        assert opening == 11_000_000
+        assert [(line.debit, line.credit, line.balance) for line in lines] == [
+            (11_000_000, 0, 22_000_000), (0, 4_000_000, 18_000_000)]
+        tb = {r.code: r for r in reports.trial_balance(date(2026, 11, 30))}
+        assert lines[-1].balance == tb["131"].balance  # the drill-down ends where the trial balance says
+    client = app.test_client()
+    login(client, world.client)
+    page = client.get(f"/t/{world.slug}/books/trial-balance?since=2026-11-01&until=2026-11-30").get_data(as_text=True)
+    assert "/books/accounts/131?since=2026-11-01&amp;until=2026-11-30" in page  # each figure opens its lines
+    ledger = client.get(f"/t/{world.slug}/books/accounts/131?since=2026-11-01&until=2026-11-30")
+    assert ledger.status_code == 200 and 'data-testid="closing">₫18,000,000' in ledger.get_data(as_text=True)
+    assert client.get(f"/t/{world.slug}/books/accounts/9999").status_code == 404
+
+
+def test_the_vat_summary_per_rate_is_output_minus_input(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        lines = [LineInput("131", 16_200_000, 0), LineInput("5111", 0, 15_000_000),
+                 LineInput("33311", 0, 800_000, tax_code="8"), LineInput("33311", 0, 400_000, tax_code="10")]
+        services.save_draft(user, tenant, DAY, lines, post_it=True)
+        services.save_draft(user, tenant, DAY, [LineInput("6422", 2_000_000, 0),
+                                                LineInput("1331", 200_000, 0, tax_code="10"),
+                                                LineInput("331", 0, 2_200_000)], post_it=True)
+        rows = {r.rate: (r.output, r.input, r.due) for r in reports.vat_summary(
+            date(2026, 11, 30), since=date(2026, 11, 1), output_code="33311", input_codes=("1331", "1332"))}
+        # By hand: 8 %: 800,000 out, nothing in; 10 %: 400,000 out, 200,000 in.
+        assert rows == {"8": (800_000, 0, 800_000), "10": (400_000, 200_000, 200_000)}
+    client = app.test_client()
+    login(client, world.client)
+    page = client.get(f"/t/{world.slug}/books/vat?since=2026-11-01&until=2026-11-30").get_data(as_text=True)
+    assert 'data-testid="vat-due">₫1,000,000' in page
