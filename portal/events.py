@@ -28,6 +28,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "document.stored": ("document_id", "version"),
     # A new version of a document (the vault does not know whether it is a task's work product; work does).
     "document.version_added": ("document_id", "version"),
+    # A task reached done (approved by its reviewer, and by the client when it needed that).
+    "task.done": ("task_id",),
 }
 
 _listeners: dict[str, dict[str, Handler]] = {}

@@ -66,13 +66,13 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:mailin.view":             frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:mailin.manage":           frozenset({PA, CA}),
     "tenant:mailin.quarantine":       frozenset({CA}),
-    # The books: the client's admin and approver read them; staff keep them; the month is closed by a manager
-    # (a second person), reopened only by the provider's admin with a reason; bookkeeping is switched on by
-    # the provider's admin or manager.
+    # The books: the client's admin and approver read them; staff keep them and start a month's closing (a
+    # task a second person reviews and the client approves); a closed month is reopened only by the provider's
+    # admin with a reason; bookkeeping is switched on by the provider's admin or manager.
     "tenant:ledger.view":             frozenset({PA, MG, ST, CA, CP}),
     "tenant:ledger.keep":             frozenset({PA, MG, ST}),
     "tenant:ledger.setup":            frozenset({PA, MG}),
-    "tenant:ledger.close":            frozenset({PA, MG}),
+    "tenant:ledger.close":            frozenset({PA, MG, ST}),
     "tenant:ledger.reopen":           frozenset({PA}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),

@@ -163,6 +163,8 @@ def upgrade():
         sa.Column("closed_by_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="SET NULL")),
         sa.Column("closed_hash", sa.String(64)),
         sa.Column("reopened_reason", sa.LargeBinary()),
+        sa.Column("task_id", sa.Uuid(), sa.ForeignKey("tasks.id", ondelete="SET NULL")),
+        sa.Column("report_id", sa.Uuid(), sa.ForeignKey("documents.id", ondelete="SET NULL")),
         *_stamps(), *_tenant(),
         sa.UniqueConstraint("tenant_id", "month", name=op.f("uq_ledger_periods_tenant_id")),
         sa.CheckConstraint("state in ('open', 'in_review', 'closed')", name=op.f("ck_ledger_periods_state")),

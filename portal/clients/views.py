@@ -134,6 +134,7 @@ ACTION_LABELS = {
     "ledger.batch_posted": _l("posted a batch of entries to the books"),
     "ledger.reversed": _l("reversed an entry"),
     "ledger.month_closed": _l("closed a month of the books"),
+    "ledger.month_in_review": _l("put a month of the books in review for closing"),
     "ledger.month_reopened": _l("reopened a month of the books"),
     "intake.mail_received": _l("mailed documents in"),
     "intake.mail_held": _l("held an e-mail in the quarantine"),

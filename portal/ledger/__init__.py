@@ -10,6 +10,8 @@ bp = Blueprint("ledger", __name__, template_folder="templates")
 
 
 def init_app(app: Flask) -> None:
-    from portal.ledger import models, views  # noqa: F401 - models map, routes register
+    from portal import events
+    from portal.ledger import closing, models, views  # noqa: F401 - models map, routes register
 
+    events.subscribe("task.done", "ledger", closing.task_done)  # a month's closing task done: the month closes
     app.register_blueprint(bp)

@@ -96,6 +96,9 @@ class Period(TenantScoped, Timestamped, db.Model):
     # The hash of the month's trial balance when it was closed (what the client approved binds to it).
     closed_hash: Mapped[str | None] = mapped_column(String(64))
     reopened_reason: Mapped[str | None] = mapped_column(Sealed("ledger_periods.reopened_reason"))
+    # The closing task (a second person's review, then the client's approval of the month's report).
+    task_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("tasks.id", ondelete="SET NULL"))
+    report_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("documents.id", ondelete="SET NULL"))
 
 
 class Entry(TenantScoped, Timestamped, db.Model):

@@ -262,6 +262,8 @@ def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[Li
             db.session.commit()  # the draft is kept; why it was not posted is said
             raise NotPosted(exc, entry) from None
     db.session.commit()
+    if post_it:
+        _after_posting(actor, tenant, {entry.entry_date})
     return entry
 
 
@@ -274,7 +276,16 @@ def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None, *, o
         raise LedgerError(_("Entry %(number)s is already posted.", number=entry.number))
     _post(actor, tenant, entry, ip, override=override)
     db.session.commit()
+    _after_posting(actor, tenant, {entry.entry_date})
     return entry
+
+
+def _after_posting(actor: User, tenant: Tenant, days: set[date]) -> None:
+    """A month being closed whose books moved gets its report again (``closing.posted_into``)."""
+    from portal.ledger import closing
+
+    for month in {day.replace(day=1) for day in days}:
+        closing.posted_into(actor, tenant, month)
 
 
 def _post(actor: User, tenant: Tenant, entry: Entry, ip: str | None, *, override: bool) -> None:
@@ -351,6 +362,7 @@ def post_batch(actor: User, tenant: Tenant, entries: Sequence[EntryInput], *, so
                  ip=ip, data={"first": first, "last": last, "entries": len(entries), "lines": len(line_rows),
                               "total": sum(x.debit for e in entries for x in e.lines), "source": source})
     db.session.commit()
+    _after_posting(actor, tenant, {e.entry_date for e in entries})
     return list(range(first, last + 1))
 
 
@@ -469,6 +481,10 @@ def reopen_month(actor: User, tenant: Tenant, month: date, reason: str, ip: str 
     audit.record("ledger.month_reopened", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_period",
                  object_id=period.id, ip=ip, data={"month": period.month.isoformat(), "reason": reason.strip()})
     db.session.commit()
+    if period.report_id is not None:  # a new version of the approved report: its approval no longer counts
+        from portal.ledger import closing
+
+        closing.rewrite_report(actor, tenant, period, note=f"reopened: {reason.strip()}")
     return period
 
 

@@ -444,19 +444,34 @@ def vat(tenant_slug: str) -> ResponseReturnValue:
 def months(tenant_slug: str) -> ResponseReturnValue:
     if services.book_of(g.tenant) is None:
         return _not_started()
-    return render_template("ledger/months.html", tenant=g.tenant, months=services.months_shown())
+    return render_template("ledger/months.html", tenant=g.tenant, months=services.months_shown(),
+                           reviewers=_reviewers())
+
+
+def _reviewers() -> list:
+    """Who may review a month's closing: the provider's people on this client, but the one signed in."""
+    from sqlalchemy import select
+
+    from tenants.models import Assignment, User
+
+    people = db.session.scalars(select(User).join(Assignment, Assignment.user_id == User.id)
+                                .where(User.is_active.is_(True), User.id != _actor().id).order_by(User.name)).all()
+    return list(people)
 
 
 @bp.route("/t/<tenant_slug>/books/months/<month>/close", methods=["POST"])
 @requires("tenant:ledger.close")
 def close_month(tenant_slug: str, month: str) -> ResponseReturnValue:
+    from portal.ledger import closing
+
     try:
-        services.close_month(_actor(), g.tenant, _month(month), ip=request.remote_addr)
+        closing.start(_actor(), g.tenant, _month(month), request.form.get("reviewer", ""), ip=request.remote_addr)
     except services.LedgerError as exc:
         _refused(exc)
     else:
-        flash(_("%(month)s is closed: nothing is posted into it any more.", month=_month(month).strftime("%m/%Y")),
-              "success")
+        flash(_("%(month)s is in review: its report is the closing task's work product. Once a second person has "
+                "reviewed it and the client has approved it, the month closes.",
+                month=_month(month).strftime("%m/%Y")), "success")
     return redirect(url_for("ledger.months", tenant_slug=tenant_slug), 303)
 
 

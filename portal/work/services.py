@@ -393,9 +393,11 @@ def move(actor: User, tenant: Tenant, task_id: str, move_name: str, *, reason: s
                source=str(source), target=str(target))
     notify.task_event(task, move_name, actor)
     if target == State.DONE:  # finished work may be drawn for a second check, in this transaction
+        from portal import events
         from portal.work import quality  # here: quality builds on this module
 
         quality.draw(task)
+        events.announce("task.done", task.tenant_id, task.id)  # areas whose work it was finish theirs
     db.session.commit()
     return task
 

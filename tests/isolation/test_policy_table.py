@@ -40,7 +40,7 @@ EXPECTED = {
     "tenant:ledger.view":          "PA MG ST CA CP - ",  # the books: the client's admin and approver read them
     "tenant:ledger.keep":          "PA MG ST -  -  - ",  # staff keep them
     "tenant:ledger.setup":         "PA MG -  -  -  - ",  # bookkeeping switched on, the chart chosen
-    "tenant:ledger.close":         "PA MG -  -  -  - ",  # a month closed by a second person, not the bookkeeper
+    "tenant:ledger.close":         "PA MG ST -  -  - ",  # starts a month's closing: a second person reviews it
     "tenant:ledger.reopen":        "PA -  -  -  -  - ",  # reopened by the provider's admin only, with a reason
     "tenant:intake.map":           "PA MG ST -  -  - ",  # a bank's CSV columns, saved for the tenant
     "tenant:mailin.view":          "PA MG ST CA CP CM",  # the intake address: whoever may upload
