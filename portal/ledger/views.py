@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from portal.access import requires
 from portal.billing.render import format_money, minor_units
+from portal.documents import panels
 from portal.documents.models import Document
 from portal.extensions import db
 from portal.ledger import bp, from_documents, reports, services
@@ -27,12 +28,14 @@ LINES_SHOWN = 4  # empty lines offered on a new entry (more with "Add a line")
 def _helpers() -> dict:
     from portal.documents.views import _helpers as vault_helpers
 
-    def money(amount: int | None) -> str:
-        book = services.book_of(g.tenant) if g.get("tenant") else None
-        currency = book.currency if book else (g.tenant.currency if g.get("tenant") else "VND")
-        return "" if amount is None else format_money(int(amount), currency, str(get_locale() or "en"))
+    book = services.book_of(g.tenant) if g.get("tenant") else None  # once per page, not per figure
+    currency = book.currency if book else (g.tenant.currency if g.get("tenant") else "VND")
+    locale = str(get_locale() or "en")
 
-    return {**vault_helpers(), "money": money, "locale": str(get_locale() or "en")}
+    def money(amount: int | None) -> str:
+        return "" if amount is None else format_money(int(amount), currency, locale)
+
+    return {**vault_helpers(), "money": money, "locale": locale}
 
 
 def _actor():  # noqa: ANN202 - the signed-in User
@@ -43,10 +46,8 @@ def _refused(exc: services.LedgerError) -> None:
     flash(str(exc), "error")
 
 
-def _document_panel(doc: Document):  # noqa: ANN202 - panels.Panel | None
+def _document_panel(doc: Document) -> panels.Panel | None:
     """The entries made from a document, and a way to make one from its invoice, once the books are on."""
-    from portal.documents import panels
-
     if not allowed(g.role, "tenant:ledger.view") or services.book_of(g.tenant) is None:
         return None
     entries = from_documents.entries_of(doc.id)
@@ -56,13 +57,7 @@ def _document_panel(doc: Document):  # noqa: ANN202 - panels.Panel | None
     return panels.Panel("ledger/_document.html", {"entries": entries, "may_enter": may_enter, "document": doc})
 
 
-def _register_panels() -> None:
-    from portal.documents import panels
-
-    panels.register("document", _document_panel)
-
-
-_register_panels()
+panels.register("document", _document_panel)
 
 
 # --- start and overview ---------------------------------------------------------------------------------
