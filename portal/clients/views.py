@@ -135,6 +135,7 @@ ACTION_LABELS = {
     "ledger.reversed": _l("reversed an entry"),
     "ledger.month_closed": _l("closed a month of the books"),
     "ledger.month_in_review": _l("put a month of the books in review for closing"),
+    "ledger.exported": _l("downloaded the whole ledger"),
     "ledger.month_reopened": _l("reopened a month of the books"),
     "intake.mail_received": _l("mailed documents in"),
     "intake.mail_held": _l("held an e-mail in the quarantine"),

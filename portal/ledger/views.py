@@ -434,6 +434,29 @@ def vat(tenant_slug: str) -> ResponseReturnValue:
                            due=sum(r.due for r in rows))
 
 
+@bp.route("/t/<tenant_slug>/books/export.<fmt>")
+@requires("tenant:ledger.view")
+def export(tenant_slug: str, fmt: str) -> ResponseReturnValue:
+    """The whole ledger as a CSV journal or a Beancount file (in the access log)."""
+    from flask import abort, make_response
+
+    from portal.ledger import export as exports
+    from tenants import audit
+
+    book = services.book_of(g.tenant)
+    if book is None or fmt not in ("csv", "beancount"):
+        abort(404)
+    body = exports.journal_csv(book.currency) if fmt == "csv" else exports.beancount(book.currency).encode()
+    audit.record("ledger.exported", audit.Actor.of(_actor()), tenant_id=g.tenant.id, ip=request.remote_addr,
+                 data={"format": fmt})
+    db.session.commit()
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/csv; charset=utf-8" if fmt == "csv" else "text/plain; charset=utf-8"
+    response.headers.set("Content-Disposition", "attachment", filename=f"{g.tenant.slug}-books.{fmt}")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 @bp.route("/t/<tenant_slug>/books/months")
 @requires("tenant:ledger.view")
 def months(tenant_slug: str) -> ResponseReturnValue:
