@@ -281,13 +281,11 @@ def searchable_copy(actor: User, tenant: Tenant, document_id: str, ip: str | Non
     whole; 404 when there is none. A download like any other: in the access log."""
     from flask import abort
 
-    from portal.documents.models import DocumentVersion, StoredObject
+    from portal.documents.models import StoredObject
 
     doc = vault.get_document(actor, document_id)
-    content = db.session.scalar(select(StoredObject).join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
-                                .where(DocumentVersion.document_id == doc.id,
-                                       DocumentVersion.number == doc.current_version))
-    copy = db.session.get(StoredObject, content.searchable_id) if content and content.searchable_id else None
+    content = doc.latest.object  # the versions come with the document
+    copy = db.session.get(StoredObject, content.searchable_id) if content.searchable_id else None
     if copy is None:
         abort(404)
     data = b"".join(vault.read_object(copy))
@@ -303,14 +301,11 @@ def page_image(actor: User, tenant: Tenant, document_id: str, page: int, ip: str
     checking fields over it; None when it has no such page. Seeing it is in the access log, as a preview."""
     from flask import current_app
 
-    from portal.documents.models import DocumentVersion, StoredObject
     from portal.documents.previews import PreviewFailed, render_thumbnail
 
     doc = vault.get_document(actor, document_id)
-    obj = db.session.scalar(select(StoredObject).join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
-                            .where(DocumentVersion.document_id == doc.id,
-                                   DocumentVersion.number == doc.current_version))
-    if obj is None or obj.size > current_app.config["PREVIEW_MAX_BYTES"]:
+    obj = doc.latest.object
+    if obj.size > current_app.config["PREVIEW_MAX_BYTES"]:
         return None
     try:
         png = render_thumbnail(vault.read_object(obj), obj.kind, page=page, side=PAGE_SIDE,

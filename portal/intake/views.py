@@ -26,7 +26,7 @@ def _document_panel(doc: Document) -> panels.Panel | None:
     failed = record is not None and record.state == "failed"
     return panels.Panel("intake/_document.html", {
         "record": record, "why": services.why(record) if failed else None, "kinds": KIND_LABELS,
-        "searchable": services.has_searchable_copy(doc.id, doc.current_version),
+        "searchable": doc.latest.object.searchable_id is not None,
         "invoice": services.invoice_of(record) if record else None,
         "duplicate": services.duplicate_of(record) if record else None, "amount": _amount,
         "paired": services.paired_with(record) if record else None,

@@ -18,7 +18,7 @@ import csv
 import hashlib
 import io
 import uuid
-from datetime import date, timedelta
+from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -28,18 +28,14 @@ from portal.extensions import db
 from portal.ledger import reports, services
 from portal.ledger.models import Entry, Period
 from tenants import audit
-from tenants.models import Tenant, User, utcnow
-
-
-def _last_day(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1) - timedelta(days=1)
+from tenants.models import Tenant, User
 
 
 def report_csv(month: date, note: str | None = None) -> bytes:
     """The month's report as the client approves it: trial balance, result and balance sheet, and the hash."""
-    rows = reports.trial_balance(_last_day(month), since=month)
-    pl = reports.profit_and_loss(_last_day(month), since=month)
-    sheet, unclosed = reports.balance_sheet(_last_day(month))
+    rows = reports.trial_balance(services.last_day(month), since=month)
+    pl = reports.profit_and_loss(services.last_day(month), since=month)
+    sheet, unclosed = reports.balance_sheet(services.last_day(month))
     out = io.StringIO()
     writer = csv.writer(out)
     table = [["account", "name", "debit", "credit", "balance", ""],
@@ -82,7 +78,7 @@ def start(actor: User, tenant: Tenant, month: date, reviewer_id: str, ip: str | 
         raise services.LedgerError(_("Choose someone else to review the month: a second person checks it."),
                                    {"reviewer": _("Not yourself.")})
     drafts = db.session.scalar(select(func.count()).select_from(Entry).where(
-        Entry.state == "draft", Entry.entry_date >= month, Entry.entry_date <= _last_day(month)))
+        Entry.state == "draft", Entry.entry_date >= month, Entry.entry_date <= services.last_day(month)))
     if drafts:
         raise services.LedgerError(_("%(month)s still has %(count)d draft entries: post or delete them before "
                                      "closing it.", month=month.strftime("%m/%Y"), count=drafts))
@@ -138,10 +134,5 @@ def task_done(tenant_id: uuid.UUID, task_id: str) -> None:
     fresh = report_csv(period.month)
     if task.approved_sha256 is None or task.approved_sha256 != current or hashlib.sha256(fresh).hexdigest() != current:
         return  # the books moved since the client approved: the month stays in review
-    period.state, period.closed_at = "closed", utcnow()
-    period.closed_by_id = task.approved_by_id
-    period.closed_hash = services.month_hash(reports.trial_balance(_last_day(period.month), since=period.month))
-    audit.record("ledger.month_closed", audit.SYSTEM, tenant_id=tenant_id, object_type="ledger_period",
-                 object_id=period.id, data={"month": period.month.isoformat(), "hash": period.closed_hash,
-                                            "approved": current})
+    services.close(period, task.approved_by_id, audit.SYSTEM, approved=current)
     db.session.commit()

@@ -7,6 +7,7 @@ says what to do; the database's own rules (migration 0021) stand behind it for a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -41,8 +42,9 @@ class LedgerError(Exception):
 
 # --- the chart ------------------------------------------------------------------------------------------
 
+@functools.cache
 def charts() -> dict[str, dict]:
-    """The chart templates shipped as data files (``charts/*.json``), by key."""
+    """The chart templates shipped as data files (``charts/*.json``), by key; read once per process."""
     return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(CHARTS_DIR.glob("*.json"))}
 
 
@@ -448,8 +450,6 @@ def period_of(day: date) -> Period | None:
 
 def close_month(actor: User, tenant: Tenant, month: date, ip: str | None = None) -> Period:
     """Close a month: nothing posts into it afterwards; keeps the hash of its trial balance. Commits, audited."""
-    from portal.ledger import reports
-
     month = month.replace(day=1)
     period = period_of(month) or Period(tenant_id=tenant.id, month=month)
     if period.state == "closed":
@@ -459,14 +459,23 @@ def close_month(actor: User, tenant: Tenant, month: date, ip: str | None = None)
     if drafts:
         raise LedgerError(_("%(month)s still has %(count)d draft entries: post or delete them before closing it.",
                             month=month.strftime("%m/%Y"), count=drafts))
-    period.state, period.closed_at, period.closed_by_id = "closed", utcnow(), actor.id
-    period.closed_hash = month_hash(reports.trial_balance(_next_month(month) - timedelta(days=1), since=month))
     db.session.add(period)
-    db.session.flush()
-    audit.record("ledger.month_closed", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_period",
-                 object_id=period.id, ip=ip, data={"month": month.isoformat(), "hash": period.closed_hash})
+    close(period, actor.id, audit.Actor.of(actor), ip=ip)
     db.session.commit()
     return period
+
+
+def close(period: Period, closed_by_id: uuid.UUID | None, who: audit.Actor, ip: str | None = None,
+          **data: object) -> None:
+    """Close ``period``: nothing posts into it afterwards; the hash of its trial balance is kept; audited."""
+    from portal.ledger import reports
+
+    month = period.month
+    period.state, period.closed_at, period.closed_by_id = "closed", utcnow(), closed_by_id
+    period.closed_hash = month_hash(reports.trial_balance(last_day(month), since=month))
+    db.session.flush()
+    audit.record("ledger.month_closed", who, tenant_id=period.tenant_id, object_type="ledger_period",
+                 object_id=period.id, ip=ip, data={"month": month.isoformat(), "hash": period.closed_hash, **data})
 
 
 def reopen_month(actor: User, tenant: Tenant, month: date, reason: str, ip: str | None = None) -> Period:
@@ -496,6 +505,11 @@ def month_hash(rows: Sequence) -> str:
 
 def _next_month(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def last_day(month: date) -> date:
+    """The last day of ``month``'s month."""
+    return _next_month(month.replace(day=1)) - timedelta(days=1)
 
 
 def used_accounts() -> set[uuid.UUID]:

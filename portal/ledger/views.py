@@ -28,14 +28,20 @@ LINES_SHOWN = 4  # empty lines offered on a new entry (more with "Add a line")
 def _helpers() -> dict:
     from portal.documents.views import _helpers as vault_helpers
 
-    book = services.book_of(g.tenant) if g.get("tenant") else None  # once per page, not per figure
-    currency = book.currency if book else (g.tenant.currency if g.get("tenant") else "VND")
-    locale = str(get_locale() or "en")
+    currency, locale = _currency(), str(get_locale() or "en")  # once per page, not per figure
 
     def money(amount: int | None) -> str:
         return "" if amount is None else format_money(int(amount), currency, locale)
 
     return {**vault_helpers(), "money": money, "locale": locale}
+
+
+def _currency() -> str:
+    """The books' currency (the tenant's, while bookkeeping is off)."""
+    if not g.get("tenant"):
+        return "VND"
+    book = services.book_of(g.tenant)
+    return book.currency if book else g.tenant.currency
 
 
 def _actor():  # noqa: ANN202 - the signed-in User
@@ -309,8 +315,7 @@ def _save(tenant_slug: str, entry: Entry | None) -> ResponseReturnValue:
 
 
 def _money(amount: int) -> str:
-    book = services.book_of(g.tenant)
-    return format_money(amount, book.currency if book else g.tenant.currency, str(get_locale() or "en"))
+    return format_money(amount, _currency(), str(get_locale() or "en"))
 
 
 @bp.route("/t/<tenant_slug>/books/entries/<entry_id>/post", methods=["POST"])
