@@ -16,13 +16,11 @@ from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from portal.documents import services as vault
-from portal.documents.models import Document, DocumentVersion, StoredObject
+from portal.documents.models import Document
 from portal.extensions import db
-from portal.intake import chain
 from portal.intake.bank import parse_csv
 from portal.intake.bank.models import BankCsvMapping, BankStatement, BankTransaction
 from portal.intake.bank.statement import BankFileError, currency_code
-from portal.intake.models import IntakeRecord
 from tenants import audit
 from tenants.models import Tenant, User, utcnow
 
@@ -36,10 +34,6 @@ class MappingInvalid(Exception):
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-
-
-class BankError(Exception):
-    """A refused request, in a sentence for people."""
 
 
 @dataclass
@@ -71,7 +65,10 @@ def statements_of(doc: Document) -> list[Shown]:
                               .order_by(BankStatement.seq)).all()
     lines = db.session.scalars(select(BankTransaction).where(BankTransaction.statement_id.in_([r.id for r in rows]))
                                .order_by(BankTransaction.statement_id, BankTransaction.line_no)).all() if rows else []
-    return [Shown(r, [ln for ln in lines if ln.statement_id == r.id]) for r in rows]
+    by_statement: dict = {}
+    for ln in lines:  # in statement and line order already: grouped in one pass
+        by_statement.setdefault(ln.statement_id, []).append(ln)
+    return [Shown(r, by_statement.get(r.id, [])) for r in rows]
 
 
 def read_statements(actor: User, tenant: Tenant, document_id: str, ip: str | None) -> list[Shown]:
@@ -88,10 +85,8 @@ def read_statements(actor: User, tenant: Tenant, document_id: str, ip: str | Non
 def csv_table(doc: Document) -> parse_csv.Layout | None:
     """The table of the document's current CSV (its first ``HEAD_LIMIT`` bytes), or None when it is no CSV
     table (the mapping form shows its header and first rows)."""
-    obj = db.session.scalar(select(StoredObject).join(DocumentVersion, DocumentVersion.object_id == StoredObject.id)
-                            .where(DocumentVersion.document_id == doc.id,
-                                   DocumentVersion.number == doc.current_version))
-    if obj is None or obj.kind != "csv":
+    obj = doc.latest.object  # the versions come with the document
+    if obj.kind != "csv":
         return None
     head = bytearray()
     for chunk in vault.read_object(obj):
@@ -203,13 +198,11 @@ def map_document(actor: User, tenant: Tenant, document_id: str, given: MappingIn
     if table is None:
         raise NotFound()  # not a CSV table: there is nothing to map here
     row = save_mapping(actor, tenant, table.header, given, ip, document=doc)
-    record = db.session.scalar(select(IntakeRecord).where(IntakeRecord.document_id == doc.id,
-                                                          IntakeRecord.version == doc.current_version))
+    from portal.intake import services as intake
+
+    record = intake.record_of(doc)
     again = record is not None and record.state == "failed"
     if again:
-        chain.retry(record)
-        audit.record("intake.retried", audit.Actor.of(actor), tenant_id=tenant.id, object_type="document",
-                     object_id=doc.id, ip=ip, data={"name": doc.title, "step": record.step, "version": record.version})
-        db.session.commit()
+        intake.retry(actor, tenant, document_id, ip)  # from the step that failed; audited like any retry
     return Mapped(row, again)
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import get_currency_precision, is_currency
+from babel.numbers import is_currency
+
+from portal.billing.render import minor_units
 
 
 class BankFileError(Exception):
@@ -86,7 +88,7 @@ def to_minor(amount: Decimal, currency: str, *, row: int | None = None, column: 
     (a bank never writes that, so it is a misread column, never something to round).
     """
     try:
-        scaled = Decimal(amount).scaleb(get_currency_precision(currency))
+        scaled = Decimal(amount).scaleb(minor_units(currency))
         if not scaled.is_finite() or scaled != scaled.to_integral_value():
             raise BankFileError("bank_decimals", row, column)
         return int(scaled)

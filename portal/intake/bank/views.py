@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import format_date, get_locale
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.access import requires
-from portal.billing.render import format_money
+from portal.billing.views import money_in
 from portal.documents import panels
 from portal.documents.models import Document
 from portal.intake import bp
@@ -18,7 +18,7 @@ from portal.intake import services as intake
 from portal.intake import views as _intake_views  # noqa: F401 - what was read comes first, the statement after it
 from portal.intake.bank import parse_csv, services
 from portal.intake.bank.forms import FIELD_LABELS, BankMappingForm
-from portal.intake.bank.models import BankStatement
+from portal.intake.bank.models import BankCsvMapping, BankStatement
 from portal.intake.models import IntakeRecord
 from tenants.policy import allowed
 
@@ -36,8 +36,8 @@ WHERE = {
 
 
 def money(amount: int | None, currency: str) -> str:
-    """An amount in the minor unit, in the reader's language ("10.000.000 ₫", "$1,200.50")."""
-    return "" if amount is None else format_money(int(amount), currency, str(get_locale() or "en"))
+    """An amount in the minor unit, in the reader's language ("10.000.000 ₫", "$1,200.50"); "" for none."""
+    return "" if amount is None else money_in(amount, currency)
 
 
 def continuity_sentence(statement: BankStatement) -> str:
@@ -69,10 +69,10 @@ def failure_sentence(error: str | None, table: parse_csv.Layout | None, date_for
                                  "example": parse_csv.DATE_FORMATS.get(date_format or "", date_format or "")}
 
 
-def _form_for(table: parse_csv.Layout) -> BankMappingForm:
+def _form_for(table: parse_csv.Layout, saved: BankCsvMapping | None) -> BankMappingForm:
+    """The mapping form: what was typed after a refusal, else the saved mapping of this layout, else defaults."""
     form = g.get("bank_mapping_form")
     if form is None:
-        saved = services.mapping_of(table.fingerprint)
         values: dict = {"bank": "", "date_format": "%d/%m/%Y", "decimal": ".", "currency": "VND"}
         if saved is not None:
             values = {"bank": saved.bank, "date_format": saved.mapping["date_format"],
@@ -116,7 +116,7 @@ def _panel(doc: Document) -> panels.Panel | None:
             context.update(table=table, preview=[row for _n, row in table.rows[:PREVIEW_ROWS]],
                            where=failure_sentence(record.error, table, saved.mapping["date_format"] if saved else None))
             if allowed(g.role, "tenant:intake.map"):
-                context["form"] = _form_for(table)
+                context["form"] = _form_for(table, saved)
     return panels.Panel("intake/_bank.html", context)
 
 

@@ -68,7 +68,7 @@ def rotate(actor: User | None, tenant: Tenant, ip: str | None = None) -> str:
     # Two rotations at once: the second waits here, then replaces the first one's new address.
     db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"mailin:{tenant.id}", 0))))
     old = db.session.scalar(select(IntakeMailAddress).where(IntakeMailAddress.retired_at.is_(None))
-                            .with_for_update().execution_options(populate_existing=True))
+                            .execution_options(populate_existing=True))
     if old is not None:
         old.retired_at = utcnow()
         db.session.flush()  # the one-current-address index sees the old one retired first
@@ -81,7 +81,7 @@ def rotate(actor: User | None, tenant: Tenant, ip: str | None = None) -> str:
                  tenant_id=tenant.id, object_type="intake_mail_address", object_id=row.id, ip=ip,
                  data={"replaced": str(old.id)} if old else {})
     db.session.commit()
-    return f"{local}@{domain()}"
+    return address_of(row)
 
 
 def resolve(recipient: str) -> uuid.UUID | None:
@@ -93,9 +93,10 @@ def resolve(recipient: str) -> uuid.UUID | None:
     local, _at, at_domain = addr.rpartition("@")
     if not local or not domain() or at_domain != domain() or len(local) > 64:
         return None
-    db.session.execute(_PRESENT, {"hex": local_hash(local).hex()})
+    digest = local_hash(local)
+    db.session.execute(_PRESENT, {"hex": digest.hex()})
     row = db.session.execute(select(IntakeMailAddress.tenant_id, IntakeMailAddress.retired_at)
-                             .where(IntakeMailAddress.local_hash == local_hash(local))
+                             .where(IntakeMailAddress.local_hash == digest)
                              .execution_options(rls_only=True)).first()
     db.session.execute(_PRESENT, {"hex": ""})  # the widening served its purpose: close it again
     if row is None or row.retired_at is not None:

@@ -46,8 +46,10 @@ def mail_in(host: str | None, port: int | None) -> None:
 def start_dev_receiver(app: Flask):  # noqa: ANN201 - an aiosmtpd Controller, or None
     """Start the receiver on loopback for ``portal dev``, giving every live tenant an address; print how to use it.
 
-    A port already in use is said, not fatal: the portal itself still starts.
+    A port already in use is said, not fatal: the portal itself still starts. Nothing when mail-in is off.
     """
+    if not app.config["INTAKE_MAIL_DOMAIN"]:
+        return None
     from portal.intake.mail import addresses
     from portal.intake.mail.smtp import controller
     from tenants.context import for_tenant

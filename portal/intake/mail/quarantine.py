@@ -9,12 +9,11 @@ deletes the message itself. Both are in the access log. Held mail is kept until 
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.documents import services as vault
@@ -22,7 +21,7 @@ from portal.documents.models import Document, StoredObject
 from portal.extensions import db
 from portal.intake.mail.message import parse
 from portal.intake.mail.models import IntakeMail, IntakeMailDocument
-from portal.intake.mail.receive import store_attachments
+from portal.intake.mail.receive import store_attachments, summary
 from tenants import audit
 from tenants.models import Tenant, User, utcnow
 
@@ -60,7 +59,7 @@ def held(tenant: Tenant) -> list[IntakeMail]:
 
 
 def held_count(tenant: Tenant) -> int:
-    return len(db.session.scalars(select(IntakeMail.id).where(IntakeMail.state.in_(OPEN))).all())
+    return db.session.scalar(select(func.count()).select_from(IntakeMail).where(IntakeMail.state.in_(OPEN)))
 
 
 def note_of(doc: Document) -> Note | None:
@@ -73,11 +72,8 @@ def note_of(doc: Document) -> Note | None:
 
 def _open(mail_id: str) -> IntakeMail:
     """A held message of the bound tenant, locked; 404 for a missing, decided or another tenant's one alike."""
-    try:
-        wanted = uuid.UUID(str(mail_id))
-    except ValueError:
-        raise NotFound() from None
-    mail = db.session.scalar(select(IntakeMail).where(IntakeMail.id == wanted, IntakeMail.state.in_(OPEN))
+    mail = db.session.scalar(select(IntakeMail).where(IntakeMail.id == vault.parse_id(mail_id),
+                                                      IntakeMail.state.in_(OPEN))
                              .with_for_update())
     if mail is None:
         raise NotFound()
@@ -102,8 +98,7 @@ def release(actor: User, tenant: Tenant, mail_id: str, ip: str | None = None) ->
     mail.state, mail.outcome = "released", json.dumps(files)
     audit.record("intake.mail_released", audit.Actor.of(actor), tenant_id=tenant.id, object_type="intake_mail",
                  object_id=mail.id, ip=ip, data={"from": mail.sender, "subject": mail.subject, "reason": mail.reason,
-                                                 "documents": [f["name"] for f in files if f["status"] != "refused"],
-                                                 "refused": [f["name"] for f in files if f["status"] == "refused"]})
+                                                 **summary(files)})
     _delete_raw(mail, obj)
     return Note(mail, files)
 

@@ -109,7 +109,7 @@ def _accept(tenant: Tenant, parsed: Parsed, sender: senders.Sender, mail: Intake
         mail.state, mail.outcome = "stored", json.dumps(outcome)
         who = audit.Actor.of(user) if user is not None else audit.Actor(None, sender.email, "client")
         audit.record("intake.mail_received", who, tenant_id=tenant.id, object_type="intake_mail", object_id=mail.id,
-                     data={"from": sender.email, "subject": parsed.subject, **_summary(outcome)})
+                     data={"from": sender.email, "subject": parsed.subject, **summary(outcome)})
         db.session.commit()
     return "stored"
 
@@ -148,7 +148,7 @@ def _link(mail_id: uuid.UUID, document_id: uuid.UUID) -> None:
         db.session.commit()
 
 
-def _summary(outcome: list[dict[str, Any]]) -> dict[str, list[str]]:
+def summary(outcome: list[dict[str, Any]]) -> dict[str, list[str]]:
     """The file names kept and refused, for the access log."""
     return {"documents": [o["name"] for o in outcome if o["status"] != "refused"],
             "refused": [o["name"] for o in outcome if o["status"] == "refused"]}

@@ -15,6 +15,8 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
+from portal.auth.services import normalise_email
+from portal.documents.services import parse_id
 from portal.extensions import db
 from portal.intake.mail.models import IntakeMailSender
 from tenants import audit
@@ -46,12 +48,8 @@ class Sender:
         return self.user_id is not None
 
 
-def normalise(email: str | None) -> str:
-    return (email or "").strip().lower()
-
-
 def _token(tenant_id: uuid.UUID, email: str) -> bytes:
-    return blind_tokens(tenant_id, PURPOSE, [normalise(email)])[0]
+    return blind_tokens(tenant_id, PURPOSE, [normalise_email(email)])[0]
 
 
 def _people():  # noqa: ANN202 - a Select of (User, role)
@@ -69,7 +67,7 @@ def registered(tenant: Tenant) -> list[Sender]:
 
 def find(tenant: Tenant, email: str | None) -> Sender | None:
     """The registered sender with this address in the bound tenant, or None."""
-    email = normalise(email)
+    email = normalise_email(email)
     if not email:
         return None
     person = db.session.execute(_people().where(func.lower(User.email) == email)).first()
@@ -85,7 +83,7 @@ def add(actor: User, tenant: Tenant, email: str | None, ip: str | None = None) -
 
     Audited as ``intake.mail_sender_added``; commits.
     """
-    email = normalise(email)
+    email = normalise_email(email)
     if len(email) > 254 or not _EMAIL.match(email):
         raise SenderError(_("Give one e-mail address, for example scanner@your-company.vn."))
     existing = find(tenant, email)
@@ -107,16 +105,12 @@ def remove(actor: User, tenant: Tenant, sender_id: str, ip: str | None = None) -
     404 for a missing id and another tenant's alike. Audited as ``intake.mail_sender_removed``; commits.
     Returns the address removed.
     """
-    try:
-        wanted = uuid.UUID(str(sender_id))
-    except ValueError:
-        raise NotFound() from None
-    row = db.session.scalar(select(IntakeMailSender).where(IntakeMailSender.id == wanted))
+    row = db.session.scalar(select(IntakeMailSender).where(IntakeMailSender.id == parse_id(sender_id)))
     if row is None:
         raise NotFound()
-    email = row.email
+    email, row_id = row.email, row.id
     db.session.delete(row)
     audit.record("intake.mail_sender_removed", audit.Actor.of(actor), tenant_id=tenant.id,
-                 object_type="intake_mail_sender", object_id=wanted, ip=ip, data={"email": email})
+                 object_type="intake_mail_sender", object_id=row_id, ip=ip, data={"email": email})
     db.session.commit()
     return email
