@@ -148,3 +148,20 @@ def test_staff_check_invoice_fields_outlined_on_the_page_and_correct_one(app: Fl
     expect(page.get_by_test_id("corrected-invoice_number")).to_be_visible()
     expect(page.get_by_test_id("field-invoice_number").locator(".read-value")).to_have_text(
         sample.truth["invoice_number"])  # what was read stays beside the correction
+
+
+def test_a_scanned_pdf_offers_its_searchable_copy(app: Flask, page: Page, run_jobs, screenshot_dir: Path) -> None:
+    from tests.data.invoices import samples
+
+    scan, _kind = samples(1)[0].scan(as_pdf=True)
+    tenant_id, slug, admin, _staff = _tenant_with_staff(app)
+    doc_id = _store(app, tenant_id, admin, scan, "hoa-don-quet.pdf", "invoice")
+    run_jobs()
+    sign_in(page, admin)
+    page.goto(f"/t/{slug}/documents/{doc_id}")
+    link = page.get_by_test_id("intake-searchable")
+    expect(link).to_be_visible()
+    look_at(page, screenshot_dir, "intake-searchable", lambda: expect(link).to_be_visible())
+    with page.expect_download() as download:
+        link.get_by_role("link").click()
+    assert download.value.suggested_filename == "hoa-don-quet (searchable).pdf"
