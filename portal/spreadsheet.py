@@ -22,3 +22,34 @@ def cell(value: object) -> object:
 def row(values: list[object]) -> list[object]:
     """Every cell of a row made safe (see ``cell``)."""
     return [cell(v) for v in values]
+
+
+def xlsx(sheets: dict[str, list[list[object]]], *, header_rows: int = 1) -> bytes:
+    """An XLSX workbook of ``sheets`` (title → rows), every text cell made safe (see ``cell``).
+
+    Text is written as text, never as a formula: openpyxl would store a string starting with ``=`` as
+    one, so ``cell`` quotes it first. The first ``header_rows`` rows of each sheet are bold and frozen;
+    integers stay numbers, so the reader's spreadsheet can add them up.
+    """
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook(write_only=False)
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title=title[:31])  # Excel's limit on a sheet's name
+        for values in rows:
+            sheet.append(row(list(values)))
+        for header in sheet.iter_rows(min_row=1, max_row=header_rows):
+            for c in header:
+                c.font = Font(bold=True)
+        if header_rows:
+            sheet.freeze_panes = sheet.cell(row=header_rows + 1, column=1)
+        for column in sheet.columns:
+            width = max((len(str(c.value)) for c in column if c.value is not None), default=8)
+            sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 8), 60)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -45,10 +45,14 @@ class LineSchema(Schema):
     debit = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": MONEY})
     credit = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": MONEY})
     description = fields.String(allow_none=True, validate=validate.Length(max=300))
+    counterparty = fields.String(allow_none=True, validate=validate.Length(max=300), metadata={
+        "description": "Customer or supplier (its tax code in it groups its invoices in the ageing)."})
 
 
 class EntryInSchema(Schema):
     entry_date = fields.Date(required=True)
+    due_date = fields.Date(allow_none=True, load_default=None,
+                           metadata={"description": "An invoice's due date (on or after `entry_date`)."})
     memo = fields.String(allow_none=True, validate=validate.Length(max=500))
     lines = fields.List(fields.Nested(LineSchema), required=True, validate=validate.Length(min=1, max=500))
     post = fields.Boolean(load_default=False, metadata={"description": "Post it at once (else a draft)."})
@@ -58,6 +62,7 @@ class EntrySchema(Schema):
     id = fields.UUID(required=True)
     number = fields.Integer(allow_none=True, metadata={"description": "Given at posting, without gaps."})
     entry_date = fields.Date(required=True)
+    due_date = fields.Date(allow_none=True)
     state = fields.String(required=True, metadata={"enum": ["draft", "posted"]})
     memo = fields.String(allow_none=True)
     source = fields.String(required=True)
@@ -103,11 +108,13 @@ def _books():  # noqa: ANN202 - the tenant's Book, or 409
 
 
 def _entry_json(entry: Entry) -> dict:
-    return {"id": entry.id, "number": entry.number, "entry_date": entry.entry_date, "state": entry.state,
+    return {"id": entry.id, "number": entry.number, "entry_date": entry.entry_date, "due_date": entry.due_date,
+            "state": entry.state,
             "memo": entry.memo, "source": entry.source, "reverses": entry.reverses_id,
             "reversed_by": entry.reversed_by_id,
             "lines": [{"account": line.account.code, "debit": line.debit, "credit": line.credit,
-                       "description": line.description} for line in entry.lines]}
+                       "description": line.description, "counterparty": line.counterparty}
+                      for line in entry.lines]}
 
 
 def _refused(exc: services.LedgerError, status: int = 422, extra: dict | None = None):  # noqa: ANN202
@@ -163,11 +170,11 @@ def create_ledger_entry(body: dict, tenant_slug: str) -> tuple[dict, int]:
     saved is kept as a draft: `draft` is its id). Audited.
     """
     _books()
-    lines = [services.LineInput(line["account"], line["debit"], line["credit"], line.get("description"))
-             for line in body["lines"]]
+    lines = [services.LineInput(line["account"], line["debit"], line["credit"], line.get("description"),
+                                line.get("counterparty")) for line in body["lines"]]
     try:
         entry = services.save_draft(_caller(), g.tenant, body["entry_date"], lines, memo=body.get("memo"),
-                                    post_it=body["post"], ip=request.remote_addr)
+                                    due_date=body.get("due_date"), post_it=body["post"], ip=request.remote_addr)
     except services.NotPosted as exc:
         abort(_refused(exc, extra={"draft": str(exc.entry.id)}))
     except services.LedgerError as exc:

@@ -35,6 +35,7 @@ class Prefill:
     memo: str
     counterparty: str
     lines: list[services.LineInput] = field(default_factory=list)
+    due_date: date | None = None
 
 
 def invoice_of(document: Document) -> dict | None:
@@ -120,7 +121,12 @@ def prefill(tenant: Tenant, document: Document) -> Prefill | None:
         lines += [services.LineInput(role("input_vat").code, tax, 0, memo, tax_code=rate or None)
                   for rate, tax in taxed]
         lines.append(services.LineInput(role("payable").code, 0, total, memo, counterparty))
-    return Prefill("sale" if sale else "purchase", when, memo, counterparty, lines)
+    try:
+        due = date.fromisoformat(invoice.get("due_date") or "")
+    except ValueError:
+        due = None
+    return Prefill("sale" if sale else "purchase", when, memo, counterparty, lines,
+                   due if due is not None and due >= when else None)
 
 
 def posted_for_same_invoice(document_id: uuid.UUID, except_entry: uuid.UUID | None = None) -> Entry | None:

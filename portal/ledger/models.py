@@ -25,17 +25,19 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
 from tenants.fields import Sealed
 from tenants.isolation import TenantScoped
-from tenants.models import Timestamped, new_id
+from tenants.models import Timestamped, new_id, utcnow
 
 TYPES = ("asset", "liability", "equity", "revenue", "expense", "closing")
 PERIOD_STATES = ("open", "in_review", "closed")
@@ -129,6 +131,8 @@ class Entry(TenantScoped, Timestamped, db.Model):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
     posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     posted_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # An invoice's due date (its receivable or payable is overdue after it); none: due on its date.
+    due_date: Mapped[date | None] = mapped_column(Date)
 
     lines: Mapped[list[Line]] = relationship(back_populates="entry", order_by="Line.line_no",
                                              cascade="all, delete-orphan", passive_deletes=True)
@@ -147,7 +151,9 @@ class Line(TenantScoped, db.Model):
                                       name="one_side"),
                       CheckConstraint("(currency is null) = (original_amount is null) and "
                                       "(currency is null) = (rate is null)", name="foreign_whole"),
-                      Index("ix_ledger_lines_account", "tenant_id", "account_id"))
+                      Index("ix_ledger_lines_account", "tenant_id", "account_id"),
+                      Index("ix_ledger_lines_party", "tenant_id", "party_key",
+                            postgresql_where=text("party_key is not null")))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_entries.id", ondelete="CASCADE"),
@@ -165,6 +171,26 @@ class Line(TenantScoped, db.Model):
     currency: Mapped[str | None] = mapped_column(String(3))
     original_amount: Mapped[int | None] = mapped_column(BigInteger)
     rate: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    # A keyed hash of the counterparty (``open_items.party_key``): ageing groups by it, never by a name.
+    party_key: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     entry: Mapped[Entry] = relationship(back_populates="lines")
     account: Mapped[Account] = relationship()
+
+
+class Settlement(TenantScoped, db.Model):
+    """``amount`` of an open item (an invoice's receivable or payable line) settled by a payment's line on the
+    same account, on the other side. Never changed: a reversed payment's settlements stop counting."""
+
+    __tablename__ = "ledger_settlements"
+    __table_args__ = (UniqueConstraint("item_line_id", "settling_line_id"),
+                      CheckConstraint("amount > 0", name="positive"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    item_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_lines.id", ondelete="RESTRICT"),
+                                                    nullable=False, index=True)
+    settling_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_lines.id", ondelete="RESTRICT"),
+                                                        nullable=False, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from portal.extensions import db
 from portal.ledger.models import Account, Book, Entry, Line, Period
+from portal.ledger.parties import party_key
 from tenants import audit
 from tenants.models import Tenant, User, utcnow
 
@@ -224,7 +225,8 @@ def _lines(tenant: Tenant, entry: Entry, lines: Sequence[LineInput]) -> dict[str
             entry.lines.append(Line(tenant_id=tenant.id, line_no=n, account_id=account.id, debit=line.debit,
                                     credit=line.credit, description=line.description or None,
                                     counterparty=line.counterparty or None, tax_code=line.tax_code or None,
-                                    currency=line.currency, original_amount=line.original_amount, rate=line.rate))
+                                    currency=line.currency, original_amount=line.original_amount, rate=line.rate,
+                                    party_key=party_key(tenant.id, line.counterparty)))
     return errors
 
 
@@ -238,7 +240,8 @@ class NotPosted(LedgerError):
 
 def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[LineInput], *, memo: str | None = None,
                entry_id: str | None = None, document_id: uuid.UUID | None = None, source: str = "manual",
-               post_it: bool = False, override: bool = False, ip: str | None = None) -> Entry:
+               due_date: date | None = None, post_it: bool = False, override: bool = False,
+               ip: str | None = None) -> Entry:
     """A new draft entry, or a draft changed (lines replaced); a draft need not balance yet. With ``post_it``
     it is posted in the same transaction (``post``'s rules); when it may not be, it is kept as a draft and
     ``NotPosted`` says why. Commits."""
@@ -251,8 +254,10 @@ def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[Li
     else:
         entry = Entry(tenant_id=tenant.id, created_by_id=actor.id, source=source, document_id=document_id, lines=[])
         db.session.add(entry)
-    entry.entry_date, entry.memo = entry_date, memo or None
+    entry.entry_date, entry.memo, entry.due_date = entry_date, memo or None, due_date
     errors = _lines(tenant, entry, lines)
+    if due_date is not None and due_date < entry_date:
+        errors["due_date"] = _("The due date comes on or after the entry's date.")
     if errors:
         db.session.rollback()
         raise LedgerError(_("The entry was not saved: correct the lines marked."), errors)
@@ -356,7 +361,8 @@ def post_batch(actor: User, tenant: Tenant, entries: Sequence[EntryInput], *, so
         line_rows += [{"id": uuid.uuid4(), "tenant_id": tenant.id, "entry_id": entry_id, "line_no": n,
                        "account_id": chart[line.account.strip()].id, "debit": line.debit, "credit": line.credit,
                        "description": line.description or None, "counterparty": line.counterparty or None,
-                       "tax_code": line.tax_code or None} for n, line in enumerate(entry.lines, start=1)]
+                       "tax_code": line.tax_code or None, "party_key": party_key(tenant.id, line.counterparty)}
+                      for n, line in enumerate(entry.lines, start=1)]
     db.session.execute(insert(Entry), entry_rows)
     db.session.execute(insert(Line), line_rows)
     last = first + len(entries) - 1
@@ -396,7 +402,8 @@ def reverse(actor: User, tenant: Tenant, entry_id: str, on: date, *, memo: str |
     reversal.lines = [Line(tenant_id=tenant.id, line_no=line.line_no, account_id=line.account_id, debit=line.credit,
                            credit=line.debit, description=line.description, counterparty=line.counterparty,
                            tax_code=line.tax_code, currency=line.currency,
-                           original_amount=line.original_amount, rate=line.rate) for line in original.lines]
+                           original_amount=line.original_amount, rate=line.rate, party_key=line.party_key)
+                       for line in original.lines]
     db.session.add(reversal)
     db.session.flush()
     check_postable(reversal)

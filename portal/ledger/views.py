@@ -235,6 +235,7 @@ def _prefilled(document: Document) -> dict:
     book = services.book_of(g.tenant)
     scale = minor_units(book.currency)
     typed = {"entry_date": suggested.entry_date.isoformat(), "memo": suggested.memo, "document_id": str(document.id),
+             "due_date": suggested.due_date.isoformat() if suggested.due_date else "",
              "line_count": str(max(LINES_SHOWN, len(suggested.lines)))}
     for i, line in enumerate(suggested.lines, start=1):
         typed.update({f"line-{i}-account": line.account, f"line-{i}-description": line.description or "",
@@ -292,6 +293,12 @@ def _save(tenant_slug: str, entry: Entry | None) -> ResponseReturnValue:
     except ValueError:
         errors["entry_date"] = _("Give the entry's date.")
         when = None
+    due = None
+    if form.get("due_date"):
+        try:
+            due = date.fromisoformat(form["due_date"])
+        except ValueError:
+            errors["due_date"] = _("Give the due date as a date, or leave it empty.")
     if errors:
         flash(_("The entry was not saved: correct the fields marked."), "error")
         return _entry_page(entry, form, errors, 422)
@@ -299,7 +306,8 @@ def _save(tenant_slug: str, entry: Entry | None) -> ResponseReturnValue:
     try:
         saved = services.save_draft(_actor(), g.tenant, when, lines, memo=form.get("memo"), entry_id=entry_id,
                                     document_id=document.id if document else None,
-                                    source="invoice" if document else "manual", post_it=form.get("then") == "post",
+                                    source="invoice" if document else "manual", due_date=due,
+                                    post_it=form.get("then") == "post",
                                     override=form.get("override") == "1", ip=request.remote_addr)
     except services.NotPosted as exc:  # kept as a draft: the form now saves that draft, not a second one
         flash(_("%(why)s It is kept as a draft.", why=str(exc)), "error")
