@@ -65,6 +65,7 @@ ACTION_LABELS = {
     "task.approved": _l("approved a task's work"),
     "task.rejected": _l("rejected a task's work"),
     "task.approval_invalidated": _l("voided an approval: the approved document changed"),
+    "task.reopened": _l("sent a finished task back to work (its month of books was reopened)"),
     "tenant.exported": _l("exported all documents"),
     "tenant.offboarded": _l("destroyed this workspace's keys and documents"),
     "tenant.offboarding_started": _l("started taking this workspace's data off the portal"),

@@ -28,7 +28,7 @@ from portal.extensions import db
 from portal.ledger import reports, services
 from portal.ledger.models import Entry, Period
 from tenants import audit
-from tenants.models import Tenant, User
+from tenants.models import Tenant, User, utcnow
 
 
 def report_csv(month: date, note: str | None = None) -> bytes:
@@ -67,10 +67,14 @@ def start(actor: User, tenant: Tenant, month: date, reviewer_id: str, ip: str | 
 
     month = month.replace(day=1)
     period = services.period_of(month) or Period(tenant_id=tenant.id, month=month, state="open")
-    if period.task_id is not None and period.state == "open":  # reopened: its task waits for the client again
+    if period.task_id is not None and period.state == "open":  # reopened: its task is worked and reviewed again
         period.state = "in_review"
         db.session.commit()
         _store_report(actor, tenant, period)
+        audit.record("ledger.month_in_review", audit.Actor.of(actor), tenant_id=tenant.id,
+                     object_type="ledger_period", object_id=period.id, ip=ip,
+                     data={"month": month.isoformat(), "task": str(period.task_id)})
+        db.session.commit()
         return services.period_of(month)
     if period.state != "open":
         raise services.LedgerError(_("%(month)s is being closed or is closed already.", month=month.strftime("%m/%Y")))
@@ -108,6 +112,24 @@ def start(actor: User, tenant: Tenant, month: date, reviewer_id: str, ip: str | 
 def rewrite_report(actor: User, tenant: Tenant, period: Period, note: str | None = None) -> None:
     """Write the month's report again (a new version; commits)."""
     _store_report(actor, tenant, period, note)
+
+
+def back_to_work(actor: User, period: Period, reason: str) -> None:
+    """A reopened month's closing task goes back to whoever closed it, its approval void: the month is closed
+    again only after a second person's review and the client's approval of the corrected report."""
+    from portal.work import services as work
+    from portal.work.models import Task
+    from portal.work.states import FINAL, State
+
+    task = db.session.scalar(select(Task).where(Task.id == period.task_id).with_for_update(of=Task)) \
+        if period.task_id else None
+    if task is None or task.state in FINAL - {State.DONE}:
+        return
+    source = task.state
+    task.state, task.done_at, task.updated_at = State.IN_PROGRESS, None, utcnow()
+    task.approved_sha256 = task.approved_by_id = task.approved_at = None
+    work.add_event(task, actor, "moved", source=source, target=State.IN_PROGRESS, move="reopened")
+    work.record("task.reopened", actor, task, reason=reason)
 
 
 def posted_into(actor: User, tenant: Tenant, day: date) -> None:

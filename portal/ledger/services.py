@@ -493,13 +493,14 @@ def reopen_month(actor: User, tenant: Tenant, month: date, reason: str, ip: str 
     if len(reason.strip()) < 5:
         raise LedgerError(_("Say why the month is reopened (a few words): the client sees it in the log."),
                           {"reason": _("Say why.")})
+    from portal.ledger import closing
+
     period.state, period.reopened_reason, period.closed_hash = "open", reason.strip(), None
+    closing.back_to_work(actor, period, reason.strip())
     audit.record("ledger.month_reopened", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_period",
                  object_id=period.id, ip=ip, data={"month": period.month.isoformat(), "reason": reason.strip()})
     db.session.commit()
-    if period.report_id is not None:  # a new version of the approved report: its approval no longer counts
-        from portal.ledger import closing
-
+    if period.report_id is not None:  # a new version of the approved report: the client sees why
         closing.rewrite_report(actor, tenant, period, note=f"reopened: {reason.strip()}")
     return period
 

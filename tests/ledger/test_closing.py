@@ -15,6 +15,7 @@ from portal.ledger import closing, reports, services
 from portal.ledger.models import Period
 from portal.work import services as work
 from portal.work.models import Task
+from portal.work.states import IllegalMove
 from tenants.audit import AuditEvent
 from tenants.lifecycle import assign
 from tenants.models import Tenant, User
@@ -90,8 +91,28 @@ def test_reopening_voids_the_clients_approval_of_the_month(app, run_jobs):
     with app.app_context(), as_person(world, world.admin) as (admin, tenant):
         assert services.period_of(NOVEMBER).state == "closed"
         services.reopen_month(admin, tenant, DAY, "A supplier invoice arrived late")
-    run_jobs()  # the report's new version is announced; work voids the approval of the old one
-    with app.app_context(), as_person(world, world.staff):
+    run_jobs()  # the report's new version is announced
+    with app.app_context(), as_person(world, world.staff) as (staff, tenant):
         task = db.session.get(Task, task_id)
-        assert task.state == "awaiting_approval" and task.approved_sha256 is None
+        assert task.state == "in_progress" and task.approved_sha256 is None  # back to work, approval void
         assert services.period_of(NOVEMBER).state == "open"
+        post(world, world.staff, PURCHASE)  # the late invoice
+        # Closing again goes through a second person's review and the client's approval once more.
+        assert closing.start(staff, tenant, NOVEMBER, str(manager.id)).state == "in_review"
+        work.move(staff, tenant, task_id, "submit")
+    with app.app_context(), as_person(world, world.client) as (client, tenant):
+        with pytest.raises(IllegalMove):  # not before the second person's review
+            work.move(client, tenant, task_id, "client_approve",
+                      seen_sha256=_report_sha(services.period_of(NOVEMBER)))
+        db.session.rollback()
+    with app.app_context(), as_person(world, manager) as (reviewer, tenant):
+        work.move(reviewer, tenant, task_id, "approve")
+    with app.app_context(), as_person(world, world.client) as (client, tenant):
+        work.move(client, tenant, task_id, "client_approve", seen_sha256=_report_sha(services.period_of(NOVEMBER)))
+    run_jobs()
+    with app.app_context(), as_person(world, world.staff):
+        period = services.period_of(NOVEMBER)
+        assert period.state == "closed"
+        assert period.closed_hash == services.month_hash(reports.trial_balance(date(2026, 11, 30), since=NOVEMBER))
+        actions = set(db.session.scalars(select(AuditEvent.action).where(AuditEvent.tenant_id == world.id)))
+        assert {"ledger.month_reopened", "task.reopened"} <= actions
