@@ -127,6 +127,7 @@ ACTION_LABELS = {
     "ledger.started": _l("switched bookkeeping on"),
     "ledger.account_added": _l("added an account to the chart"),
     "ledger.account_deleted": _l("deleted an account from the chart"),
+    "ledger.account_renamed": _l("renamed an account of the chart"),
     "ledger.account_activated": _l("activated an account"),
     "ledger.account_deactivated": _l("deactivated an account"),
     "ledger.draft_saved": _l("saved a draft entry"),

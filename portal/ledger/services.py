@@ -167,6 +167,30 @@ def delete_account(actor: User, tenant: Tenant, code: str, ip: str | None = None
     db.session.commit()
 
 
+def rename_account(actor: User, tenant: Tenant, code: str, name_vi: str, name_en: str,
+                   ip: str | None = None) -> Account:
+    """Give an account another name (Vietnamese, and English: the Vietnamese one when left empty). Its code,
+    type and postings stay; the reports show the new name. Commits, audited with both names."""
+    account = account_by_code(code)
+    if account is None:
+        raise LedgerError(_("There is no account %(code)s.", code=code))
+    name_vi, name_en = name_vi.strip(), (name_en.strip() or name_vi.strip())
+    errors = {}
+    if not 2 <= len(name_vi) <= 200:
+        errors["name_vi"] = _("Give the account a name (2 to 200 characters).")
+    if len(name_en) > 200:
+        errors["name_en"] = _("Keep the English name to 200 characters.")
+    if errors:
+        raise LedgerError(_("The account was not renamed: correct the fields marked."), errors)
+    before = {"name_vi": account.name_vi, "name_en": account.name_en}
+    account.name_vi, account.name_en = name_vi, name_en
+    audit.record("ledger.account_renamed", audit.Actor.of(actor), tenant_id=tenant.id, object_type="ledger_account",
+                 object_id=account.id, ip=ip, data={"code": code, "before": before,
+                                                    "after": {"name_vi": name_vi, "name_en": name_en}})
+    db.session.commit()
+    return account
+
+
 def set_account_active(actor: User, tenant: Tenant, code: str, active: bool, ip: str | None = None) -> Account:
     """Deactivate an account (no new lines; it stays in the reports) or activate it again. Commits, audited."""
     account = account_by_code(code)

@@ -153,6 +153,33 @@ def account_active(tenant_slug: str, code: str) -> ResponseReturnValue:
     return redirect(url_for("ledger.chart", tenant_slug=tenant_slug, _anchor=f"a-{code}"), 303)
 
 
+@bp.route("/t/<tenant_slug>/books/accounts/<code>/name", methods=["GET", "POST"])
+@requires("tenant:ledger.keep")
+def rename_account(tenant_slug: str, code: str) -> ResponseReturnValue:
+    """Rename an account: a small form with both names, kept as typed when something is wrong."""
+    from flask import abort
+
+    account = services.account_by_code(code)
+    if account is None:
+        abort(404)
+    typed = {"name_vi": account.name_vi, "name_en": account.name_en}
+    errors: dict = {}
+    if request.method == "POST":
+        typed = {k: request.form.get(k, "") for k in ("name_vi", "name_en")}
+        try:
+            services.rename_account(_actor(), g.tenant, code, typed["name_vi"], typed["name_en"],
+                                    ip=request.remote_addr)
+        except services.LedgerError as exc:
+            _refused(exc)
+            errors = exc.errors
+        else:
+            flash(_("Account %(code)s is now called “%(name)s”.", code=code, name=typed["name_vi"].strip()),
+                  "success")
+            return redirect(url_for("ledger.chart", tenant_slug=tenant_slug, _anchor=f"a-{code}"), 303)
+    return render_template("ledger/account_name.html", tenant=g.tenant, account=account, typed=typed,
+                           errors=errors), 422 if errors else 200
+
+
 @bp.route("/t/<tenant_slug>/books/accounts/<code>/delete", methods=["POST"])
 @requires("tenant:ledger.keep")
 def delete_account(tenant_slug: str, code: str) -> ResponseReturnValue:

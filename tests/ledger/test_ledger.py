@@ -315,3 +315,30 @@ def test_the_vat_summary_per_rate_is_output_minus_input(app):
     login(client, world.client)
     page = client.get(f"/t/{world.slug}/books/vat?since=2026-11-01&until=2026-11-30").get_data(as_text=True)
     assert 'data-testid="vat-due">₫1,000,000' in page
+
+
+def test_staff_rename_an_account_and_its_postings_and_code_stay(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff):
+        post(world, world.staff, SALE)
+    staff = app.test_client()
+    login(staff, world.staff)
+    page = f"/t/{world.slug}/books/accounts/5111/name"
+    token = csrf_token(staff, page)
+    refused = staff.post(page, data={"csrf_token": token, "name_vi": "X", "name_en": "Product sales"})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "2 to 200 characters" in body and 'value="Product sales"' in body
+    done = staff.post(page, data={"csrf_token": token, "name_vi": "Doanh thu bán sản phẩm", "name_en": ""})
+    assert done.status_code == 303
+    balance = staff.get(f"/t/{world.slug}/books/trial-balance?since=2026-11-01&until=2026-11-30")
+    assert "Doanh thu bán sản phẩm" in balance.get_data(as_text=True)  # the English name falls back to it
+    with app.app_context(), as_person(world, world.staff):
+        account = services.account_by_code("5111")
+        assert (account.name_vi, account.name_en) == ("Doanh thu bán sản phẩm", "Doanh thu bán sản phẩm")
+        assert {r.code: r.credit for r in reports.trial_balance(date(2026, 11, 30))}["5111"] == 10_000_000
+        renamed = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "ledger.account_renamed"))
+        data = renamed.details
+        assert data["before"]["name_vi"] != data["after"]["name_vi"] == "Doanh thu bán sản phẩm"
+    client = app.test_client()
+    login(client, world.client)
+    assert client.get(page).status_code == 403
