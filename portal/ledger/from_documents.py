@@ -50,7 +50,8 @@ def invoice_of(document: Document) -> dict | None:
                 "invoice_number": e_invoice["number"], "series": f"{e_invoice['template'] or ''}{e_invoice['series']}",
                 "issue_date": e_invoice["issued_on"], "currency": e_invoice["currency"],
                 "net": e_invoice["total_before_vat"], "vat_amount": e_invoice["total_vat"], "total": e_invoice["total"],
-                "rates": rates}
+                "rates": rates, "buyer_name": (e_invoice.get("buyer") or {}).get("name"),
+                "buyer_tax_code": (e_invoice.get("buyer") or {}).get("tax_code")}
     rows = intake.field_rows(record)
     if not rows:
         return None
@@ -98,8 +99,11 @@ def prefill(tenant: Tenant, document: Document) -> Prefill | None:
              (invoice.get("rates") or {}).items()} or ({"": (net, vat)} if vat else {})
     seller = invoice.get("supplier_name") or ""
     code = invoice.get("supplier_tax_code") or ""
-    counterparty = f"{seller} ({code})" if code else seller
     sale = bool(book.tax_code) and code.split("-")[0] == book.tax_code.split("-")[0]
+    # The other party: the seller of a purchase, the buyer of a sale (a PDF's buyer is not read: staff type it).
+    name, party_code = ((invoice.get("buyer_name") or "", invoice.get("buyer_tax_code") or "") if sale
+                        else (seller, code))
+    counterparty = f"{name} ({party_code})" if party_code else name
     try:
         when = date.fromisoformat(invoice.get("issue_date") or "")
     except ValueError:
