@@ -25,6 +25,8 @@ from portal.ledger import services
 from portal.ledger.models import Account, Entry, Line
 from tenants.models import Tenant
 
+INVOICES = ("invoice", "receipt")  # what intake classifies, and the categories clients file them under
+
 
 @dataclass
 class Prefill:
@@ -135,9 +137,15 @@ def prefill(tenant: Tenant, document: Document) -> Prefill | None:
 
 def posted_for_same_invoice(document_id: uuid.UUID, except_entry: uuid.UUID | None = None) -> Entry | None:
     """A posted, unreversed entry of another document that is the same invoice (seller, symbol, number), or of
-    this document itself: posting it again would count the invoice twice."""
-    key = db.session.scalar(select(IntakeRecord.invoice_key).where(IntakeRecord.document_id == document_id)
-                            .order_by(IntakeRecord.version.desc()).limit(1))
+    this document itself when it is an invoice or a receipt: posting it again would count the invoice twice."""
+    read = db.session.execute(select(IntakeRecord.invoice_key, IntakeRecord.classified,
+                                     IntakeRecord.extracted.is_not(None), Document.category)
+                              .join(Document, Document.id == IntakeRecord.document_id)
+                              .where(IntakeRecord.document_id == document_id)
+                              .order_by(IntakeRecord.version.desc()).limit(1)).first()
+    key, classified, e_invoice, category = read or (None, None, False, None)
+    if not (key or e_invoice or classified in INVOICES or category in INVOICES):
+        return None  # a payroll summary, a contract: several entries may come from one such document
     mine = Entry.document_id == document_id
     if key:
         mine = mine | Entry.document_id.in_(select(IntakeRecord.document_id).where(IntakeRecord.invoice_key == key))
