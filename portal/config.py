@@ -60,8 +60,10 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),  # of the portal's own loggers (portal/logs.py)
         # No pre-ping (a round trip per request): a dropped connection is invalidated on its
         # first error and replaced; connections are recycled before servers time them out.
+        # JIT off: PostgreSQL compiled the books' report queries for 200+ ms, longer than they run
+        # (bench/ledger.py); a web app's short queries never win that time back.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 1800, "pool_size": 10,
-                                      "max_overflow": 10},
+                                      "max_overflow": 10, "connect_args": {"options": "-c jit=off"}},
         # Sessions: server-side rows behind a signed cookie (see portal/auth/sessions.py).
         "SESSION_COOKIE_NAME": "portal_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -47,19 +47,21 @@ def _counted(entry: type[Entry], as_of: date):  # noqa: ANN202 - a SQL condition
     """``entry`` is in the books on ``as_of``: posted by then, not a reversal, and not reversed by then."""
     reversal = aliased(Entry)
     return and_(entry.state == "posted", entry.entry_date <= as_of, entry.reverses_id.is_(None),
-                ~exists().where(reversal.id == entry.reversed_by_id, reversal.entry_date <= as_of))
+                or_(entry.reversed_by_id.is_(None),
+                    ~exists().where(reversal.id == entry.reversed_by_id, reversal.entry_date <= as_of)))
 
 
 def _settled(as_of: date, by: str):  # noqa: ANN202 - a subquery
-    """Sums of the settlements that count on ``as_of``, per item line (``by="item"``) or per payment line."""
-    item, payment = aliased(Line), aliased(Line)
-    item_entry, payment_entry = aliased(Entry), aliased(Entry)
-    key = Settlement.item_line_id if by == "item" else Settlement.settling_line_id
+    """Sums of the settlements that count on ``as_of``, per item line (``by="item"``) or per payment line.
+
+    Only the other side's entry is checked here: the line summed for is checked by the query that uses it.
+    """
+    other, other_entry = aliased(Line), aliased(Entry)
+    key, far = ((Settlement.item_line_id, Settlement.settling_line_id) if by == "item"
+                else (Settlement.settling_line_id, Settlement.item_line_id))
     return (select(key.label("line_id"), func.sum(Settlement.amount).label("settled"))
-            .join(item, item.id == Settlement.item_line_id).join(item_entry, item_entry.id == item.entry_id)
-            .join(payment, payment.id == Settlement.settling_line_id)
-            .join(payment_entry, payment_entry.id == payment.entry_id)
-            .where(_counted(item_entry, as_of), _counted(payment_entry, as_of)).group_by(key).subquery())
+            .join(other, other.id == far).join(other_entry, other_entry.id == other.entry_id)
+            .where(_counted(other_entry, as_of)).group_by(key).subquery())
 
 
 def _lines(tenant: Tenant, kind: str, as_of: date, *, payments: bool):  # noqa: ANN202 - a subquery
