@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         boundary,
         cli,
         clients,
+        dataentry,
         documents,
         errors,
         extensions,
@@ -66,6 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     work.init_app(app)
     intake.init_app(app)
     ledger.init_app(app)
+    dataentry.init_app(app)
     provider.init_app(app)
     api.init_app(app)
     trust.init_app(app)

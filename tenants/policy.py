@@ -74,6 +74,15 @@ TABLE: dict[str, frozenset[Role]] = {
     "tenant:ledger.setup":            frozenset({PA, MG}),
     "tenant:ledger.close":            frozenset({PA, MG, ST}),
     "tenant:ledger.reopen":           frozenset({PA}),
+    # Data entry: the provider's admin or manager defines what is keyed (templates); its people key records
+    # from the documents; the client's admin and approver read and download the records.
+    "tenant:dataentry.view":          frozenset({PA, MG, ST, CA, CP}),
+    "tenant:dataentry.key":           frozenset({PA, MG, ST}),
+    "tenant:dataentry.setup":         frozenset({PA, MG}),
+    # The filing calendar (statutory deadlines from the books' settings): read by whoever reads the books; its
+    # settings (VAT period, payroll, fiscal year) are the provider's admin's or manager's, like switching them on.
+    "tenant:filing.view":             frozenset({PA, MG, ST, CA, CP}),
+    "tenant:filing.setup":            frozenset({PA, MG}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
     # A client answers an item "we don't have this / not applicable", with a reason (the provider's

@@ -60,8 +60,14 @@ begin
     raise exception 'a settlement joins two posted lines of one account, on opposite sides'
       using errcode = '23514', constraint = 'ledger_settlement_fits';
   end if;
-  if (select sum(amount) from ledger_settlements where item_line_id = new.item_line_id) > item.debit + item.credit
-      or (select sum(amount) from ledger_settlements where settling_line_id = new.settling_line_id)
+  -- What an item (a payment) holds already: its settlements whose other side is still in the books. A reversed
+  -- payment stops settling its invoices, and a reversed invoice frees its payments, as open_items reads them.
+  if (select sum(s.amount) from ledger_settlements s join ledger_lines l on l.id = s.settling_line_id
+        join ledger_entries e on e.id = l.entry_id
+        where s.item_line_id = new.item_line_id and e.reversed_by_id is null) > item.debit + item.credit
+      or (select sum(s.amount) from ledger_settlements s join ledger_lines l on l.id = s.item_line_id
+        join ledger_entries e on e.id = l.entry_id
+        where s.settling_line_id = new.settling_line_id and e.reversed_by_id is null)
          > payment.debit + payment.credit then
     raise exception 'a settlement may not exceed what the item or the payment holds'
       using errcode = '23514', constraint = 'ledger_settlement_fits';

@@ -67,7 +67,21 @@ def _make_spec_public(app: Flask, api: PortalApi) -> None:
 
 def init_app(app: Flask) -> PortalApi:
     """Register the API blueprints, the OpenAPI document and the bearer security scheme."""
-    from portal.api import bank, documents, exports, intake, ledger, plans, quality, statements, work  # noqa: F401 - they register their endpoints on blp
+    from portal.api import (  # noqa: F401 - they register their endpoints on blp
+        bank,
+        dataentry,
+        documents,
+        exports,
+        filing,
+        intake,
+        ledger,
+        ledger_reports,
+        plans,
+        quality,
+        reconcile,
+        statements,
+        work,
+    )
     from portal.api.views import blp
     from portal.extensions import csrf
 

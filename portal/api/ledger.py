@@ -16,7 +16,7 @@ from portal.access import requires
 from portal.api.views import _caller, _refusals, blp
 from portal.errors import problem
 from portal.extensions import db
-from portal.ledger import reports, services
+from portal.ledger import dashboard, reports, services
 from portal.ledger.models import Entry
 
 MONEY = "An integer in the books' currency's minor unit (VND has none)."
@@ -231,3 +231,97 @@ def ledger_trial_balance(tenant_slug: str, since: date | None, until: date | Non
     return {"since": since, "until": until,
             "rows": [{"code": r.code, "name_vi": r.name_vi, "name_en": r.name_en, "type": r.type, "debit": r.debit,
                       "credit": r.credit, "balance": r.balance} for r in rows]}
+
+
+# --- the dashboard ----------------------------------------------------------------------------------------
+
+class DashboardArgs(Schema):
+    year = fields.Integer(load_default=None, validate=validate.Range(min=1900, max=9999), metadata={
+        "description": "The fiscal year, named by the calendar year it starts in (this one by default)."})
+
+
+class TotalsSchema(Schema):
+    revenue = fields.Integer(required=True, metadata={"description": MONEY})
+    expenses = fields.Integer(required=True, metadata={"description": MONEY})
+    result = fields.Integer(required=True, metadata={"description": "Revenue less expenses. " + MONEY})
+
+
+class DashboardMonthSchema(TotalsSchema):
+    month = fields.Date(required=True, metadata={"description": "The month's first day."})
+
+
+class CashMonthSchema(Schema):
+    month = fields.Date(required=True, metadata={"description": "The month's first day."})
+    balance = fields.Integer(required=True, metadata={"description": "Cash and bank at the month's end (on `as_of` "
+                                                                     "for its month). " + MONEY})
+
+
+class OwedSchema(Schema):
+    total = fields.Integer(required=True, metadata={"description": "Open invoices less payments not yet matched. "
+                                                                   + MONEY})
+    overdue = fields.Integer(required=True, metadata={"description": "Open invoices past their due date. " + MONEY})
+    unapplied = fields.Integer(required=True, metadata={"description": "Payments not yet matched to invoices. "
+                                                                       + MONEY})
+    buckets = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "Open invoices by days past due: `current`, `1-30`, `31-60`, `61-90`, `over_90`."})
+
+
+class VatDueSchema(Schema):
+    since = fields.Date(required=True)
+    until = fields.Date(required=True)
+    due = fields.Integer(required=True, metadata={"description": "Output VAT less input VAT (negative: carried "
+                                                                 "forward). " + MONEY})
+
+
+class DashboardSchema(Schema):
+    currency = fields.String(required=True)
+    year = fields.Integer(required=True)
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    as_of = fields.Date(required=True, metadata={"description": "Today on the tenant's clock, or the year's last day."})
+    months = fields.List(fields.Nested(DashboardMonthSchema), required=True)
+    year_to_date = fields.Nested(TotalsSchema, required=True)
+    last_year = fields.Nested(TotalsSchema, allow_none=True, metadata={
+        "description": "The same months a year before; null when nothing was posted in them."})
+    cash = fields.Integer(required=True, metadata={"description": "Cash and bank on `as_of`. " + MONEY})
+    cash_months = fields.List(fields.Nested(CashMonthSchema), required=True)
+    receivable = fields.Nested(OwedSchema, required=True)
+    payable = fields.Nested(OwedSchema, required=True)
+    vat = fields.Nested(VatDueSchema, required=True)
+
+
+def _totals(t: dashboard.Totals) -> dict:
+    return {"revenue": t.revenue, "expenses": t.expenses, "result": t.result}
+
+
+def _owed(o: dashboard.Owed) -> dict:
+    return {"total": o.total, "overdue": o.overdue, "unapplied": o.unapplied, "buckets": o.buckets}
+
+
+@blp.route("/tenants/<tenant_slug>/books/dashboard")
+@blp.arguments(DashboardArgs, location="query", as_kwargs=True)
+@blp.response(200, DashboardSchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:ledger.view")
+def ledger_dashboard(tenant_slug: str, year: int | None) -> dict:
+    """The books at a glance
+
+    A fiscal year: revenue, expenses and result by month (adding up to the profit and loss of the year), the
+    year to date against the same months a year before, cash and bank at each month's end, what customers
+    owe and what is owed to suppliers with the overdue part (by age), and this month's VAT due. 422 for a
+    year after this one.
+    """
+    book = _books()
+    on = dashboard.today(g.tenant)
+    try:
+        year = dashboard.parse_year(book, year, on)
+    except services.LedgerError as exc:
+        abort(_refused(exc))
+    board = dashboard.build(g.tenant, year, on=on)
+    return {"currency": board.currency, "year": board.year, "start": board.start, "end": board.end,
+            "as_of": board.as_of, "months": [{"month": m.month, **_totals(m)} for m in board.months],
+            "year_to_date": _totals(board.year_to_date),
+            "last_year": _totals(board.last_year) if board.last_year is not None else None,
+            "cash": board.cash, "cash_months": [{"month": m, "balance": b} for m, b in board.cash_months],
+            "receivable": _owed(board.receivable), "payable": _owed(board.payable),
+            "vat": {"since": board.vat_since, "until": board.vat_until, "due": board.vat_due}}

@@ -78,7 +78,10 @@ def context(statement: Statement, tenant: Tenant, locale: str) -> dict[str, Any]
     def money(amount: int) -> str:
         return render.format_money(amount, statement.currency, locale)
 
-    return {"statement": statement, "tenant": tenant, "money": money, "line_label": line_label,
+    def money_in(amount: int, currency: str) -> str:  # a section's own currency (the books' may not be the plan's)
+        return render.format_money(int(amount), currency, locale)
+
+    return {"statement": statement, "tenant": tenant, "money": money, "money_in": money_in, "line_label": line_label,
             "format_date": format_date, "format_decimal": format_decimal,
             "lines": line_names(), "pay_by": pay_by(statement), "sections": statement.sections,
             "in_words": render.amount_in_words(statement.total, statement.currency, statement.locale),

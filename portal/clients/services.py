@@ -225,6 +225,7 @@ LOG_KINDS: dict[str, tuple[str, ...]] = {
     "workspace": ("tenant.", "export."),
     "billing": ("statement.",),
     "books": ("ledger.",),
+    "dataentry": ("dataentry.",),
 }
 EXPORT_BATCH = 500  # events read at a time while a CSV export streams
 

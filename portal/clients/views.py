@@ -138,7 +138,22 @@ ACTION_LABELS = {
     "ledger.month_closed": _l("closed a month of the books"),
     "ledger.month_in_review": _l("put a month of the books in review for closing"),
     "ledger.exported": _l("downloaded the whole ledger"),
+    "ledger.report_exported": _l("downloaded a report of the books"),
     "ledger.month_reopened": _l("reopened a month of the books"),
+    "ledger.settled": _l("settled invoices with a payment"),
+    "ledger.bank_account_linked": _l("linked a bank account to the books"),
+    "ledger.reconciled": _l("reconciled a bank transaction with the books"),
+    "ledger.match_undone": _l("undid the reconciliation of a bank transaction"),
+    "ledger.rule_saved": _l("saved a rule for bank transactions"),
+    "ledger.rule_deleted": _l("deleted a rule for bank transactions"),
+    "ledger.rule_applied": _l("posted a bank transaction by a rule"),
+    "dataentry.template_saved": _l("saved a data-entry template"),
+    "dataentry.template_archived": _l("archived a data-entry template"),
+    "dataentry.template_restored": _l("put a data-entry template back in use"),
+    "dataentry.record_saved": _l("keyed a data-entry record"),
+    "dataentry.record_deleted": _l("deleted a data-entry record"),
+    "dataentry.exported": _l("downloaded data-entry records"),
+    "ledger.filing_settings_changed": _l("changed the filing calendar's settings"),
     "intake.mail_received": _l("mailed documents in"),
     "intake.mail_held": _l("held an e-mail in the quarantine"),
     "intake.mail_released": _l("let an e-mail in from the quarantine"),
@@ -155,7 +170,8 @@ SIDE_FILTERS = {"provider": _l("Only what the provider's people did"), "client":
                 "system": _l("Only what the portal did by itself")}
 KIND_LABELS = {"documents": _l("Documents"), "work": _l("Work"), "people": _l("People"),
                "security": _l("Security and access"), "workspace": _l("The workspace and its exports"),
-               "billing": _l("Statements and payments"), "books": _l("The books")}
+               "billing": _l("Statements and payments"), "books": _l("The books"),
+               "dataentry": _l("Data entry")}
 
 
 def _actor() -> User:
@@ -218,8 +234,14 @@ def _more(event: AuditEvent) -> str | None:
     if action == "documents.listed":
         shown = ngettext("%(num)d document shown", "%(num)d documents shown", int(data.get("count") or 0))
         return ", ".join([shown, *_filter_words(data.get("filter") or {})])
+    if action in ("dataentry.record_saved", "dataentry.record_deleted") and data.get("document"):
+        return _("document “%(title)s”", title=data["document"])
     if action == "access_log.exported":
         return ", ".join(_filter_words(data.get("filter") or {})) or None
+    if action == "ledger.report_exported":
+        from portal.ledger.report_files import export_words
+
+        return export_words(data)
     return None
 
 

@@ -47,7 +47,9 @@ class Book(TenantScoped, Timestamped, db.Model):
     """Bookkeeping switched on for a tenant: its chart's regime, currency and first month of the fiscal year."""
 
     __tablename__ = "ledger_books"
-    __table_args__ = (UniqueConstraint("tenant_id"),)
+    __table_args__ = (UniqueConstraint("tenant_id"),
+                      CheckConstraint("vat_period in ('monthly', 'quarterly')", name="vat_period"),
+                      CheckConstraint("pit_period in ('monthly', 'quarterly')", name="pit_period"))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     chart: Mapped[str] = mapped_column(String(20), nullable=False)  # vn_tt133, vn_tt99, generic
@@ -56,6 +58,13 @@ class Book(TenantScoped, Timestamped, db.Model):
     # The client's own tax code: an invoice it issued is a sale, any other a purchase.
     tax_code: Mapped[str | None] = mapped_column(String(14))
     started_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    # The filing calendar's settings (portal.ledger.filing_services, migration 0025): how often VAT is filed,
+    # whether the provider runs payroll and how often the PIT withheld is filed, and the first day whose deadlines
+    # count (None: the day the books started).
+    vat_period: Mapped[str] = mapped_column(String(9), default="monthly", server_default="monthly", nullable=False)
+    payroll: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false", nullable=False)
+    pit_period: Mapped[str] = mapped_column(String(9), default="monthly", server_default="monthly", nullable=False)
+    filing_since: Mapped[date | None] = mapped_column(Date)
 
 
 class Account(TenantScoped, Timestamped, db.Model):
@@ -194,3 +203,84 @@ class Settlement(TenantScoped, db.Model):
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+# --- bank reconciliation (``portal.ledger.reconcile``, migration 0023) --------------------------------------
+
+class BankLink(TenantScoped, Timestamped, db.Model):
+    """A bank account seen in statements (its keyed hash and currency) linked to the ledger account that keeps
+    it (a leaf under the chart's bank account), once per tenant: one bank account, one ledger account."""
+
+    __tablename__ = "ledger_bank_links"
+    __table_args__ = (UniqueConstraint("tenant_id", "account_key", "currency",
+                                       name="uq_ledger_bank_links_bank_account"),
+                      UniqueConstraint("tenant_id", "account_id", name="uq_ledger_bank_links_ledger_account"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    account_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # ``BankStatement.account_key``
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    bank: Mapped[str | None] = mapped_column(String(80))
+    account_mask: Mapped[str | None] = mapped_column(String(16))
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_accounts.id", ondelete="CASCADE"),
+                                                  nullable=False)
+    linked_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+    account: Mapped[Account] = relationship()
+
+
+class BankRule(TenantScoped, Timestamped, db.Model):
+    """A rule staff saved: a bank transaction whose counterparty contains ``counterparty`` and whose reference
+    contains ``reference`` (either may be empty, not both), money in or out, is posted to ``account_id`` with
+    ``description``. The patterns and the description are sealed: they may hold names."""
+
+    __tablename__ = "ledger_bank_rules"
+    __table_args__ = (CheckConstraint("direction in ('in', 'out')", name="direction"),
+                      CheckConstraint("counterparty is not null or reference is not null", name="pattern"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    counterparty: Mapped[str | None] = mapped_column(Sealed("ledger_bank_rules.counterparty"))
+    reference: Mapped[str | None] = mapped_column(Sealed("ledger_bank_rules.reference"))
+    direction: Mapped[str] = mapped_column(String(3), nullable=False)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_accounts.id", ondelete="CASCADE"),
+                                                  nullable=False)
+    description: Mapped[str] = mapped_column(Sealed("ledger_bank_rules.description"), nullable=False)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+
+    account: Mapped[Account] = relationship()
+
+
+class BankMatch(TenantScoped, db.Model):
+    """A bank transaction reconciled: with the payment entry posted for the invoices it settles (``items``),
+    with an entry already in the books (``entry``), by a saved rule (``rule``) or to an account by hand
+    (``account``). At most one active match per transaction and per entry (partial unique indexes: a double
+    click posts once). Undone, it stays (``undone``), its payment entry reversed. A transaction read again
+    from its file is a new row: its old match goes with the old row (the entry stays in the books and is
+    offered as the new row's match)."""
+
+    __tablename__ = "ledger_bank_matches"
+    __table_args__ = (CheckConstraint("kind in ('items', 'entry', 'rule', 'account')", name="kind"),
+                      CheckConstraint("state in ('active', 'undone')", name="state"),
+                      Index("uq_ledger_bank_matches_active_transaction", "transaction_id", unique=True,
+                            postgresql_where=text("state = 'active'")),
+                      Index("uq_ledger_bank_matches_active_entry", "entry_id", unique=True,
+                            postgresql_where=text("state = 'active'")))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    transaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("bank_transactions.id", ondelete="CASCADE"),
+                                                      nullable=False, index=True)
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_bank_links.id", ondelete="CASCADE"),
+                                               nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(7), nullable=False)
+    entry_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("ledger_entries.id", ondelete="RESTRICT"),
+                                                nullable=False, index=True)
+    rule_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("ledger_bank_rules.id", ondelete="SET NULL"))
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # the transaction's, signed
+    state: Mapped[str] = mapped_column(String(6), default="active", nullable=False)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    undone_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    reversal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("ledger_entries.id", ondelete="RESTRICT"))
+
+    entry: Mapped[Entry] = relationship(foreign_keys=[entry_id])
+    reversal: Mapped[Entry | None] = relationship(foreign_keys=[reversal_id])

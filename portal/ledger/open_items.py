@@ -170,12 +170,13 @@ def ageing(tenant: Tenant, kind: str, as_of: date) -> tuple[list[AgeingRow], Age
 
 
 def _names(keys: list[bytes]) -> dict[bytes, str | None]:
-    """A counterparty's name as last written on a line, per ``party_key`` (one query)."""
+    """A counterparty's name per ``party_key`` (one query): as its latest invoice wrote it (a payment may name only
+    the tax code), else as its latest line did."""
     if not keys:
         return {}
     query = (select(Line.party_key, Line.counterparty).join(Entry, Entry.id == Line.entry_id)
              .where(Line.party_key.in_(keys)).ext(distinct_on(Line.party_key))
-             .order_by(Line.party_key, Entry.entry_date.desc()))
+             .order_by(Line.party_key, (Entry.source == "invoice").desc(), Entry.entry_date.desc()))
     return {bytes(key): name for key, name in db.session.execute(query)}
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import and_, func, literal_column, select
+from sqlalchemy import Date, DateTime, and_, cast, func, literal_column, select
 
 from portal.extensions import db
 from portal.ledger.models import Account, Entry, Line
+from tenants.fields import BLIND_TOKEN_BYTES
 
 
 @dataclass(frozen=True)
@@ -145,3 +148,181 @@ def vat_summary(until: date, *, since: date, output_code: str, input_codes: tupl
         else:
             figures[1] += int(debit) - int(credit)
     return [VatRow(rate, out, inp) for rate, (out, inp) in sorted(by_rate.items(), key=lambda kv: kv[0])]
+
+
+def vat_accounts(tenant) -> tuple[str | None, tuple[str, ...]]:  # noqa: ANN001 - a Tenant
+    """The chart's output VAT account and its input VAT accounts (goods and services, fixed assets)."""
+    from portal.ledger import services
+
+    output = services.role_account(tenant, "output_vat")
+    inputs = tuple(a.code for a in (services.role_account(tenant, r) for r in ("input_vat", "input_vat_assets")) if a)
+    return (output.code if output else None), inputs
+
+
+@dataclass(frozen=True)
+class VatPeriodRow(VatRow):
+    """VAT of one rate in one month (or quarter) of the dates asked for: ``start``..``end``, cut to those dates."""
+
+    start: date = date.min
+    end: date = date.max
+
+
+def vat_by_period(until: date, *, since: date, output_code: str, input_codes: tuple[str, ...],
+                  per: str = "month") -> list[VatPeriodRow]:
+    """``vat_summary`` per month (``per="month"``) or quarter, oldest first and by rate: one aggregate, grouped by
+    the period the entry's date falls in. The rows of one rate add up to its ``vat_summary`` row exactly."""
+    if per not in ("month", "quarter"):
+        raise ValueError(per)
+    codes = (output_code, *input_codes)
+    rate = func.coalesce(Line.tax_code, literal_column("''")).label("rate")
+    # A date truncated as a timestamp without time zone: the session's time zone never moves a day.
+    period = cast(func.date_trunc(per, cast(Entry.entry_date, DateTime)), Date).label("period")
+    rows = db.session.execute(
+        select(period, Account.code, rate, func.sum(Line.debit), func.sum(Line.credit))
+        .join(Line, Line.account_id == Account.id).join(Entry, Entry.id == Line.entry_id)
+        .where(Account.code.in_(codes), Entry.state == "posted", Entry.entry_date >= since, Entry.entry_date <= until)
+        .group_by(period, Account.code, rate)).all()
+    figures: dict[tuple[date, str], list[int]] = {}
+    for start, code, rate_, debit, credit in rows:
+        pair = figures.setdefault((start, rate_), [0, 0])
+        if code == output_code:
+            pair[0] += int(credit) - int(debit)
+        else:
+            pair[1] += int(debit) - int(credit)
+    months = 1 if per == "month" else 3
+    out = []
+    for (start, rate_), (output, input_) in sorted(figures.items(), key=lambda kv: kv[0]):
+        end = _add_months(start, months) - timedelta(days=1)
+        out.append(VatPeriodRow(rate_, output, input_, max(start, since), min(end, until)))
+    return out
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class VatLine:
+    """A posted line on a VAT account: on the output account (``output``, credit - debit) or an input one."""
+
+    entry_id: object
+    number: int
+    entry_date: date
+    account: str
+    rate: str
+    memo: str | None
+    description: str | None
+    document_id: object | None
+    output: int
+    input: int
+
+
+def vat_lines(until: date, *, since: date, output_code: str, input_codes: tuple[str, ...], rate: str | None = None,
+              side: str | None = None) -> list[VatLine]:
+    """The lines behind the VAT figures: of one rate (``""``: no rate given; None: every rate), on the output
+    side, the input side or both, dated ``since``..``until``, in date order. They add up to ``vat_summary``."""
+    codes = {"output": (output_code,), "input": input_codes}.get(side or "", (output_code, *input_codes))
+    query = (select(Entry.id, Entry.number, Entry.entry_date, Account.code, Line.tax_code, Entry.memo,
+                    Line.description, func.coalesce(Line.document_id, Entry.document_id), Line.debit, Line.credit)
+             .join(Line, Line.account_id == Account.id).join(Entry, Entry.id == Line.entry_id)
+             .where(Account.code.in_(codes), Entry.state == "posted", Entry.entry_date >= since,
+                    Entry.entry_date <= until)
+             .order_by(Entry.entry_date, Entry.number, Line.line_no))
+    if rate is not None:
+        query = query.where(func.coalesce(Line.tax_code, literal_column("''")) == rate)
+    out = []
+    for entry_id, number, day, code, tax, memo, description, document_id, debit, credit in db.session.execute(query):
+        output = int(credit) - int(debit) if code == output_code else 0
+        input_ = int(debit) - int(credit) if code != output_code else 0
+        out.append(VatLine(entry_id, number, day, code, tax or "", memo, description, document_id, output, input_))
+    return out
+
+
+# --- receivables and payables by age ----------------------------------------------------------------------
+
+UNNAMED = "unnamed"  # the address of the lines that name no counterparty
+
+
+def party_token(key: bytes | None) -> str:
+    """A counterparty in a URL: its ``party_key`` in URL-safe base64 (never its name), or ``UNNAMED``."""
+    return base64.urlsafe_b64encode(bytes(key)).rstrip(b"=").decode() if key else UNNAMED
+
+
+def party_of_token(token: str) -> bytes | None:
+    """The ``party_key`` a URL names (None: the lines without a counterparty); ValueError when it names none."""
+    if token == UNNAMED:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (ValueError, binascii.Error):
+        raise ValueError(token) from None
+    if len(key) != BLIND_TOKEN_BYTES or party_token(key) != token:
+        raise ValueError(token)
+    return key
+
+
+@dataclass(frozen=True)
+class Ageing:
+    """What is owed to (``receivable``) or by (``payable``) the client on a day, by counterparty and age, and the
+    figure the balance sheet shows for the same accounts on that day (``on_sheet``)."""
+
+    kind: str
+    as_of: date
+    code: str | None  # the chart's receivable (payable) account: its sub-accounts count with it
+    rows: list
+    total: object  # an open_items.AgeingRow
+    on_sheet: int
+
+    @property
+    def agrees(self) -> bool:
+        return self.total.total == self.on_sheet
+
+
+def ageing(tenant, kind: str, as_of: date) -> Ageing:  # noqa: ANN001 - a Tenant
+    """``open_items.ageing`` beside the balance sheet's figure for the same accounts on ``as_of`` (they agree)."""
+    from portal.ledger import open_items, services
+
+    root = services.role_account(tenant, kind)
+    rows, total = open_items.ageing(tenant, kind, as_of)
+    sheet, _unclosed = balance_sheet(as_of)
+    on_sheet = sum(r.balance for section in sheet.rows.values() for r in section
+                   if root is not None and r.code.startswith(root.code))
+    return Ageing(kind, as_of, root.code if root else None, rows, total, on_sheet)
+
+
+@dataclass(frozen=True)
+class Counterparty:
+    """One counterparty's open items on a day and its payments not yet applied (``party_key`` None: the lines
+    that name nobody)."""
+
+    party_key: bytes | None
+    name: str | None
+    items: list
+    payments: list
+
+    @property
+    def total(self) -> int:
+        return sum(i.open for i in self.items) - sum(p.open for p in self.payments)
+
+
+def counterparty(tenant, kind: str, as_of: date, party: bytes | None) -> Counterparty | None:  # noqa: ANN001
+    """The open items and unapplied payments of one counterparty, or None when no line of ``kind`` in the bound
+    tenant's books names it (a key of another tenant's books names nobody here: the same None)."""
+    from portal.ledger import open_items
+
+    accounts = open_items.accounts_of(tenant, kind)
+    named = Line.party_key.is_(None) if party is None else Line.party_key == party
+    lines = select(Line.id).where(Line.account_id.in_(accounts), named)
+    ids = list(db.session.scalars(lines if party is None else lines.limit(1)))
+    if not ids:
+        return None
+    if party is None:  # the lines naming nobody, by their ids (``items`` filters by a key otherwise)
+        items = open_items.items(tenant, kind, as_of, line_ids=ids)
+        payments = open_items.items(tenant, kind, as_of, payments=True, line_ids=ids)
+        name = None
+    else:
+        items = open_items.items(tenant, kind, as_of, party=party)
+        payments = open_items.items(tenant, kind, as_of, party=party, payments=True)
+        name = open_items._names([party]).get(party)
+    return Counterparty(party, name, items, payments)

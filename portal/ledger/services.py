@@ -294,7 +294,26 @@ def save_draft(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[Li
             raise NotPosted(exc, entry) from None
     db.session.commit()
     if post_it:
-        _after_posting(actor, tenant, {entry.entry_date})
+        after_posting(actor, tenant, {entry.entry_date})
+    return entry
+
+
+def post_in_transaction(actor: User, tenant: Tenant, entry_date: date, lines: Sequence[LineInput], *,
+                        memo: str | None = None, document_id: uuid.UUID | None = None, source: str = "manual",
+                        ip: str | None = None) -> Entry:
+    """A new entry posted at once (``post``'s rules) as one step of the caller's own change, e.g. a bank
+    transaction reconciled with the invoices it settles: flushed, never committed here. ``LedgerError`` when
+    it may not be posted; the caller then rolls back. After its commit the caller calls ``after_posting``."""
+    _require_books(tenant)
+    entry = Entry(tenant_id=tenant.id, created_by_id=actor.id, source=source, document_id=document_id,
+                  entry_date=entry_date, memo=memo or None, lines=[])
+    db.session.add(entry)
+    errors = _lines(tenant, entry, lines)
+    if errors:
+        raise LedgerError(_("The entry was not posted: correct the lines marked."), errors)
+    db.session.flush()
+    _post(actor, tenant, entry, ip, override=False)
+    db.session.flush()
     return entry
 
 
@@ -307,12 +326,13 @@ def post(actor: User, tenant: Tenant, entry_id: str, ip: str | None = None, *, o
         raise LedgerError(_("Entry %(number)s is already posted.", number=entry.number))
     _post(actor, tenant, entry, ip, override=override)
     db.session.commit()
-    _after_posting(actor, tenant, {entry.entry_date})
+    after_posting(actor, tenant, {entry.entry_date})
     return entry
 
 
-def _after_posting(actor: User, tenant: Tenant, days: set[date]) -> None:
-    """A month being closed whose books moved gets its report again (``closing.posted_into``)."""
+def after_posting(actor: User, tenant: Tenant, days: set[date]) -> None:
+    """What follows a commit that posted into ``days``: a month being closed whose books moved gets its report
+    again (``closing.posted_into``)."""
     from portal.ledger import closing
 
     for month in {day.replace(day=1) for day in days}:
@@ -323,7 +343,10 @@ def _post(actor: User, tenant: Tenant, entry: Entry, ip: str | None, *, override
     from portal.ledger.from_documents import posted_for_same_invoice
 
     check_postable(entry)
-    twin = posted_for_same_invoice(entry.document_id, entry.id) if entry.document_id else None
+    # An invoice is in the books once; a bank statement's document carries an entry per transaction, and a
+    # reversal shares the document of what it reverses.
+    twin = (posted_for_same_invoice(entry.document_id, entry.id)
+            if entry.document_id and entry.source not in ("bank", "reversal") else None)
     if twin is not None and not override:
         raise LedgerError(_("This invoice is already in the books (entry %(number)s). Post it again only if it "
                             "really is a second invoice: tick “Post it anyway”.", number=twin.number),
@@ -394,7 +417,7 @@ def post_batch(actor: User, tenant: Tenant, entries: Sequence[EntryInput], *, so
                  ip=ip, data={"first": first, "last": last, "entries": len(entries), "lines": len(line_rows),
                               "total": sum(x.debit for e in entries for x in e.lines), "source": source})
     db.session.commit()
-    _after_posting(actor, tenant, {e.entry_date for e in entries})
+    after_posting(actor, tenant, {e.entry_date for e in entries})
     return list(range(first, last + 1))
 
 

@@ -462,16 +462,18 @@ def account_ledger(tenant_slug: str, code: str) -> ResponseReturnValue:
 @bp.route("/t/<tenant_slug>/books/vat")
 @requires("tenant:ledger.view")
 def vat(tenant_slug: str) -> ResponseReturnValue:
-    """VAT per rate over the dates: on sales, on purchases, and what is due."""
+    """VAT per rate over the dates: on sales, on purchases, and what is due; then per month (or quarter)."""
     if services.book_of(g.tenant) is None:
         return _not_started()
     until = _date_arg("until", date.today())
     since = _date_arg("since", date(until.year, until.month, 1))
-    output = services.role_account(g.tenant, "output_vat")
-    inputs = tuple(a.code for a in (services.role_account(g.tenant, r) for r in ("input_vat", "input_vat_assets")) if a)
-    rows = reports.vat_summary(until, since=since, output_code=output.code, input_codes=inputs) if output else []
+    per = "quarter" if request.args.get("per") == "quarter" else "month"
+    output, inputs = reports.vat_accounts(g.tenant)
+    rows = reports.vat_summary(until, since=since, output_code=output, input_codes=inputs) if output else []
+    periods = reports.vat_by_period(until, since=since, output_code=output, input_codes=inputs,
+                                    per=per) if output else []
     return render_template("ledger/vat.html", tenant=g.tenant, rows=rows, since=since, until=until,
-                           due=sum(r.due for r in rows))
+                           due=sum(r.due for r in rows), periods=periods, per=per)
 
 
 @bp.route("/t/<tenant_slug>/books/export.<fmt>")

@@ -42,6 +42,11 @@ EXPECTED = {
     "tenant:ledger.setup":         "PA MG -  -  -  - ",  # bookkeeping switched on, the chart chosen
     "tenant:ledger.close":         "PA MG ST -  -  - ",  # starts a month's closing: a second person reviews it
     "tenant:ledger.reopen":        "PA -  -  -  -  - ",  # reopened by the provider's admin only, with a reason
+    "tenant:dataentry.view":       "PA MG ST CA CP - ",  # records keyed from documents: the client reads them
+    "tenant:dataentry.key":        "PA MG ST -  -  - ",  # the provider's people key them
+    "tenant:dataentry.setup":      "PA MG -  -  -  - ",  # templates: fields, types, rules
+    "tenant:filing.view":          "PA MG ST CA CP - ",  # the filing calendar: whoever reads the books
+    "tenant:filing.setup":         "PA MG -  -  -  - ",  # its settings, like switching the books on
     "tenant:intake.map":           "PA MG ST -  -  - ",  # a bank's CSV columns, saved for the tenant
     "tenant:mailin.view":          "PA MG ST CA CP CM",  # the intake address: whoever may upload
     "tenant:mailin.manage":        "PA -  -  CA -  - ",  # rotate the address, registered senders (as settings)

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from portal.documents import services as documents
 from portal.extensions import db
-from portal.ledger import closing, open_items, reports, services
+from portal.ledger import closing, open_items, reconcile, reports, services
 from portal.ledger.models import Entry
 from portal.work import services as work
 from tenants.context import Scope, bound
@@ -30,6 +30,7 @@ from tenants.models import Tenant, User
 from tenants.policy import Role
 from tests.data import einvoices, invoices
 from tests.factories import csrf_token, login, make_person, make_tenant
+from tests.intake.bank_samples import Tx, ofx_v2
 from tests.intake.test_intake import make_staff
 from tests.ledger.test_closing import _report_sha, _reviewer
 from tests.ledger.test_ledger import as_person
@@ -44,6 +45,7 @@ GROSS, PIT = 60_000_000, 1_200_000
 EMPLOYEE = {"3383": GROSS * 8 // 100, "3384": GROSS * 15 // 1000, "3385": GROSS // 100}
 EMPLOYER = {"3383": GROSS * 175 // 1000, "3384": GROSS * 3 // 100, "3385": GROSS // 100, "3382": GROSS * 2 // 100}
 NET_PAY = GROSS - sum(EMPLOYEE.values()) - PIT
+BANK_FEE, STRANGER = 22_000, 1_000_000  # a fee a rule books; money in nobody can explain yet
 
 
 @dataclass
@@ -117,6 +119,29 @@ def _xml_invoices() -> list[Invoice]:
     return out
 
 
+def _statement(sent: list[Invoice]) -> tuple[bytes, dict[str, object]]:
+    """November's statement of the client's account: the capital paid in, one customer paying three invoices at
+    once, the other paying one invoice in two parts, two suppliers paid, the net pay, a fee and a stranger."""
+    sales = [i for i in sent if i.sale]
+    first = [i for i in sales if CUSTOMERS[0][1] in i.party][:3]
+    split = next(i for i in sales if CUSTOMERS[1][1] in i.party)
+    paid = [i for i in sent if not i.sale][:2]
+    half = split.total // 2
+    txs = [Tx(date(2026, 11, 1), Decimal(CAPITAL), "Chu so huu", None, "Gop von", "T1"),
+           Tx(date(2026, 11, 26), Decimal(sum(i.total for i in first)), CUSTOMERS[0][0], None,
+              "TT hoa don thang 11", "T2"),
+           Tx(date(2026, 11, 27), Decimal(half), CUSTOMERS[1][0], None, "TT dot 1", "T3"),
+           Tx(date(2026, 11, 28), Decimal(split.total - half), CUSTOMERS[1][0], None, "TT dot 2", "T4"),
+           *(Tx(date(2026, 11, 28), -Decimal(i.total), i.party.split(" (")[0], None, "Thanh toan", f"T5{n}")
+             for n, i in enumerate(paid)),
+           Tx(date(2026, 11, 30), -Decimal(NET_PAY), "Luong T11", None, "Chi luong thang 11", "T6"),
+           Tx(date(2026, 11, 30), -Decimal(BANK_FEE), None, None, "Phi dich vu SMS Banking", "T7"),
+           Tx(date(2026, 11, 30), Decimal(STRANGER), "NGUYEN VAN A", None, "chuyen tien", "T8")]
+    closing_balance = sum((t.amount for t in txs), Decimal(0))
+    body = ofx_v2("0071000123456", "VND", NOVEMBER, END, txs, closing_balance)
+    return body, {"first": first, "split": split, "half": half, "paid": paid, "closing": int(closing_balance)}
+
+
 def _form(client, slug: str, doc_id) -> dict:  # noqa: ANN001
     page = client.get(f"/t/{slug}/books/entries/new?document={doc_id}").get_data(as_text=True)
     fields = dict(re.findall(r'name="([^"]+)"[^>]*?value="([^"]*)"', page))
@@ -153,6 +178,7 @@ def test_a_month_from_thirty_documents_to_a_closed_month_the_client_approved(app
 
     # The client sends the month: invoices, the payroll summary.
     sent = _pdf_invoices() + _xml_invoices()
+    statement, bank = _statement(sent)
     payroll_csv = ("nhan_vien,luong_gop,bhxh,bhyt,bhtn,thue_tncn,thuc_linh\n"
                    f"Tổng (12 người),{GROSS},{EMPLOYEE['3383']},{EMPLOYEE['3384']},{EMPLOYEE['3385']},{PIT},"
                    f"{NET_PAY}\n").encode()
@@ -170,6 +196,10 @@ def test_a_month_from_thirty_documents_to_a_closed_month_the_client_approved(app
                                       target=documents.upload_target(user, category="payroll_input",
                                                                      period="2026-11"))
             payroll_doc = result.document.id
+            result = documents.upload(user, t, [statement], filename="sao-ke-2026-11.ofx",
+                                      target=documents.upload_target(user, category="bank_statement",
+                                                                     period="2026-11"))
+            assert result.ok, result.message
     run_jobs()  # intake reads every file
 
     browser = app.test_client()
@@ -207,6 +237,42 @@ def test_a_month_from_thirty_documents_to_a_closed_month_the_client_approved(app
            [("6422", sum(EMPLOYER.values()), 0), *((code, 0, amount) for code, amount in EMPLOYER.items())],
            payroll_doc)
 
+    # Reconcile the statement: the link to 1121 once; the capital is an entry already in the books, one payment
+    # settles three invoices (a suggestion accepted in one click), one invoice is paid in two parts, suppliers
+    # are paid, the net pay goes to 334, a rule books the fee; the stranger's money stays unexplained.
+    with app.app_context(), as_person(world, staff) as (user, t):
+        [seen] = reconcile.seen_accounts()
+        link = reconcile.link_account(user, t, seen.ref, "1121")
+        by_day = {}
+        for txn in reconcile.unmatched(link, limit=None):
+            by_day.setdefault((txn.booked_on, txn.amount), txn.id)
+        offered = {(s.txn.booked_on, s.txn.amount): s
+                   for s in reconcile.suggestions(t, link, reconcile.unmatched(link, limit=None))}
+        items = {i.document_id: i for i in open_items.items(t, "receivable", END)}
+        items |= {i.document_id: i for i in open_items.items(t, "payable", END)}
+        capital = offered[(date(2026, 11, 1), CAPITAL)]
+        assert capital.best.key.startswith("entry:")
+        reconcile.accept(user, t, capital.txn.id, capital.best.key)
+        three = offered[(date(2026, 11, 26), sum(i.total for i in bank["first"]))]
+        assert sorted(three.best.allocations) == sorted((items[i.doc_id].line_id, i.total) for i in bank["first"])
+        reconcile.accept(user, t, three.txn.id, three.best.key)
+        split = items[bank["split"].doc_id].line_id
+        reconcile.reconcile_items(user, t, by_day[(date(2026, 11, 27), bank["half"])], {split: bank["half"]})
+        rest = bank["split"].total - bank["half"]
+        reconcile.reconcile_items(user, t, by_day[(date(2026, 11, 28), rest)], {split: rest})
+        for invoice in bank["paid"]:
+            reconcile.reconcile_items(user, t, by_day[(date(2026, 11, 28), -invoice.total)],
+                                      {items[invoice.doc_id].line_id: invoice.total})
+        reconcile.reconcile_to_account(user, t, by_day[(END, -NET_PAY)], "334", "Chi lương tháng 11")
+        reconcile.save_rule(user, t, reconcile.RuleInput(reference="phi dich vu", direction="out", account="6422",
+                                                         description="Phí ngân hàng"))
+        applied = reconcile.apply_rules(user, t, [str(h.txn.id) for h in reconcile.rule_hits()])
+        assert len(applied.posted) == 1 and not applied.refused
+        report = reconcile.report(link, END)
+        assert report.statement_balance == bank["closing"]
+        assert [x.amount for x in report.unbooked] == [STRANGER] and report.unpresented == []
+        assert report.difference == 0
+
     # Close the month: the staff member submits it, a second person reviews, the client approves the report.
     with app.app_context(), as_person(world, staff) as (user, t):
         task_id = str(closing.start(user, t, NOVEMBER, str(reviewer.id)).task_id)
@@ -221,13 +287,15 @@ def test_a_month_from_thirty_documents_to_a_closed_month_the_client_approved(app
     sales = [i for i in sent if i.sale]
     purchases = [i for i in sent if not i.sale]
     revenue = sum(i.net for i in sales)
-    expenses = sum(i.net for i in purchases) + GROSS + sum(EMPLOYER.values())
+    expenses = sum(i.net for i in purchases) + GROSS + sum(EMPLOYER.values()) + BANK_FEE
     output_vat = sum(sum(i.vat.values()) for i in sales)
     input_vat = sum(sum(i.vat.values()) for i in purchases)
     with app.app_context(), as_person(world, owner) as (user, t):
         assert services.period_of(NOVEMBER).state == "closed"
+        # An entry per invoice, four by hand, and from the bank: two for the split invoice, one per supplier paid,
+        # the three invoices' payment, the net pay and the fee (the capital was in the books already).
         assert db.session.scalar(select(func.count()).select_from(Entry).where(Entry.state == "posted")) == \
-            len(sent) + 4
+            len(sent) + 4 + 2 + len(bank["paid"]) + 3
         pl = reports.profit_and_loss(END, since=NOVEMBER)
         assert (pl.total("revenue"), pl.total("expense")) == (revenue, expenses)
         rows = reports.trial_balance(END)
@@ -236,19 +304,23 @@ def test_a_month_from_thirty_documents_to_a_closed_month_the_client_approved(app
         assert unclosed == revenue - expenses
         assert sheet.total("asset") == sheet.total("liability") + sheet.total("equity") + unclosed
         balances = {r.code: r.balance for r in rows}
-        assert balances["131"] == sum(i.total for i in sales)
-        assert balances["331"] == sum(i.total for i in purchases)
+        received = sum(i.total for i in bank["first"]) + bank["split"].total
+        paid_out = sum(i.total for i in bank["paid"])
+        assert balances["131"] == sum(i.total for i in sales) - received
+        assert balances["331"] == sum(i.total for i in purchases) - paid_out
         assert balances["1331"] == input_vat and balances["33311"] == output_vat
-        assert balances["334"] == NET_PAY  # still to be paid
-        assert balances["1121"] == CAPITAL
+        assert balances.get("334", 0) == 0  # accrued and paid
+        assert balances["1121"] == CAPITAL + received - paid_out - NET_PAY - BANK_FEE == bank["closing"] - STRANGER
         vat = reports.vat_summary(END, since=NOVEMBER, output_code="33311", input_codes=("1331", "1332"))
         assert sum(r.due for r in vat) == output_vat - input_vat
         # What customers owe, by customer, is the sales invoices' totals.
         owed, total = open_items.ageing(t, "receivable", END)
         assert total.total == balances["131"]
         by_customer = {r.counterparty: r.total for r in owed}
+        settled = {id(i) for i in bank["first"]} | {id(bank["split"])}
         for name, code in CUSTOMERS:
-            assert by_customer[f"{name} ({code})"] == sum(i.total for i in sales if code in i.party)
+            assert by_customer[f"{name} ({code})"] == sum(i.total for i in sales
+                                                          if code in i.party and id(i) not in settled)
 
 
 def make_admin(app):  # noqa: ANN001, ANN201
