@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ledger,
         logs,
         offboarding,
+        payroll,
         provider,
         security,
         trust,
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     intake.init_app(app)
     ledger.init_app(app)
     dataentry.init_app(app)
+    payroll.init_app(app)
     provider.init_app(app)
     api.init_app(app)
     trust.init_app(app)
