@@ -213,6 +213,31 @@ def reverse_ledger_entry(body: dict, tenant_slug: str, entry_id: str) -> tuple[d
         abort(_refused(exc))
 
 
+class CarrySchema(Schema):
+    since = fields.Date(required=True, metadata={"description": "The period's first day."})
+    until = fields.Date(required=True, metadata={"description": "Its last day: the entry's date (an open month)."})
+
+
+@blp.route("/tenants/<tenant_slug>/books/carry-result", methods=["POST"])
+@blp.arguments(CarrySchema)
+@blp.response(201, EntrySchema)
+@_refusals(401, 403, 404, 409, 422)
+@requires("tenant:ledger.keep")
+def carry_ledger_result(body: dict, tenant_slug: str) -> tuple[dict, int]:
+    """Carry a period's result to retained earnings
+
+    One posted entry dated `until` empties the revenue and expense accounts into the profit and loss summary
+    account and moves the result to the current year's retained earnings (profit credited, loss debited). The
+    profit and loss report leaves it out. 422 when nothing was posted over the dates or the month is closed.
+    """
+    _books()
+    try:
+        entry = services.carry_result(_caller(), g.tenant, body["since"], body["until"], ip=request.remote_addr)
+    except services.LedgerError as exc:
+        abort(_refused(exc))
+    return _entry_json(entry), 201
+
+
 @blp.route("/tenants/<tenant_slug>/books/trial-balance")
 @blp.arguments(TrialBalanceArgs, location="query", as_kwargs=True)
 @blp.response(200, TrialBalanceSchema)

@@ -163,7 +163,7 @@ def monthly(since: date, until: date) -> dict[date, Totals]:
     month = _month_of(Entry.entry_date).label("month")
     sums = (select(month, Line.account_id, func.sum(Line.debit).label("debit"), func.sum(Line.credit).label("credit"))
             .join(Entry, and_(Entry.id == Line.entry_id, Entry.state == "posted", Entry.entry_date >= since,
-                              Entry.entry_date <= until))
+                              Entry.entry_date <= until, Entry.source != reports.CARRY))
             .group_by(month, Line.account_id).subquery())
     query = (select(sums.c.month, Account.type, Account.normal, func.sum(sums.c.debit), func.sum(sums.c.credit))
              .join(sums, sums.c.account_id == Account.id).where(Account.type.in_(("revenue", "expense")))

@@ -13,6 +13,8 @@ from portal.extensions import db
 from portal.ledger.models import Account, Entry, Line
 from tenants.fields import BLIND_TOKEN_BYTES
 
+CARRY = "carry"  # the source of an entry carrying a period's result to retained earnings
+
 
 @dataclass(frozen=True)
 class Row:
@@ -32,15 +34,18 @@ class Row:
         return self.debit - self.credit if self.normal == "debit" else self.credit - self.debit
 
 
-def trial_balance(until: date, *, since: date | None = None) -> list[Row]:
+def trial_balance(until: date, *, since: date | None = None, activity: bool = False) -> list[Row]:
     """Every account with posted lines dated ``since``..``until`` (from the start when ``since`` is None), in
-    code order. Its debits always equal its credits: the database posts balanced entries only.
+    code order. Its debits always equal its credits: the database posts balanced entries only. With
+    ``activity``, the entries that carry a result to retained earnings (``services.carry_result``) are left
+    out: what the profit and loss reports is the period's trading, not its closing.
 
     The lines are summed per account first and only the sums meet the chart: a million lines are never
     joined to the accounts one by one.
     """
     dated = and_(Entry.id == Line.entry_id, Entry.state == "posted", Entry.entry_date <= until,
-                 *([Entry.entry_date >= since] if since else []))
+                 *([Entry.entry_date >= since] if since else []),
+                 *([Entry.source != CARRY] if activity else []))
     sums = (select(Line.account_id, func.sum(Line.debit).label("debit"), func.sum(Line.credit).label("credit"))
             .join(Entry, dated).group_by(Line.account_id).subquery())
     query = (select(Account.code, Account.name_vi, Account.name_en, Account.type, Account.normal, sums.c.debit,
@@ -64,8 +69,9 @@ def _by_type(rows: list[Row], kinds: tuple[str, ...]) -> Statement:
 
 
 def profit_and_loss(until: date, *, since: date) -> Statement:
-    """Revenue and expenses posted ``since``..``until``; ``result`` = revenue - expenses."""
-    return _by_type(trial_balance(until, since=since), ("revenue", "expense"))
+    """Revenue and expenses posted ``since``..``until`` (their carrying to retained earnings aside);
+    ``result`` = revenue - expenses."""
+    return _by_type(trial_balance(until, since=since, activity=True), ("revenue", "expense"))
 
 
 def result(statement: Statement) -> int:

@@ -421,6 +421,44 @@ def post_batch(actor: User, tenant: Tenant, entries: Sequence[EntryInput], *, so
     return list(range(first, last + 1))
 
 
+def carry_result(actor: User, tenant: Tenant, since: date, until: date, ip: str | None = None) -> Entry:
+    """Carry the result of ``since``..``until`` to retained earnings (kết chuyển): one entry dated ``until`` that
+    empties every revenue and expense account into the profit and loss summary account (911), and moves the
+    result from there to the current year's retained earnings (4212): a profit credits it, a loss debits it.
+    The profit and loss report leaves this entry out (``reports.trial_balance(activity=True)``). Commits,
+    audited as a posting; ``LedgerError`` when there is nothing to carry or the month is closed."""
+    from portal.ledger import reports
+
+    _require_books(tenant)
+    if since > until:
+        raise LedgerError(_("The first day comes before the last."))
+    period = period_of(until)
+    if period is not None and period.state == "closed":
+        raise LedgerError(_("%(month)s is closed: nothing is posted into it. Ask the provider's admin to reopen "
+                            "it, or carry the result in an open month.", month=until.strftime("%m/%Y")))
+    # What is still on the revenue and expense accounts, earlier carrying included: carried once, nothing is left.
+    rows = [r for r in reports.trial_balance(until, since=since)
+            if r.type in ("revenue", "expense") and r.debit != r.credit]
+    if not rows:
+        raise LedgerError(_("Nothing to carry: no revenue or expense was posted over these dates."))
+    summary, retained = role_account(tenant, "pl_summary"), role_account(tenant, "retained_earnings_current")
+    memo = _("Result of %(since)s to %(until)s carried to retained earnings", since=since.isoformat(),
+             until=until.isoformat())
+    lines: list[LineInput] = []
+    into_summary = [0, 0]  # what the summary account is debited (expenses) and credited (revenue)
+    for row in rows:
+        net = row.debit - row.credit  # a debit balance is credited away, a credit balance debited
+        lines.append(LineInput(row.code, max(-net, 0), max(net, 0), memo))
+        into_summary[0 if net > 0 else 1] += abs(net)
+    lines += [LineInput(summary.code, into_summary[0], 0, memo)] if into_summary[0] else []
+    lines += [LineInput(summary.code, 0, into_summary[1], memo)] if into_summary[1] else []
+    result = into_summary[1] - into_summary[0]
+    if result:
+        lines += [LineInput(summary.code, max(result, 0), max(-result, 0), memo),
+                  LineInput(retained.code, max(-result, 0), max(result, 0), memo)]
+    return save_draft(actor, tenant, until, lines, memo=memo, source=reports.CARRY, post_it=True, ip=ip)
+
+
 def check_postable(entry: Entry) -> None:
     """Refuse, with what to do, an entry that may not be posted: unbalanced, one line, a closed month."""
     debits, credits = sum(line.debit for line in entry.lines), sum(line.credit for line in entry.lines)

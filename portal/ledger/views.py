@@ -429,6 +429,24 @@ def profit_and_loss(tenant_slug: str) -> ResponseReturnValue:
                            until=until, result=reports.result(statement))
 
 
+@bp.route("/t/<tenant_slug>/books/carry-result", methods=["POST"])
+@requires("tenant:ledger.keep")
+def carry_result(tenant_slug: str) -> ResponseReturnValue:
+    """Carry the result of the dates on the profit and loss page to retained earnings (one posted entry)."""
+    since, until = _date_arg("since", None), _date_arg("until", None)
+    back = url_for("ledger.profit_and_loss", tenant_slug=tenant_slug, since=since, until=until)
+    if since is None or until is None:
+        flash(_("Give the first and the last day of the period whose result is carried."), "error")
+        return redirect(back, 303)
+    try:
+        entry = services.carry_result(_actor(), g.tenant, since, until, ip=request.remote_addr)
+    except services.LedgerError as exc:
+        _refused(exc)
+        return redirect(back, 303)
+    flash(_("Entry %(number)s posted: the result is carried to retained earnings.", number=entry.number), "success")
+    return redirect(url_for("ledger.entry_detail", tenant_slug=tenant_slug, entry_id=entry.id), 303)
+
+
 @bp.route("/t/<tenant_slug>/books/balance-sheet")
 @requires("tenant:ledger.view")
 def balance_sheet(tenant_slug: str) -> ResponseReturnValue:

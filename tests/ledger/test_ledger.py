@@ -193,6 +193,25 @@ def test_any_postings_and_reversals_keep_the_trial_balance_at_zero_and_the_balan
         # Assets = liabilities + equity + the period's result (revenue - expenses), in debit-minus-credit terms.
         assert by_type["asset"] + by_type["expense"] == -(by_type["liability"] + by_type["equity"] + by_type["revenue"])
 
+        # At close, carrying the result: retained earnings change by exactly the P&L's result, revenue and expense
+        # accounts are empty, the summary account nets to zero, and the P&L still reports the period's trading.
+        result = -(by_type["revenue"] + by_type["expense"])  # revenue - expenses
+        pl_before = reports.result(reports.profit_and_loss(DAY, since=DAY.replace(day=1)))
+        assert pl_before == result
+        retained_before = {r.code: r.balance for r in rows}.get("4212", 0)
+        if any(by_type[k] for k in ("revenue", "expense")):
+            services.carry_result(user, tenant, DAY.replace(day=1), DAY)
+            after = {r.code: r for r in reports.trial_balance(DAY)}
+            retained_after = after["4212"].balance if "4212" in after else 0
+            assert retained_after - retained_before == result
+            assert all(r.debit == r.credit for r in after.values() if r.type in ("revenue", "expense", "closing"))
+            assert reports.result(reports.profit_and_loss(DAY, since=DAY.replace(day=1))) == pl_before
+            sheet, unclosed = reports.balance_sheet(DAY)
+            assert unclosed == 0 and sheet.total("asset") == sheet.total("liability") + sheet.total("equity")
+        else:
+            with pytest.raises(LedgerError, match="Nothing to carry"):
+                services.carry_result(user, tenant, DAY.replace(day=1), DAY)
+
 
 def test_staff_post_from_the_form_and_the_client_reads_the_books_but_keeps_nothing(app):
     world = books(app)
@@ -342,3 +361,32 @@ def test_staff_rename_an_account_and_its_postings_and_code_stay(app):
     client = app.test_client()
     login(client, world.client)
     assert client.get(page).status_code == 403
+
+
+def test_the_years_result_is_carried_to_retained_earnings_from_the_profit_and_loss_page(app):
+    world = books(app)
+    with app.app_context(), as_person(world, world.staff):
+        post(world, world.staff, SALE)
+        post(world, world.staff, PURCHASE)
+    result = 10_000_000 - 2_000_000  # the sale's revenue less the purchase's expense
+    staff = app.test_client()
+    login(staff, world.staff)
+    page = f"/t/{world.slug}/books/profit-and-loss?since=2026-01-01&until=2026-12-31"
+    token = csrf_token(staff, page)
+    carry = f"/t/{world.slug}/books/carry-result?since=2026-01-01&until=2026-12-31"
+    client = app.test_client()
+    login(client, world.client)
+    assert 'data-testid="carry-result"' not in client.get(page).get_data(as_text=True)
+    assert client.post(carry, data={"csrf_token": csrf_token(client, page)}).status_code == 403
+    done = staff.post(carry, data={"csrf_token": token})
+    assert done.status_code == 303 and "/books/entries/" in done.headers["Location"]
+    with app.app_context(), as_person(world, world.staff):
+        rows = {r.code: r for r in reports.trial_balance(date(2026, 12, 31))}
+        assert rows["4212"].balance == result and rows["5111"].balance == rows["6422"].balance == 0
+        assert rows["911"].debit == rows["911"].credit
+        # The report still shows the year's trading, and the balance sheet holds the result in equity.
+        assert reports.result(reports.profit_and_loss(date(2026, 12, 31), since=date(2026, 1, 1))) == result
+        sheet, unclosed = reports.balance_sheet(date(2026, 12, 31))
+        assert unclosed == 0 and {r.code: r.balance for r in sheet.rows["equity"]}["4212"] == result
+    again = staff.post(carry, data={"csrf_token": token})
+    assert "Nothing to carry" in staff.get(again.headers["Location"]).get_data(as_text=True)
