@@ -13,7 +13,6 @@ from flask import abort, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_percent, get_locale
 from flask_babel import gettext as _
-from werkzeug.routing import BuildError
 
 from portal.access import requires
 from portal.billing.render import format_money, minor_units
@@ -21,14 +20,6 @@ from portal.ledger import bp, open_items, services
 from portal.ledger import dashboard as figures
 from portal.ledger.views import _not_started
 from portal.work import charts
-
-
-def _url(endpoint: str, fallback: str, **args: object) -> str:
-    """A page of the books by its endpoint, or by its address while that page is not in this build yet."""
-    try:
-        return url_for(endpoint, tenant_slug=g.tenant.slug, **args)
-    except BuildError:
-        return f"/t/{g.tenant.slug}/books/{fallback}"
 
 
 def year_label(board: figures.Dashboard) -> str:
@@ -91,8 +82,10 @@ def dashboard(tenant_slug: str) -> ResponseReturnValue:
              "sheet": url_for("ledger.balance_sheet", tenant_slug=tenant_slug, on=board.as_of.isoformat()),
              "vat": url_for("ledger.vat", tenant_slug=tenant_slug, since=board.vat_since.isoformat(),
                             until=board.vat_until.isoformat()),
-             "receivables": _url("ledger.receivables", "receivables"),
-             "payables": _url("ledger.payables", "payables")}
+             "receivables": url_for("ledger.ageing", tenant_slug=tenant_slug, kind="receivables",
+                                    as_of=board.as_of.isoformat()),
+             "payables": url_for("ledger.ageing", tenant_slug=tenant_slug, kind="payables",
+                                 as_of=board.as_of.isoformat())}
     current = figures.year_of(book, on)
     return render_template("ledger/dashboard.html", tenant=g.tenant, board=board, charts=_charts(board, locale),
                            links=links, ages=_ages(), buckets=open_items.BUCKETS,

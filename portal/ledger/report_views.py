@@ -54,12 +54,13 @@ def _per() -> str:
 
 # --- receivables and payables by age ---------------------------------------------------------------------
 
-@bp.route("/t/<tenant_slug>/books/receivables", defaults={"kind": "receivable"})
-@bp.route("/t/<tenant_slug>/books/payables", defaults={"kind": "payable"})
+# The kind is a path converter (not a default of two rules), so a bad value in it reaches the boundary's check.
+@bp.route("/t/<tenant_slug>/books/<any(receivables, payables):kind>")
 @requires("tenant:ledger.view")
 def ageing(tenant_slug: str, kind: str) -> ResponseReturnValue:
     """What each customer owes (or each supplier is owed) on a day, by how long it is overdue; the total is the
     balance sheet's figure for the receivable (payable) account that day, and the page says so."""
+    kind = AGEING_KINDS[kind]
     if services.book_of(g.tenant) is None:
         return _not_started()
     errors: list[str] = []
@@ -70,13 +71,13 @@ def ageing(tenant_slug: str, kind: str) -> ResponseReturnValue:
                            buckets=report_files.BUCKET_LABELS), 400 if errors else 200
 
 
-@bp.route("/t/<tenant_slug>/books/receivables/<party>", defaults={"kind": "receivable"})
-@bp.route("/t/<tenant_slug>/books/payables/<party>", defaults={"kind": "payable"})
+@bp.route("/t/<tenant_slug>/books/<any(receivables, payables):kind>/<party>")
 @requires("tenant:ledger.view")
 def counterparty(tenant_slug: str, kind: str, party: str) -> ResponseReturnValue:
     """One counterparty's open items on a day (each opening its entry and document) and its payments not yet
     applied. Named in the address by its keyed hash, never by its name; one this tenant's books do not know
     (another tenant's included) is not found."""
+    kind = AGEING_KINDS[kind]
     try:
         key = reports.party_of_token(party)
     except ValueError:
@@ -120,7 +121,7 @@ def report_file(tenant_slug: str, report: str, fmt: str) -> ResponseReturnValue:
     if services.book_of(g.tenant) is None:
         abort(404)
     back = url_for(PAGES[report], tenant_slug=tenant_slug, **_dates_asked(),
-                   **({"kind": AGEING_KINDS[report]} if report in AGEING_KINDS else {}))
+                   **({"kind": report} if report in AGEING_KINDS else {}))
     return _send(_built(report), fmt, back)
 
 
@@ -153,14 +154,13 @@ def _refuse(errors: list[str]) -> None:
         abort(400, description=" ".join(errors))
 
 
-for _report in PAGES:  # /books/trial-balance.xlsx, /books/trial-balance.pdf, ...: one view, the page's dates
-    for _fmt in report_files.FORMATS:
-        bp.add_url_rule(f"/t/<tenant_slug>/books/{_report}.{_fmt}", endpoint="report_file", view_func=report_file,
-                        defaults={"report": _report, "fmt": _fmt})
+# /books/trial-balance.xlsx, /books/trial-balance.pdf, ...: one view, the page's dates.
+_ANY_REPORT = ", ".join(f'"{page}"' for page in PAGES)  # quoted: the names hold hyphens
+bp.add_url_rule(f"/t/<tenant_slug>/books/<any({_ANY_REPORT}):report>.<any({', '.join(report_files.FORMATS)}):fmt>",
+                endpoint="report_file", view_func=report_file)
 
 
-@bp.route("/t/<tenant_slug>/books/accounts/<code>.xlsx", defaults={"fmt": "xlsx"})
-@bp.route("/t/<tenant_slug>/books/accounts/<code>.pdf", defaults={"fmt": "pdf"})
+@bp.route(f"/t/<tenant_slug>/books/accounts/<code>.<any({', '.join(report_files.FORMATS)}):fmt>")
 @requires("tenant:ledger.view")
 def account_file(tenant_slug: str, code: str, fmt: str) -> ResponseReturnValue:
     """An account's ledger as XLSX or PDF over the dates of its page (in the access log)."""
