@@ -83,6 +83,14 @@ TABLE: dict[str, frozenset[Role]] = {
     # settings (VAT period, payroll, fiscal year) are the provider's admin's or manager's, like switching them on.
     "tenant:filing.view":             frozenset({PA, MG, ST, CA, CP}),
     "tenant:filing.setup":            frozenset({PA, MG}),
+    # Payroll's people: the client's admin and approver read the employees and their attendance (national ids,
+    # bank accounts and salaries masked); the provider's people keep them (forms, the grid, imports). Showing a
+    # masked value in full is audited in the client's access log: the provider's people, who need it for filings
+    # and bank files, and the client's admin, who answers for its people's data; not the approver, who approves
+    # pay runs on their figures and has no need of an id or an account number.
+    "tenant:payroll.view":            frozenset({PA, MG, ST, CA, CP}),
+    "tenant:payroll.keep":            frozenset({PA, MG, ST}),
+    "tenant:payroll.reveal":          frozenset({PA, MG, ST, CA}),
     "tenant:requests.view":           frozenset({PA, MG, ST, CA, CP, CM}),
     "tenant:requests.manage":         frozenset({PA, MG, ST}),
     # A client answers an item "we don't have this / not applicable", with a reason (the provider's

@@ -6,7 +6,8 @@ Create Date: 2026-12-06 12:00:00
 
 Tenant-owned tables under row-level security. Names, national ids, personal tax codes, bank accounts, e-mail
 addresses and every salary figure are sealed with the tenant's field key (bytea); in clear only what names no
-one (codes, contract types and dates, regions, days and hours).
+one (codes, contract types and dates, regions, days and hours). ``payroll_imports`` keeps a file of employees or
+attendance, sealed, between its preview and its confirmation (``portal.payroll.imports``).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,7 @@ down_revision = '0025'
 branch_labels = None
 depends_on = None
 
-TABLES = ("payroll_employees", "payroll_dependants", "payroll_attendance")
+TABLES = ("payroll_employees", "payroll_dependants", "payroll_attendance", "payroll_imports")
 
 
 def _tenant() -> sa.Column:
@@ -96,6 +97,21 @@ def upgrade():
         sa.CheckConstraint("extract(day from month) = 1", name=op.f("ck_payroll_attendance_first_of_month")),
         sa.CheckConstraint("working_days > 0 and days_worked >= 0 and paid_leave >= 0 and unpaid_leave >= 0",
                            name=op.f("ck_payroll_attendance_days")),
+    )
+    op.create_table(  # a file between its preview and its confirmation, sealed (portal.payroll.imports)
+        "payroll_imports",
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("kind", sa.String(12), nullable=False),
+        sa.Column("month", sa.Date()),
+        sa.Column("filename", sa.LargeBinary(), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("content", sa.LargeBinary()),
+        sa.Column("created_by_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="SET NULL")),
+        sa.Column("applied_at", sa.DateTime(timezone=True)),
+        sa.Column("applied_by_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="SET NULL")),
+        _created(), _tenant(),
+        sa.CheckConstraint("kind in ('employees', 'attendance')", name=op.f("ck_payroll_imports_kind")),
+        sa.CheckConstraint("kind = 'employees' or month is not null", name=op.f("ck_payroll_imports_month")),
     )
     for table in TABLES:
         protect_tenant_table(table)

@@ -76,6 +76,8 @@ def init_app(app: Flask) -> PortalApi:
         intake,
         ledger,
         ledger_reports,
+        payroll,
+        payroll_runs,
         plans,
         quality,
         reconcile,

@@ -226,6 +226,7 @@ LOG_KINDS: dict[str, tuple[str, ...]] = {
     "billing": ("statement.",),
     "books": ("ledger.",),
     "dataentry": ("dataentry.",),
+    "payroll": ("payroll.",),
 }
 EXPORT_BATCH = 500  # events read at a time while a CSV export streams
 

@@ -162,6 +162,22 @@ ACTION_LABELS = {
     "intake.mail_address_rotated": _l("replaced the e-mail address for documents"),
     "intake.mail_sender_added": _l("registered a sender of documents by e-mail"),
     "intake.mail_sender_removed": _l("removed a sender of documents by e-mail"),
+    "payroll.employee_saved": _l("saved an employee's payroll details"),
+    "payroll.field_revealed": _l("looked at an employee's masked payroll detail in full"),
+    "payroll.attendance_saved": _l("keyed a month's attendance"),
+    "payroll.import_applied": _l("imported a payroll file"),
+    "payroll.run_opened": _l("opened a month's pay run"),
+    "payroll.run_calculated": _l("calculated a pay run"),
+    "payroll.run_review_voided": _l("voided a pay run's review and approval: its figures changed"),
+    "payroll.run_submitted": _l("sent a pay run to a second person's review"),
+    "payroll.run_reviewed": _l("reviewed a pay run and sent it for the client's approval"),
+    "payroll.run_changes_requested": _l("asked for changes to a pay run"),
+    "payroll.run_approved": _l("approved a pay run"),
+    "payroll.run_rejected": _l("rejected a pay run"),
+    "payroll.run_paid": _l("marked a pay run paid"),
+    "payroll.journal_posted": _l("posted a pay run's journal to the books"),
+    "payroll.exported": _l("downloaded a pay run's bank file or summary"),
+    "payroll.settings_changed": _l("changed the payroll settings"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}
@@ -171,7 +187,7 @@ SIDE_FILTERS = {"provider": _l("Only what the provider's people did"), "client":
 KIND_LABELS = {"documents": _l("Documents"), "work": _l("Work"), "people": _l("People"),
                "security": _l("Security and access"), "workspace": _l("The workspace and its exports"),
                "billing": _l("Statements and payments"), "books": _l("The books"),
-               "dataentry": _l("Data entry")}
+               "dataentry": _l("Data entry"), "payroll": _l("Payroll")}
 
 
 def _actor() -> User:
@@ -236,6 +252,14 @@ def _more(event: AuditEvent) -> str | None:
         return ", ".join([shown, *_filter_words(data.get("filter") or {})])
     if action in ("dataentry.record_saved", "dataentry.record_deleted") and data.get("document"):
         return _("document “%(title)s”", title=data["document"])
+    if action == "payroll.field_revealed" and data.get("field"):
+        from portal.payroll.employees import FIELD_LABELS
+
+        return str(FIELD_LABELS.get(data["field"], data["field"]))
+    if action == "payroll.employee_saved" and data.get("fields"):
+        from portal.payroll.employees import FIELD_LABELS
+
+        return ", ".join(str(FIELD_LABELS.get(f, f)) for f in data["fields"])
     if action == "access_log.exported":
         return ", ".join(_filter_words(data.get("filter") or {})) or None
     if action == "ledger.report_exported":

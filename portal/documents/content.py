@@ -33,7 +33,7 @@ from stream_unzip import (
 
 from portal.i18n import N_
 
-CATEGORIES = ("invoice", "receipt", "bank_statement", "payroll_input", "contract", "other")
+CATEGORIES = ("invoice", "receipt", "bank_statement", "payroll_input", "contract", "payslip", "other")
 # English labels, marked for the catalogue; shown translated (``_(CATEGORY_LABELS[c])``).
 CATEGORY_LABELS = {
     "invoice": N_("Invoice"),
@@ -41,6 +41,7 @@ CATEGORY_LABELS = {
     "bank_statement": N_("Bank statement"),
     "payroll_input": N_("Payroll input"),
     "contract": N_("Contract"),
+    "payslip": N_("Payslip"),  # pay runs' payslips (portal.payroll), stored by the portal
     "other": N_("Other"),
 }
 KINDS = ("pdf", "image", "csv", "xlsx", "xml", "zip", "ofx", "mt940")
@@ -50,6 +51,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "bank_statement": frozenset({"pdf", "csv", "xlsx", "image", "zip", "ofx", "mt940"}),
     "payroll_input": frozenset({"csv", "xlsx", "pdf", "zip"}),
     "contract": frozenset({"pdf", "image", "zip"}),
+    "payslip": frozenset({"pdf"}),
     "other": frozenset(KINDS),
 }
 HEAD_BYTES = 8192
@@ -118,6 +120,7 @@ NOT_ALLOWED = {
                         "formats, or choose another category."),
     "contract": N_("Contracts are accepted as PDF, image or a ZIP of those. Upload the contract in one of these "
                    "formats, or choose another category."),
+    "payslip": N_("Payslips are accepted as PDF. Upload the payslip as PDF, or choose another category."),
     "other": N_("This kind of file is not accepted. Upload the document as PDF, image, CSV, XLSX, XML or ZIP."),
 }
 

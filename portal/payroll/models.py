@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    DateTime,
     ForeignKey,
     Numeric,
     String,
@@ -172,3 +173,24 @@ class Attendance(TenantScoped, Timestamped, db.Model):
     @deductions.setter
     def deductions(self, value: list[dict[str, Any]]) -> None:
         self.deductions_sealed = json.dumps(value, ensure_ascii=False) if value else None
+
+
+class PayrollImport(TenantScoped, Timestamped, db.Model):
+    """A file of employees or of a month's attendance between its preview and its confirmation
+    (``portal.payroll.imports``). Only a file without errors is kept, sealed with the tenant's field key (its
+    bytes as base64 text, its name too), bound to its SHA-256: the confirmation names the digest it saw, and a
+    different file is refused. Once applied the content is dropped; the row stays as the import's record."""
+
+    __tablename__ = "payroll_imports"
+    __table_args__ = (CheckConstraint("kind in ('employees', 'attendance')", name="kind"),
+                      CheckConstraint("kind = 'employees' or month is not null", name="month"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(12), nullable=False)  # employees | attendance
+    month: Mapped[date | None] = mapped_column(Date)  # attendance: the month's first day
+    filename: Mapped[str] = mapped_column(Sealed("payroll.import_filename"), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    content: Mapped[str | None] = mapped_column(Sealed("payroll.import_file"))  # base64; None once applied
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    applied_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("users.id", ondelete="SET NULL"))

@@ -47,6 +47,9 @@ EXPECTED = {
     "tenant:dataentry.setup":      "PA MG -  -  -  - ",  # templates: fields, types, rules
     "tenant:filing.view":          "PA MG ST CA CP - ",  # the filing calendar: whoever reads the books
     "tenant:filing.setup":         "PA MG -  -  -  - ",  # its settings, like switching the books on
+    "tenant:payroll.view":         "PA MG ST CA CP - ",  # employees and attendance, ids and salaries masked
+    "tenant:payroll.keep":         "PA MG ST -  -  - ",  # the provider's people keep them
+    "tenant:payroll.reveal":       "PA MG ST CA -  - ",  # a masked value in full, audited: not the approver
     "tenant:intake.map":           "PA MG ST -  -  - ",  # a bank's CSV columns, saved for the tenant
     "tenant:mailin.view":          "PA MG ST CA CP CM",  # the intake address: whoever may upload
     "tenant:mailin.manage":        "PA -  -  CA -  - ",  # rotate the address, registered senders (as settings)

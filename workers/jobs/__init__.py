@@ -65,4 +65,4 @@ def run(outbox_id: int) -> None:
         current_app.logger.debug("job %s done", name)
 
 
-from workers.jobs import audit, billing, documents, events, intake, mail, notify, offboarding, work  # noqa: E402,F401
+from workers.jobs import audit, billing, documents, events, intake, mail, notify, offboarding, pay_runs, work  # noqa: E402,F401
