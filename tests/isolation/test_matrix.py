@@ -12,6 +12,7 @@ import uuid
 import pytest
 from flask import Flask
 from sqlalchemy import select
+from werkzeug.routing import AnyConverter
 
 from portal.access import PUBLIC, action_of
 from portal.extensions import db
@@ -117,8 +118,11 @@ def tokens(app, mworld):
 
 def _url(rule, world) -> str:
     values = {}
+    choices = {arg: conv for arg, conv in rule._converters.items() if isinstance(conv, AnyConverter)}
     for arg in rule.arguments:
-        if arg in TENANT_PARAMS:
+        if arg in choices:  # one of its words (/books/<any(receivables, payables):kind>)
+            values[arg] = sorted(choices[arg].items)[0]
+        elif arg in TENANT_PARAMS:
             values[arg] = world.b.slug
         elif arg in world.b_ids:
             values[arg] = world.b_ids[arg]
