@@ -44,6 +44,7 @@ from portal.dataentry.models import Record, Template
 from portal.documents import services as vault
 from portal.documents.models import Document
 from portal.extensions import db
+from portal.lookups import one_or_404
 from tenants import audit
 from tenants.models import Tenant, User, utcnow
 from tenants.zones import start_of_day, tenant_zone
@@ -88,13 +89,7 @@ def templates(*, archived: bool | None = False) -> list[Template]:
 
 def get_template(template_id: object, *, lock: bool = False) -> Template:
     """A template of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
-    query = select(Template).where(Template.id == _uuid(template_id))
-    if lock:
-        query = query.with_for_update(of=Template).execution_options(populate_existing=True)
-    template = db.session.scalar(query)
-    if template is None:
-        abort(404)
-    return template
+    return one_or_404(Template, Template.id == _uuid(template_id), lock=lock)
 
 
 def definition(template: Template) -> list[Field]:
@@ -198,15 +193,8 @@ def values_of(record: Record) -> dict[str, Any]:
 
 def get_record(record_id: object, *, template: Template | None = None, lock: bool = False) -> Record:
     """A record of the bound tenant (of ``template`` when given), or 404 (the same for another tenant's)."""
-    query = select(Record).where(Record.id == _uuid(record_id))
-    if template is not None:
-        query = query.where(Record.template_id == template.id)
-    if lock:
-        query = query.with_for_update(of=Record).execution_options(populate_existing=True)
-    record = db.session.scalar(query)
-    if record is None:
-        abort(404)
-    return record
+    return one_or_404(Record, Record.id == _uuid(record_id),
+                      *([Record.template_id == template.id] if template is not None else []), lock=lock)
 
 
 @dataclass(frozen=True)

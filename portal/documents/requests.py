@@ -21,8 +21,9 @@ from werkzeug.exceptions import NotFound
 
 from portal import mail
 from portal.documents.models import DocumentRequest, RequestItem
-from portal.documents.services import DocumentError, parse_category, parse_id
+from portal.documents.services import DocumentError, parse_category
 from portal.extensions import db
+from portal.lookups import parse_id
 from tenants import audit
 from tenants.models import Membership, Tenant, User, utcnow
 from tenants.policy import CLIENT_ROLES

@@ -36,6 +36,7 @@ from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
 from portal.events import announce
 from portal.extensions import db
+from portal.lookups import parse_id
 from tenants import audit
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound, current_scope
@@ -139,14 +140,6 @@ def parse_tags(raw: str | Iterable[str] | None) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise DocumentError(_("Use at most %(n)d tags.", n=MAX_TAGS))
     return tags
-
-
-def parse_id(raw: str | None) -> uuid.UUID:
-    """A public id from a URL or form; anything else is answered like a missing document."""
-    try:
-        return uuid.UUID(str(raw))
-    except (TypeError, ValueError):
-        raise NotFound() from None
 
 
 # --- reading ---------------------------------------------------------------------------

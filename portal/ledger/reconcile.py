@@ -43,6 +43,7 @@ from portal.ledger import open_items, services
 from portal.ledger import reconcile_rules as engine
 from portal.ledger.models import Account, BankLink, BankMatch, BankRule, Entry, Line
 from portal.ledger.services import LedgerError, LineInput
+from portal.lookups import one_or_404
 from tenants import audit
 from tenants.models import Tenant, User, utcnow
 
@@ -237,13 +238,8 @@ def match_of(txn: BankTransaction) -> BankMatch | None:
 
 
 def get_match(match_id: object, *, lock: bool = False) -> BankMatch:
-    query = select(BankMatch).where(BankMatch.id == _parse(match_id))
-    if lock:
-        query = query.with_for_update(of=BankMatch).execution_options(populate_existing=True)
-    match = db.session.scalar(query)
-    if match is None:
-        raise NotFound()
-    return match
+    """A match of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
+    return one_or_404(BankMatch, BankMatch.id == _parse(match_id), lock=lock)
 
 
 # --- suggestions --------------------------------------------------------------------------------------------

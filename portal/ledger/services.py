@@ -512,19 +512,9 @@ def delete_draft(actor: User, tenant: Tenant, entry_id: str, ip: str | None = No
 
 def get_entry(entry_id: str | uuid.UUID, *, lock: bool = False) -> Entry:
     """An entry of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
-    from flask import abort
+    from portal.lookups import one_or_404, parse_id
 
-    try:
-        wanted = uuid.UUID(str(entry_id))
-    except ValueError:
-        abort(404)
-    query = select(Entry).where(Entry.id == wanted)
-    if lock:
-        query = query.with_for_update(of=Entry).execution_options(populate_existing=True)
-    entry = db.session.scalar(query)
-    if entry is None:
-        abort(404)
-    return entry
+    return one_or_404(Entry, Entry.id == parse_id(entry_id), lock=lock)
 
 
 def _require_books(tenant: Tenant) -> Book:

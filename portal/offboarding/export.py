@@ -39,8 +39,9 @@ from werkzeug.exceptions import NotFound
 
 from portal import spreadsheet
 from portal.documents.models import Document, DocumentRequest, DocumentVersion, RequestItem, StoredObject
-from portal.documents.services import Download, parse_id, read_object, store_sealed, stored_row, vault_storage
+from portal.documents.services import Download, read_object, store_sealed, stored_row, vault_storage
 from portal.extensions import db
+from portal.lookups import parse_id
 from portal.offboarding.models import TenantExport
 from portal.work.models import Task, TaskComment
 from tenants import audit

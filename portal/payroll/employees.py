@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.extensions import db
+from portal.lookups import one_or_404
 from portal.payroll.models import CONTRACTS, REGIONS, Attendance, Dependant, Employee
 from tenants import audit
 from tenants.models import Tenant, User
@@ -356,13 +357,7 @@ def get_employee(code: str, *, lock: bool = False) -> Employee:
     """An employee of the bound tenant by code, or 404 (the same for another tenant's and a missing one)."""
     if not CODE.fullmatch(code or ""):
         abort(404)
-    query = select(Employee).where(Employee.code == code)
-    if lock:
-        query = query.with_for_update(of=Employee).execution_options(populate_existing=True)
-    employee = db.session.scalar(query)
-    if employee is None:
-        abort(404)
-    return employee
+    return one_or_404(Employee, Employee.code == code, lock=lock)
 
 
 def by_code() -> dict[str, Employee]:

@@ -30,10 +30,11 @@ from typing import Any
 
 from flask import abort
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from portal import spreadsheet
 from portal.extensions import db
+from portal.lookups import one_or_404, parse_id
 from portal.payroll import employees as people
 from portal.payroll.models import Employee, PayrollImport
 from tenants import audit
@@ -390,17 +391,7 @@ def upload(actor: User, tenant: Tenant, kind: str, content: bytes, *, filename: 
 
 def get_import(import_id: object, *, lock: bool = False) -> PayrollImport:
     """An import of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
-    try:
-        ident = uuid.UUID(str(import_id))
-    except ValueError:
-        abort(404)
-    query = select(PayrollImport).where(PayrollImport.id == ident)
-    if lock:
-        query = query.with_for_update(of=PayrollImport).execution_options(populate_existing=True)
-    found = db.session.scalar(query)
-    if found is None:
-        abort(404)
-    return found
+    return one_or_404(PayrollImport, PayrollImport.id == parse_id(import_id), lock=lock)
 
 
 def preview_of(pending: PayrollImport) -> Preview:

@@ -22,8 +22,9 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
 from portal.documents.models import Document, DocumentVersion, StoredObject
-from portal.documents.services import get_document, parse_id
+from portal.documents.services import get_document
 from portal.extensions import db
+from portal.lookups import parse_id
 from portal.work import notify
 from portal.work.models import ServiceLine, Task, TaskComment, TaskDocument, TaskEvent
 from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, allowed_moves, next_state

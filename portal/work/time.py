@@ -28,8 +28,8 @@ from sqlalchemy import case, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from werkzeug.exceptions import NotFound
 
-from portal.documents.services import parse_id
 from portal.extensions import db
+from portal.lookups import parse_id
 from portal.work.kpi import BadMonth, Month
 from portal.work.models import Task, TimeEntry
 from portal.work.services import Conflict, NotYours, WorkError, get_task

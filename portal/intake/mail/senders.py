@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound
 
 from portal.auth.services import normalise_email
-from portal.documents.services import parse_id
 from portal.extensions import db
 from portal.intake.mail.models import IntakeMailSender
+from portal.lookups import parse_id
 from tenants import audit
 from tenants.fields import blind_tokens
 from tenants.models import Membership, Tenant, User
