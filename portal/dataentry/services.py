@@ -44,8 +44,8 @@ from portal.dataentry.models import Record, Template
 from portal.documents import services as vault
 from portal.documents.models import Document
 from portal.extensions import db
-from portal.lookups import one_or_404
 from tenants import audit
+from tenants.lookups import one_or_404
 from tenants.models import Tenant, User, utcnow
 from tenants.zones import start_of_day, tenant_zone
 

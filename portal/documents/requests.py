@@ -23,8 +23,8 @@ from portal import mail
 from portal.documents.models import DocumentRequest, RequestItem
 from portal.documents.services import DocumentError, parse_category
 from portal.extensions import db
-from portal.lookups import parse_id
 from tenants import audit
+from tenants.lookups import parse_id
 from tenants.models import Membership, Tenant, User, utcnow
 from tenants.policy import CLIENT_ROLES
 from tenants.zones import reader_today, tenant_zone, today_in

@@ -43,8 +43,8 @@ from portal.ledger import open_items, services
 from portal.ledger import reconcile_rules as engine
 from portal.ledger.models import Account, BankLink, BankMatch, BankRule, Entry, Line
 from portal.ledger.services import LedgerError, LineInput
-from portal.lookups import one_or_404
 from tenants import audit
+from tenants.lookups import one_or_404
 from tenants.models import Tenant, User, utcnow
 
 KINDS = ("items", "entry", "rule", "account")

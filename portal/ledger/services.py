@@ -512,7 +512,7 @@ def delete_draft(actor: User, tenant: Tenant, entry_id: str, ip: str | None = No
 
 def get_entry(entry_id: str | uuid.UUID, *, lock: bool = False) -> Entry:
     """An entry of the bound tenant, or 404 (the same for another tenant's and a missing one)."""
-    from portal.lookups import one_or_404, parse_id
+    from tenants.lookups import one_or_404, parse_id
 
     return one_or_404(Entry, Entry.id == parse_id(entry_id), lock=lock)
 

@@ -41,12 +41,12 @@ from portal import spreadsheet
 from portal.documents.models import Document, DocumentRequest, DocumentVersion, RequestItem, StoredObject
 from portal.documents.services import Download, read_object, store_sealed, stored_row, vault_storage
 from portal.extensions import db
-from portal.lookups import parse_id
 from portal.offboarding.models import TenantExport
 from portal.work.models import Task, TaskComment
 from tenants import audit
 from tenants.audit import AuditEvent
 from tenants.context import bound, current_scope
+from tenants.lookups import parse_id
 from tenants.models import Tenant, User, utcnow
 
 LEASE = timedelta(minutes=10)

@@ -35,9 +35,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.extensions import db
-from portal.lookups import one_or_404
 from portal.payroll.models import CONTRACTS, REGIONS, Attendance, Dependant, Employee
 from tenants import audit
+from tenants.lookups import one_or_404
 from tenants.models import Tenant, User
 
 CURRENCY = "VND"  # salaries are whole đồng (the engine's unit)

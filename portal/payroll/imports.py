@@ -34,10 +34,10 @@ from sqlalchemy import delete
 
 from portal import spreadsheet
 from portal.extensions import db
-from portal.lookups import one_or_404, parse_id
 from portal.payroll import employees as people
 from portal.payroll.models import Employee, PayrollImport
 from tenants import audit
+from tenants.lookups import one_or_404, parse_id
 from tenants.models import Tenant, User, utcnow
 
 MAX_BYTES = 2 * 1024 * 1024

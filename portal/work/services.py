@@ -24,12 +24,12 @@ from werkzeug.exceptions import NotFound
 from portal.documents.models import Document, DocumentVersion, StoredObject
 from portal.documents.services import get_document
 from portal.extensions import db
-from portal.lookups import parse_id
 from portal.work import notify
 from portal.work.models import ServiceLine, Task, TaskComment, TaskDocument, TaskEvent
 from portal.work.states import FINAL, NEEDS_REASON, WHO, IllegalMove, State, allowed_moves, next_state
 from tenants import audit
 from tenants.context import current_scope
+from tenants.lookups import parse_id
 from tenants.models import Assignment, Tenant, User, utcnow
 from tenants.policy import APPROVER_ROLES, CLIENT_ROLES, Role, is_client
 from tenants.zones import today_in

@@ -29,7 +29,6 @@ from sqlalchemy.dialects.postgresql import insert
 from werkzeug.exceptions import NotFound
 
 from portal.extensions import db
-from portal.lookups import parse_id
 from portal.work.kpi import BadMonth, Month
 from portal.work.models import Task, TimeEntry
 from portal.work.services import Conflict, NotYours, WorkError, get_task
@@ -37,6 +36,7 @@ from portal.work.states import FINAL, State
 from tenants import audit
 from tenants.context import current_tenant_id
 from tenants.isolation import TenantContextMissing
+from tenants.lookups import parse_id
 from tenants.models import Assignment, User, new_id, utcnow
 from tenants.reach import across_tenants, visible_tenants
 from tenants.zones import provider_zone, start_of_day, tenant_zone, today_in

@@ -18,9 +18,9 @@ from werkzeug.exceptions import NotFound
 from portal.auth.services import normalise_email
 from portal.extensions import db
 from portal.intake.mail.models import IntakeMailSender
-from portal.lookups import parse_id
 from tenants import audit
 from tenants.fields import blind_tokens
+from tenants.lookups import parse_id
 from tenants.models import Membership, Tenant, User
 from tenants.policy import CLIENT_ROLES
 
