@@ -166,3 +166,22 @@ def put_on_plan(tenant: Tenant, *, currency: str = "VND", fee: int = 2_000_000, 
                                   discount_bp=discount_bp))
         db.session.commit()
     return plan
+
+
+class as_person:  # noqa: N801 - a context manager used like a function
+    """Bind a tenant (its id, or anything with an ``id``: a test's world) as a request by ``person`` would;
+    yields (their User, the Tenant), and rolls back whatever was left uncommitted on the way out."""
+
+    def __init__(self, tenant, person) -> None:  # noqa: ANN001
+        self.tenant_id = tenant if isinstance(tenant, uuid.UUID) else tenant.id
+        self.person = person
+
+    def __enter__(self) -> tuple[User, Tenant]:
+        user = db.session.get(User, self.person.id)
+        self.scope = bound(Scope(user_id=user.id, tenant_ids=frozenset({self.tenant_id}), role=self.person.role))
+        self.scope.__enter__()
+        return user, db.session.get(Tenant, self.tenant_id)
+
+    def __exit__(self, *exc: object) -> None:
+        db.session.rollback()
+        self.scope.__exit__(*exc)

@@ -25,11 +25,11 @@ from portal.dataentry.models import Record
 from portal.extensions import db
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound
-from tenants.models import Tenant, User, utcnow
+from tenants.models import User, utcnow
 from tenants.policy import Role
 from tests.dataentry.test_fields import mst, wrong_digit
 from tests.documents import samples
-from tests.factories import csrf_token, login, make_world
+from tests.factories import as_person, csrf_token, login, make_world
 
 TRAP = '=HYPERLINK("https://evil.example/x", "Invoice")'
 SELLER = mst("010023348")
@@ -38,23 +38,6 @@ ROWS = [FieldInput(key="invoice_no", label="Invoice number", type="text", requir
         FieldInput(key="issued", label="Issued on", type="date", earliest="01/01/2026"),
         FieldInput(key="seller", label="Seller's tax code", type="tax_code"),
         FieldInput(key="kind", label="Kind", type="choice", options="Invoice\nReceipt")]
-
-
-class as_person:  # noqa: N801 - a context manager used like a function
-    """Bind ``tenant`` as a request by ``person`` would; yields (their User, the Tenant)."""
-
-    def __init__(self, tenant_id: uuid.UUID, person) -> None:  # noqa: ANN001
-        self.tenant_id, self.person = tenant_id, person
-
-    def __enter__(self) -> tuple[User, Tenant]:
-        user = db.session.get(User, self.person.id)
-        self.scope = bound(Scope(user_id=user.id, tenant_ids=frozenset({self.tenant_id}), role=self.person.role))
-        self.scope.__enter__()
-        return user, db.session.get(Tenant, self.tenant_id)
-
-    def __exit__(self, *exc: object) -> None:
-        db.session.rollback()
-        self.scope.__exit__(*exc)
 
 
 def _upload(tenant_id: uuid.UUID, person, seed: int, name: str) -> uuid.UUID:  # noqa: ANN001

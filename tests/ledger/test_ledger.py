@@ -19,11 +19,10 @@ from portal.ledger import reports, services
 from portal.ledger.models import Account, Entry, Line
 from portal.ledger.services import LedgerError, LineInput
 from tenants.audit import AuditEvent
-from tenants.context import Scope, bound
 from tenants.lifecycle import assign
 from tenants.models import Tenant, User
 from tenants.policy import Role
-from tests.factories import csrf_token, login, make_person, make_tenant
+from tests.factories import as_person, csrf_token, login, make_person, make_tenant
 
 DAY = date(2026, 11, 5)
 
@@ -41,23 +40,6 @@ def books(app, chart: str = "vn_tt133") -> SimpleNamespace:
         with as_person(world, admin) as (user, t):
             services.start_books(user, t, chart)
         return world
-
-
-class as_person:  # noqa: N801 - a context manager used like a function
-    """Bind the tenant as a request by ``person`` would; yields (their User, the Tenant)."""
-
-    def __init__(self, world: SimpleNamespace, person) -> None:  # noqa: ANN001
-        self.world, self.person = world, person
-
-    def __enter__(self) -> tuple[User, Tenant]:
-        user = db.session.get(User, self.person.id)
-        self.scope = bound(Scope(user_id=user.id, tenant_ids=frozenset({self.world.id}), role=self.person.role))
-        self.scope.__enter__()
-        return user, db.session.get(Tenant, self.world.id)
-
-    def __exit__(self, *exc: object) -> None:
-        db.session.rollback()
-        self.scope.__exit__(*exc)
 
 
 def post(world, person, lines: list[tuple[str, int, int]], day: date = DAY) -> Entry:  # noqa: ANN001

@@ -28,32 +28,14 @@ from portal.payroll.models import Attendance, Employee, PayrollImport
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound
 from tenants.fields import MAGIC
-from tenants.models import Tenant, User
 from tests.dataentry.test_fields import mst, wrong_digit
-from tests.factories import csrf_token, login, make_world
+from tests.factories import as_person, csrf_token, login, make_world
 
 NATIONAL_ID = "079123456789"
 TAX_CODE = mst("031234567")
 BANK = "0071000123456"
 SALARY = 12_345_000
 TRAP = '=HYPERLINK("https://evil.example/x", "Payslip")'
-
-
-class as_person:  # noqa: N801 - a context manager used like a function
-    """Bind ``tenant`` as a request by ``person`` would; yields (their User, the Tenant)."""
-
-    def __init__(self, tenant_id: uuid.UUID, person) -> None:  # noqa: ANN001
-        self.tenant_id, self.person = tenant_id, person
-
-    def __enter__(self) -> tuple[User, Tenant]:
-        user = db.session.get(User, self.person.id)
-        self.scope = bound(Scope(user_id=user.id, tenant_ids=frozenset({self.tenant_id}), role=self.person.role))
-        self.scope.__enter__()
-        return user, db.session.get(Tenant, self.tenant_id)
-
-    def __exit__(self, *exc: object) -> None:
-        db.session.rollback()
-        self.scope.__exit__(*exc)
 
 
 def _employee(tenant_id: uuid.UUID, person, code: str, **over) -> None:  # noqa: ANN001
