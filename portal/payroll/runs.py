@@ -241,8 +241,24 @@ def open_run(actor: User, tenant: Tenant, month: date, ip: str | None = None) ->
     run = get_run(month)
     if inserted is not None:
         _record("payroll.run_opened", actor, run, ip)
+        _payroll_deadlines_on(actor, tenant, ip)
     db.session.commit()
     return get_run(month)
+
+
+def _payroll_deadlines_on(actor: User, tenant: Tenant, ip: str | None) -> None:
+    """Running payroll puts its deadlines (insurance, union fee, PIT returns) on the client's filing calendar: the
+    books' ``payroll`` setting is switched on, audited as the settings page would, if the books are on and it was
+    off. Switching it off again stays the provider's choice on that page."""
+    from portal.ledger.models import Book
+
+    book = db.session.scalar(select(Book).with_for_update())
+    if book is None or book.payroll:
+        return
+    book.payroll = True
+    audit.record("ledger.filing_settings_changed", audit.Actor.of(actor), tenant_id=tenant.id,
+                 object_type="ledger_book", object_id=book.id, ip=ip,
+                 data={"changes": {"payroll": [False, True]}, "because": "payroll.run_opened"})
 
 
 def _record(action: str, actor: User | None, run: PayRun, ip: str | None = None, **data: object) -> None:

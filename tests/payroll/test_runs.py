@@ -628,3 +628,23 @@ def test_moves_made_on_the_task_page_are_followed_by_the_run(app):
             actions = list(db.session.scalars(select(AuditEvent.action).where(
                 AuditEvent.tenant_id == world.id, AuditEvent.action.like("payroll.run_%"))))
             assert {"payroll.run_changes_requested", "payroll.run_reviewed", "payroll.run_rejected"} <= set(actions)
+
+
+def test_opening_the_first_run_puts_the_payroll_deadlines_on_the_filing_calendar(app):
+    from portal.ledger import filing_services
+    from portal.ledger.models import Book
+
+    world = payroll_world(app)
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        assert not db.session.scalar(select(Book.payroll))
+        before = filing_services.calendar(tenant, date(2026, 11, 25))
+        assert not [r for r in before.rows if r.deadline.rule.line == "payroll"]
+        runs.open_run(user, tenant, NOVEMBER)
+        runs.open_run(user, tenant, OCTOBER)  # a second run changes nothing more
+        assert db.session.scalar(select(Book.payroll)) is True
+        after = filing_services.calendar(tenant, date(2026, 11, 25))
+        # Insurance is paid by the last day of the month after (Law on Social Insurance 2024): November's by 31/12.
+        assert any(r.deadline.rule.line == "payroll" and r.deadline.due == date(2026, 12, 31) for r in after.rows)
+        changes = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "ledger.filing_settings_changed")).all()
+        assert [e.details["changes"] for e in changes] == [{"payroll": [False, True]}]
