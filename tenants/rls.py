@@ -40,6 +40,10 @@ PRESENTED_TOKEN = "token_hash = (select decode(nullif(current_setting('app.token
 # which runs before that table exists (a rewrite_policy of intake_mail_addresses must pass it again).
 PRESENTED_INTAKE_ADDRESS = ("local_hash = (select decode(nullif(current_setting('app.intake_address', true), ''), "
                             "'hex'))")
+# The one e-mailed payslip link whose token an employee presented (its SHA-256, hex, in app.payslip_link): knowing
+# the random token is what lets the public payslip page find the link's tenant (revision 0028 passes it itself).
+PRESENTED_PAYSLIP_LINK = ("token_hash = (select decode(nullif(current_setting('app.payslip_link', true), ''), "
+                          "'hex'))")
 # What each table with wider read access may also read (every other protected table: TENANT_MATCH only).
 ALSO_READABLE = {
     "memberships": OWN_ROWS,

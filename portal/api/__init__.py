@@ -77,6 +77,7 @@ def init_app(app: Flask) -> PortalApi:
         ledger,
         ledger_reports,
         payroll,
+        payroll_finalisation,
         payroll_runs,
         plans,
         quality,

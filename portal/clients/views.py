@@ -177,7 +177,12 @@ ACTION_LABELS = {
     "payroll.run_paid": _l("marked a pay run paid"),
     "payroll.journal_posted": _l("posted a pay run's journal to the books"),
     "payroll.exported": _l("downloaded a pay run's bank file or summary"),
+    "payroll.finalisation_exported": _l("downloaded the income tax finalisation summary of a year"),
     "payroll.settings_changed": _l("changed the payroll settings"),
+    "payroll.payslips_emailed": _l("e-mailed employees the links to their payslips"),
+    "payroll.payslip_link_resent": _l("e-mailed an employee a new link to their payslip"),
+    "payroll.payslip_opened": _l("opened their payslip from the e-mailed link"),
+    "payroll.payslip_link_locked": _l("locked an e-mailed payslip link after wrong national id numbers"),
 }
 
 SIDE_LABELS = {"provider": _l("Provider"), "client": _l("Your company"), "system": _l("System")}

@@ -27,7 +27,14 @@ def _pay_runs() -> None:
     from portal import events
     from portal.billing import meters, sections
     from portal.intake import routing
-    from portal.payroll import run_models, run_views, runs  # noqa: F401 - models map, routes register
+    from portal.payroll import (  # noqa: F401 - models map, routes register
+        finalisation_views,
+        link_models,
+        link_views,
+        run_models,
+        run_views,
+        runs,
+    )
 
     runs.listen()  # a change of employees, dependants or attendance calculates open runs again
     events.subscribe("task.done", "payroll.runs", runs.task_done)  # the run's task done: the run is approved

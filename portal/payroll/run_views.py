@@ -17,7 +17,7 @@ from markupsafe import Markup
 from portal.access import requires
 from portal.billing.render import amount_in_words, format_money
 from portal.extensions import db
-from portal.payroll import bank_file, bp, payslips, runs
+from portal.payroll import bank_file, bp, links, payslips, runs
 from portal.payroll.run_models import PAYSLIP_LANGUAGES
 from tenants import audit
 from tenants.policy import APPROVER_ROLES, allowed
@@ -117,7 +117,8 @@ def _run_page(run: runs.PayRun, typed: dict, errors: dict, status: int = 200) ->
         is_reviewer=task is not None and task.reviewer_id == _actor().id,
         is_approver=g.role in APPROVER_ROLES, layouts=bank_file.LAYOUTS, transfers=transfers, left_out=left_out,
         total_transfers=sum(t.amount for t in transfers), typed=typed, errors=errors,
-        in_words=amount_in_words(int(run.totals.get("take_home", 0)), "VND", _locale())), status))
+        in_words=amount_in_words(int(run.totals.get("take_home", 0)), "VND", _locale()),
+        mailing=links.overview(run, settings)), status))
 
 
 def _refused(run_month: date, exc: runs.RunError, typed: dict | None = None) -> Response:

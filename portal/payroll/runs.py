@@ -907,7 +907,8 @@ def task_done(tenant_id: uuid.UUID, task_id: str) -> None:
 
 
 def mark_paid(actor: User, tenant: Tenant, month: date, ip: str | None = None) -> PayRun:
-    """An approved run was paid (the bank transfers made): it never changes again. A repeat changes nothing."""
+    """An approved run was paid (the bank transfers made): it never changes again. A repeat changes nothing. When
+    the client e-mails payslips, each employee is e-mailed a link to theirs (``links.run_paid``)."""
     run = get_run(month, lock=True)
     if run is None:
         raise RunConflict(_("There is no pay run for %(month)s.", month=month.strftime("%m/%Y")))
@@ -917,6 +918,9 @@ def mark_paid(actor: User, tenant: Tenant, month: date, ip: str | None = None) -
         raise _not_now(run, "pay")
     run.state, run.paid_at, run.paid_by_id, run.updated_at = "paid", utcnow(), actor.id, utcnow()
     _record("payroll.run_paid", actor, run, ip)
+    from portal.payroll import links
+
+    links.run_paid(actor, tenant, run)  # the payslips e-mailed as links, when the client switched it on
     db.session.commit()
     return run
 

@@ -19,8 +19,9 @@ SET = "select set_config('app.tenant_ids', :t, true)"
 SET_USER = "select set_config('app.user_id', :u, true)"
 # Tables whose users may read some rows outside the bound tenants (and never write them).
 OWN_ROW_READS = {"memberships", "assignments", "api_tokens", "notifications"}
-# Tables a presented secret alone lets one read a row of (tests/intake/test_mail.py tests the address).
-WIDER_READS = OWN_ROW_READS | {"intake_mail_addresses"}
+# Tables a presented secret alone lets one read a row of (tests/intake/test_mail.py tests the address,
+# tests/payroll/test_payslip_links.py the payslip link).
+WIDER_READS = OWN_ROW_READS | {"intake_mail_addresses", "payroll_payslip_links"}
 
 
 @pytest.fixture
@@ -146,8 +147,8 @@ def test_catalog(app, db_urls):
             [main] = writers
             for clause in (main.using_, main.check_):
                 assert clause and "app.tenant_ids" in clause, f"{t.relname}: {clause}"
-                assert all(wider not in clause for wider in ("app.user_id", "app.token_hash", "app.intake_address")), \
-                    f"{t.relname}: {clause}"
+                assert all(wider not in clause for wider in ("app.user_id", "app.token_hash", "app.intake_address",
+                                                             "app.payslip_link")), f"{t.relname}: {clause}"
             # Anything wider only reads: FOR SELECT, and only where a user must see their own rows.
             readers = {p.polname for p in policies if p.polcmd == "r"}
             assert readers == ({"also_readable"} if t.relname in WIDER_READS else set()), t.relname

@@ -1,4 +1,4 @@
-"""Pay run jobs: a run calculated again after its data changed, and its payslips' PDFs."""
+"""Pay run jobs: a run calculated again after its data changed, its payslips' PDFs, and their e-mailed links."""
 
 from __future__ import annotations
 
@@ -21,3 +21,11 @@ def payslip_pdfs(run_id: str, version: str) -> None:
     from portal.payroll.payslips import render_pdfs
 
     render_pdfs(run_id, version)
+
+
+@job("payroll.payslip_links")
+def payslip_links(run_id: str, after: str) -> None:
+    """E-mail a paid run's payslip links, a batch of payslips after employee code ``after`` (the next is queued)."""
+    from portal.payroll.links import send_batch
+
+    send_batch(run_id, after)
