@@ -10,7 +10,7 @@ RUN_PACKAGES := libmagic1 poppler-utils fonts-dejavu-core tesseract-ocr tesserac
 # And those only the tests and benchmarks need: Chromium (browser tests), wrk (bench), 7-Zip (exports open in it).
 TEST_PACKAGES := chromium wrk 7zip
 
-.PHONY: run test lint bench mutate install run-deps system-deps browser-deps translations messages clean
+.PHONY: run test lint bench load mutate install run-deps system-deps browser-deps translations messages clean
 
 run: install run-deps translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
 	$(BIN)/portal dev
@@ -24,6 +24,19 @@ lint: install
 
 bench: install system-deps translations
 	$(BIN)/python bench/home.py
+
+# The mixed load (locust, 200 users for 5 minutes), the same pages alone, then the faults one at a time: Redis
+# and PostgreSQL restarted, the S3 endpoint cut for 30 s, workers killed; tests/load/README.md. On a stack of its
+# own on loopback (a PostgreSQL cluster, a redis-server, a moto server), about 25 minutes with the defaults, and
+# up to 20 more while a job killed with its worker waits to be taken again; shorter with LOAD_USERS=50
+# LOAD_SECONDS=60 LOAD_FAULT_SECONDS=60. Reports in tests/load/reports/.
+LOAD_STAMP := $(VENV)/.installed-load
+load: install run-deps translations $(LOAD_STAMP) ## load and fault test; LOAD_USERS, LOAD_SECONDS (tests/load/README.md)
+	$(BIN)/python tests/load/run.py
+
+$(LOAD_STAMP): pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev,load]'
+	touch $@
 
 # Mutation testing (mutmut) of the modules listed under [tool.mutmut] in pyproject.toml, against the
 # tests listed there; docs/mutation-testing.md. Not part of `make test`: it takes about half an hour.

@@ -40,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         intake,
         ledger,
         logs,
+        metrics,
         offboarding,
         payroll,
         provider,
@@ -51,6 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from workers import init_app as init_workers
 
     logs.init_app(app)
+    metrics.init_app(app)  # right after the request id: the time covers every other hook
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(settings.ROOT / "migrations"))
     extensions.csrf.init_app(app)

@@ -234,7 +234,7 @@ def statements_run(month: str, slug: str | None) -> None:
 
 @click.group("keys")
 def keys_cli() -> None:
-    """Rotate tenant keys and the master key."""
+    """Rotate tenant keys and the master key; check a restored key directory."""
 
 
 @keys_cli.command("rotate")
@@ -281,6 +281,34 @@ def keys_rotate_master(kms_key_id: str | None) -> None:
     from portal.documents.custody import rotate_master
 
     click.echo(f"re-wrapped {rotate_master(kms_key_id)} tenant keys under the new master key")
+
+
+@keys_cli.command("verify-restore")
+@click.option("--dry-run", is_flag=True, help="Only report shredded keys the key directory holds again.")
+@click.option("--tenant", "slugs", multiple=True, help="Sample only this tenant's objects (repeatable).")
+@with_appcontext
+def keys_verify_restore(dry_run: bool, slugs: tuple[str, ...]) -> None:
+    """After a restore, before serving: destroy again the shredded keys it brought back; open a sample.
+
+    Exit 1 if a live tenant's object does not open, or a shredded-key record cannot be verified.
+    """
+    from portal.trust.shredding import verify_restore
+
+    tenant_ids = {_tenant(slug).id for slug in slugs} or None
+    result = verify_restore(dry_run=dry_run, tenant_ids=tenant_ids)
+    for entry in result.restored:
+        done = "would destroy again" if dry_run else "destroyed again"
+        click.echo(f"RESTORED SHREDDED KEY {entry.name} (tenant:{entry.tenant_id}, destroyed on "
+                   f"{entry.destroyed_at[:10]}, per {', '.join(entry.sources)}): {done}", err=True)
+    for item in result.unreadable:
+        click.echo(f"UNREADABLE {item.tenant} {item.key} object {item.object_id}: {item.reason}", err=True)
+    for problem in result.problems:
+        click.echo(f"PROBLEM {problem}", err=True)
+    click.echo(f"{len(result.shredded)} shredded tenant keys, {len(result.restored)} of them brought back by the "
+               f"restore{' (dry run)' if dry_run else ' and destroyed again'}; {result.objects_opened} objects "
+               f"opened, {len(result.unreadable)} unreadable")
+    if result.unreadable or result.problems or (dry_run and result.restored):
+        sys.exit(1)
 
 
 # --- users ---------------------------------------------------------------------------
@@ -358,15 +386,16 @@ def audit_cli() -> None:
 
 
 @audit_cli.command("verify")
+@click.option("--no-checkpoint", is_flag=True, help="Only check, write no checkpoint (a restore drill's copy).")
 @with_appcontext
-def audit_verify() -> None:
+def audit_verify(no_checkpoint: bool) -> None:
     """Check every chain row by row and against every signed checkpoint; exit 1 and list what is wrong.
 
     When nothing is wrong, the heads are checkpointed again (signed, to object storage).
     """
     from portal.trust.anchors import verify
 
-    result = verify()
+    result = verify(checkpoint=not no_checkpoint)
     for p in result.problems:
         click.echo(f"TAMPERED {p}", err=True)
     if result.problems:
@@ -442,13 +471,21 @@ def certificates_verify(path: str) -> None:
 @click.command("worker")
 @click.option("--queues", default="", help="Comma-separated, in priority order (default: RQ_QUEUES, every queue).")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Also enqueue the periodic jobs (what `portal scheduler` does). A deployment runs one "
+                   "`portal scheduler` and starts every worker with --no-scheduler.")
 @with_appcontext
-def worker(queues: str, burst: bool) -> None:
-    """Run an rq worker (JSON serializer) with the outbox relay and reaper beside it."""
-    from rq import SimpleWorker
+def worker(queues: str, burst: bool, scheduler: bool) -> None:
+    """Run an rq worker (JSON serializer) with the outbox relay and reaper beside it.
+
+    SIGTERM: the job in progress finishes, the relay loop ends its round, and the worker exits 0 (a second
+    SIGTERM interrupts the job; the outbox's reaper queues it again).
+    """
     from rq.serializers import JSONSerializer
 
+    from portal import logs, metrics
     from workers import reap, redis_connection, relay
+    from workers.runner import PortalWorker
     from workers.schedule import tick
 
     app = current_app._get_current_object()
@@ -458,7 +495,8 @@ def worker(queues: str, burst: bool) -> None:
         while not stop.wait(5):
             with app.app_context():
                 try:
-                    tick()
+                    if scheduler:
+                        tick()
                 except Exception:  # the periods are given back for the next tick; relaying goes on
                     app.logger.exception("scheduler tick")
                 try:
@@ -466,17 +504,76 @@ def worker(queues: str, burst: bool) -> None:
                     reap()
                 except Exception:  # keep relaying; the error is logged
                     app.logger.exception("relay loop")
+            # rq's scheduler (it queues the retries of failed jobs when their back-off ends) runs in a process
+            # of its own, which a Redis restart ends; rq starts it again only at its next maintenance, up to
+            # ten minutes on (tests/load: jobs waited that long). Taking its locks again starts it.
+            # Never once the worker is stopping (SIGTERM): rq stopped its scheduler on purpose, and one started
+            # now would outlive the worker and keep it from exiting.
+            rq_scheduler = getattr(w, "scheduler", None)
+            if stop.is_set() or getattr(w, "_stop_requested", False):
+                continue
+            if rq_scheduler is not None and not (rq_scheduler._process and rq_scheduler._process.is_alive()):
+                try:
+                    rq_scheduler.acquire_locks(auto_start=True)
+                except Exception:  # Redis still down: the next round tries again
+                    app.logger.warning("rq scheduler not restarted yet", exc_info=True)
 
+    logs.configure(("rq",), app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])  # rq's lines as JSON too
+    if app.config["WORKER_METRICS_PORT"]:
+        metrics.serve(app, app.config["WORKER_METRICS_PORT"])
     with app.app_context():
         relay()
-    threading.Thread(target=relay_loop, daemon=True).start()
     names = [q.strip() for q in queues.split(",") if q.strip()] or list(current_app.config["RQ_QUEUES"])
-    w = SimpleWorker(names, connection=redis_connection(),
+    w = PortalWorker(names, connection=redis_connection(),
                      serializer=JSONSerializer)
+    relay_thread = threading.Thread(target=relay_loop, name="relay", daemon=True)
+    relay_thread.start()
     try:
         w.work(burst=burst, with_scheduler=True)
     finally:
         stop.set()
+        relay_thread.join(30)  # a round in progress commits (or rolls back) before the process ends
+        # An rq scheduler the relay loop started as rq was stopping its own would keep this process from exiting
+        # (multiprocessing waits for its children) and hold its output open.
+        leftover = getattr(getattr(w, "scheduler", None), "_process", None)
+        if leftover is not None and leftover.is_alive():
+            leftover.terminate()
+            leftover.join(5)
+
+
+@click.command("scheduler")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between ticks.")
+@click.option("--once", is_flag=True, help="Tick once and exit.")
+@with_appcontext
+def scheduler(interval: float, once: bool) -> None:
+    """Enqueue the periodic jobs (workers/schedule.py) as their periods come; a deployment runs exactly one.
+
+    Two at once (a rolling update) still enqueue each period once: every period is claimed in the database.
+    SIGTERM stops it between two ticks.
+    """
+    from workers.schedule import tick
+
+    app = current_app._get_current_object()
+    stop = threading.Event()
+    if not once:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        app.logger.info("scheduler: a tick every %s s", interval)
+    while True:
+        with app.app_context():
+            try:
+                count = tick()
+            except Exception:  # the tick's periods are given back; the next tick enqueues them
+                app.logger.exception("scheduler tick")
+                if once:
+                    raise SystemExit(1) from None
+            else:
+                if once:
+                    click.echo(f"{count} periodic jobs enqueued")
+                    return
+        if stop.wait(interval):
+            return
 
 
 @click.command("demo")
@@ -504,6 +601,7 @@ def dev(port: int) -> None:
         upgrade()
         logins = load()
     logs.init_app(app)  # alembic's env.py ran logging.config.fileConfig, which switched our loggers off
+    logs.configure(("werkzeug",), "INFO")  # its request lines as JSON too (link tokens scrubbed)
     env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"],
                MIGRATION_DATABASE_URL=app.config["MIGRATION_DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
                BASE_URL=app.config["BASE_URL"])
@@ -534,7 +632,7 @@ def dev(port: int) -> None:
 
 def init_app(app: Flask) -> None:
     for command in (tenants_cli, users_cli, audit_cli, certificates_cli, data_cli, documents_cli, keys_cli,
-                    statements_cli, worker, demo, dev):
+                    statements_cli, worker, scheduler, demo, dev):
         app.cli.add_command(command)
 
 

@@ -58,12 +58,24 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         # E-mailed links; `portal dev` points it at the port it serves when it is unset.
         "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000"),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),  # of the portal's own loggers (portal/logs.py)
-        # No pre-ping (a round trip per request): a dropped connection is invalidated on its
-        # first error and replaced; connections are recycled before servers time them out.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json"),  # one JSON object per line; "text" for a person reading
+        # /metrics (portal/metrics.py): a scraper sends "Authorization: Bearer <METRICS_TOKEN>". Unset, the
+        # endpoint answers 404, unless METRICS_OPEN lets anyone read it (development only).
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_OPEN": _bool(env.get("METRICS_OPEN"), False),
+        # `portal worker` answers its own /metrics (jobs) on this port, same token; 0: off.
+        "WORKER_METRICS_PORT": int(env.get("WORKER_METRICS_PORT") or 0),
+        # Pre-ping: a pooled connection is checked (an empty statement, one loopback round trip, tens of
+        # microseconds) as it is taken, and replaced if the server dropped it. Without it, the first request
+        # of each process after PostgreSQL restarted failed on a dead connection; with it the service
+        # recovers by itself and no request meets one (tests/test_faults.py). Connections
+        # are recycled before servers time them out.
         # JIT off: PostgreSQL compiled the books' report queries for 200+ ms, longer than they run
         # (bench/ledger.py); a web app's short queries never win that time back.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 1800, "pool_size": 10,
-                                      "max_overflow": 10, "connect_args": {"options": "-c jit=off"}},
+        # hide_parameters: a statement's values (names, amounts) never reach an error message, hence a log.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 10,
+                                      "max_overflow": 10, "connect_args": {"options": "-c jit=off"},
+                                      "hide_parameters": True},
         # Sessions: server-side rows behind a signed cookie (see portal/auth/sessions.py).
         "SESSION_COOKIE_NAME": "portal_session",
         "SESSION_COOKIE_HTTPONLY": True,
@@ -180,12 +192,17 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     cfg["LOG_LEVEL"] = str(cfg["LOG_LEVEL"]).strip().upper()
     if cfg["LOG_LEVEL"] not in logging.getLevelNamesMapping():
         raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    cfg["LOG_FORMAT"] = str(cfg["LOG_FORMAT"]).strip().lower()
+    if cfg["LOG_FORMAT"] not in {"json", "text"}:
+        raise ConfigError("LOG_FORMAT must be json or text")
     if int(cfg["TRASH_RETENTION_DAYS"]) < 1:
         raise ConfigError("TRASH_RETENTION_DAYS must be at least 1: a removed document is never deleted at once")
     if production:
         for name in ("SECRET_KEY", "FIELD_KEY"):
             if cfg[name] and cfg[name].startswith("dev-"):
                 raise ConfigError(f"{name} is a development default; set a real secret")
+        if cfg["METRICS_OPEN"]:
+            raise ConfigError("METRICS_OPEN must not be set when PORTAL_ENV=production; set METRICS_TOKEN")
         if cfg["STRIPE_API_KEY"] and not cfg["STRIPE_WEBHOOK_SECRET"]:
             raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_API_KEY is set")
         if cfg["STRIPE_API_KEY"] and not str(cfg["STRIPE_API_BASE"]).startswith("https://"):

@@ -1,21 +1,26 @@
 """One error responder: ``application/problem+json`` for the API, a page otherwise.
 
 No stack trace ever reaches a user; unexpected errors are logged with an id the
-user can quote.
+user can quote. A request that needed a dependency that is down (the database, Redis,
+the object store: ``portal.outages``) answers 503 with ``Retry-After``, on a page that
+reads nothing from the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, session
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, default_exceptions
 
 from portal.extensions import db
 from portal.i18n import N_
 from portal.logs import redact
+from portal.outages import RETRY_AFTER, dependency_down
 from tenants.isolation import CrossTenantWrite
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ TITLES = {
     429: N_("Too many requests"),
     500: N_("Something went wrong on our side"),
     502: N_("The stored file could not be read"),
+    503: N_("Briefly unavailable"),
 }
 
 
@@ -64,6 +70,10 @@ def _detail(exc: HTTPException) -> str | None:
 
 
 def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
+    # Flask wraps an error raised after the view (an after_request hook) in a 500 of its own.
+    original = getattr(exc, "original_exception", None)
+    if original is not None and (part := dependency_down(original)) is not None:
+        return handle_outage(part, original)
     status = exc.code or 500
     detail = _detail(exc)
     if wants_json():
@@ -77,11 +87,67 @@ def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
                                    title=_(TITLES.get(status, "Error")), detail=detail), status
     if status == 401 and wants_json():
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    retry_after = getattr(exc, "retry_after", None)  # werkzeug's ServiceUnavailable(retry_after=...)
+    if status == 503 and retry_after is not None:
+        if isinstance(response, tuple):
+            response = Response(response[0], response[1], mimetype="text/html")
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
+def _reader_locale() -> str:
+    """select_locale's answer without the database (a signed-in user already loaded, the browser's choice,
+    Accept-Language): asking flask-login for the user would load it, which is what just failed."""
+    languages = list(current_app.config["LANGUAGES"])
+    locale = None
+    with contextlib.suppress(Exception):  # an expired user would be reloaded from the database
+        user = g.get("_login_user")
+        locale = user.locale if user is not None and user.is_authenticated else None
+    if locale not in languages:
+        locale = session.get("locale")
+    if locale not in languages:
+        locale = request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return locale
+
+
+def answer_unavailable(detail: str | None = None) -> Response:
+    """503 with ``Retry-After``: a part the request needs is down; the same request works once it is back.
+
+    The page stands alone (``unavailable.html`` reads nothing from the database, unlike the layout)."""
+    locale = _reader_locale()
+    with force_locale(locale):
+        detail = detail or _("Part of the service is briefly unavailable. Nothing is wrong with what you did: "
+                             "please try again in a minute.")
+        if wants_json():
+            response = problem(503, detail)
+        else:
+            try:  # the environment's own render: no context processors (flask-login's would load the user)
+                body = current_app.jinja_env.get_template("unavailable.html").render(
+                    lang=locale, title=_(TITLES[503]), detail=detail, retry=request.method in ("GET", "HEAD"))
+            except Exception:  # a page that cannot render must not turn the 503 into a 500
+                log.exception("the unavailable page failed")
+                body = f"{_(TITLES[503])}. {detail}\n"
+                response = Response(body, 503, mimetype="text/plain")
+            else:
+                response = Response(body, 503, mimetype="text/html")
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    response.headers["Cache-Control"] = "no-store"  # and portal.security need not load the user to say so
+    return response
+
+
+def handle_outage(part: str, exc: Exception) -> Response:
+    """A dependency is down: one log line (no traceback: an outage fails every request alike), then 503."""
+    log.warning("%s unavailable on %s %s: %s", part, request.method, redact(request.path), type(exc).__name__)
+    with contextlib.suppress(Exception):  # the connection is gone: its transaction with it
+        db.session.rollback()
+    return answer_unavailable()
+
+
 def handle_unexpected(exc: Exception) -> Response | tuple[str, int]:
-    """Log the error with a reference and its traceback; answer 500 quoting the reference."""
+    """Log the error with a reference and its traceback; answer 500 quoting the reference (503 for an outage)."""
+    part = dependency_down(exc)
+    if part is not None:
+        return handle_outage(part, exc)
     ref = secrets.token_hex(4)
     log.exception("unhandled error %s on %s %s", ref, request.method, redact(request.path))
     # A failed statement leaves the transaction aborted, and the page's header reads the database

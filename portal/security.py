@@ -45,12 +45,14 @@ def _headers(response: Response) -> Response:
     h["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
     if request.is_secure:
         h["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    if request.endpoint != "static" and current_user and current_user.is_authenticated:
+    cache = response.cache_control
+    # Asked in this order, so that an answer that chose already never loads the user (a 503 while the
+    # database is down: loading it would fail again, portal.errors.answer_unavailable).
+    if request.endpoint != "static" and not (cache.private or cache.no_store) \
+            and current_user and current_user.is_authenticated:
         # People's data: no-store, unless the view chose a private caching of its own (a thumbnail never
         # changes). Whatever it chose, a shared cache never keeps it.
-        cache = response.cache_control
-        if not (cache.private or cache.no_store):
-            h["Cache-Control"] = "no-store"
+        h["Cache-Control"] = "no-store"
     return response
 
 

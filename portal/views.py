@@ -1,10 +1,12 @@
-"""The front door: index, tenant picker, language switch, health check."""
+"""The front door: index, tenant picker, language switch, health and readiness probes, metrics."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from portal import health
+from portal import metrics as portal_metrics
 from portal.access import public, requires
 from portal.auth.forms import ConfirmForm
 from portal.auth.services import visible_tenants
@@ -55,6 +57,25 @@ def language():
 def healthz():
     """Liveness: answers without touching the database (also the benchmark's bare endpoint)."""
     return {"status": "ok"}
+
+
+@bp.route("/readyz")
+@public
+def readyz():
+    """Readiness: database, Redis and storage answer, migrations at head (portal/health.py). A 503 names
+    only the parts that fail."""
+    failing = health.readiness(current_app._get_current_object()).failing()
+    headers = {"Cache-Control": "no-store"}
+    if not failing:
+        return {"status": "ready"}, 200, headers
+    return {"status": "unavailable", "failing": failing}, 503, headers | {"Retry-After": str(health.RETRY_AFTER)}
+
+
+@bp.route("/metrics")
+@public
+def metrics():
+    """Prometheus metrics for a scraper holding METRICS_TOKEN (portal/metrics.py); 404 when none is set."""
+    return portal_metrics.scrape()
 
 
 def init_app(app: Flask) -> None:

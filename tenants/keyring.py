@@ -13,6 +13,7 @@ them and shredding a tenant's key files makes its documents unreadable for good:
     <key dir>/master-v<N>.key                  32 random bytes (LocalKeyring only); newest wins
     <key dir>/tenants/<tenant uuid>/meta.json  current version, retired versions, destroyed date
     <key dir>/tenants/<tenant uuid>/v<N>.key   tenant key version N, wrapped (JSON)
+    <key dir>/shredded/<tenant uuid>.json      the tenant's key was destroyed: when, which versions
 
 Associated data binds each wrap to its place: a wrapped DEK to (tenant, object, key
 version), a tenant key to (tenant, version, master version), or with KMS the
@@ -26,6 +27,14 @@ journaling or copy-on-write file systems and SSDs the old blocks may survive; wh
 actually makes the material unrecoverable is that it is stored only wrapped by the
 master key (or KMS), and that the key directory is kept out of data backups, or its
 backups expire on a schedule the deletion certificate can state.
+
+A restore must not bring a destroyed key back. ``shredded/`` is the register of destroyed
+tenant keys: written before the key files are shredded, never removed, and checked on
+every load of a tenant key, so a key whose tenant is listed there is refused even when a
+key directory restored from an older backup still holds its files. A backup older than
+the destruction lacks the entry too, so the restore procedure (``portal keys
+verify-restore``, ``portal.trust.shredding``) puts it back from what is newer than any key
+backup: the restored database's offboardings and the signed records in object storage.
 """
 
 from __future__ import annotations
@@ -84,7 +93,8 @@ class Keyring(Protocol):
                wrapped: bytes) -> tuple[KeyRef, bytes]: ...
     def retire(self, tenant_id: UUID, version: int) -> None: ...
     def rotate_master(self, new_kms_key_id: str | None = None) -> int: ...
-    def destroy_tenant(self, tenant_id: UUID) -> list[KeyRef]: ...
+    def destroy_tenant(self, tenant_id: UUID, *, destroyed_at: str | None = None) -> list[KeyRef]: ...
+    def shredded(self) -> dict[UUID, str]: ...
     def versions(self, tenant_id: UUID) -> list[tuple[KeyRef, str]]: ...
     def field_key(self, tenant_id: UUID) -> bytes: ...
     def signing_seed(self, version: int | None = None) -> tuple[int, bytes]: ...
@@ -200,6 +210,7 @@ class _FileKeyring:
     def __init__(self, key_dir: Path) -> None:
         self.key_dir = _private_dir(Path(key_dir))
         self._tenants = _private_dir(self.key_dir / "tenants")
+        self._shredded = _private_dir(self.key_dir / "shredded")
         # tenant → (the field key file's identity, the unwrapped key): a stat per use tells whether the
         # file changed (rotated) or went (destroyed by any process), so the cache never outlives either.
         self._field_keys: dict[UUID, tuple[tuple[int, int, int], bytes]] = {}
@@ -244,19 +255,27 @@ class _FileKeyring:
         self._save_meta(tenant_id, meta)  # the version exists for callers only from here on
         return KeyRef(self.key_id(tenant_id), version)
 
-    @staticmethod
-    def _refuse_destroyed(meta: Mapping[str, Any] | None) -> None:
-        if meta and meta.get("destroyed_at"):
-            day = meta["destroyed_at"][:10]
-            raise KeyUnavailable(f"the key of this tenant was destroyed on {day}: "
+    def _refuse_destroyed(self, tenant_id: UUID, meta: Mapping[str, Any] | None = None) -> None:
+        """``KeyUnavailable`` if the tenant's key was destroyed: its metadata says so, or the register does.
+
+        The register alone is what refuses a key that a restored backup of the key directory
+        brought back (its files and metadata are from before the destruction).
+        """
+        when = (meta or {}).get("destroyed_at") or (self._shred_entry(tenant_id) or {}).get("destroyed_at")
+        if when:
+            raise KeyUnavailable(f"the key of this tenant was destroyed on {str(when)[:10]}: "
                                  "its documents can no longer be decrypted")
 
+    def _shred_entry(self, tenant_id: UUID) -> dict[str, Any] | None:
+        return _read_json(self._shredded / f"{_uuid(tenant_id)}.json")
+
     def _tenant_key(self, tenant_id: UUID, version: int) -> bytes:
+        self._refuse_destroyed(tenant_id)  # the register first: a restored file of a destroyed key stays shut
         path = self._dir(tenant_id) / f"v{version}.key"
         record = _read_json(path)
         if record is None:
             meta = self._meta(tenant_id)
-            self._refuse_destroyed(meta)
+            self._refuse_destroyed(tenant_id, meta)
             entry = (meta or {}).get("versions", {}).get(str(version))
             if entry and entry.get("retired_at"):
                 raise KeyUnavailable(f"key version {version} was retired on {entry['retired_at'][:10]}: "
@@ -275,12 +294,12 @@ class _FileKeyring:
         """The tenant's current key version; creates version 1 on first use (race-safe)."""
         tenant_id = _uuid(tenant_id)
         meta = self._meta(tenant_id)
-        self._refuse_destroyed(meta)
+        self._refuse_destroyed(tenant_id, meta)
         if meta and meta.get("current"):
             return KeyRef(self.key_id(tenant_id), meta["current"])
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id)  # another process may have won the race
-            self._refuse_destroyed(meta)
+            self._refuse_destroyed(tenant_id, meta)
             if meta and meta.get("current"):
                 return KeyRef(self.key_id(tenant_id), meta["current"])
             return self._create_version(tenant_id, meta)
@@ -315,7 +334,7 @@ class _FileKeyring:
         tenant_id = _uuid(tenant_id)
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id)
-            self._refuse_destroyed(meta)
+            self._refuse_destroyed(tenant_id, meta)
             ref = self._create_version(tenant_id, meta)
             self._rewrap_field_key(tenant_id, ref.version)
             return ref
@@ -373,7 +392,7 @@ class _FileKeyring:
         self._field_keys.pop(tenant_id, None)
         ref = self.current(tenant_id)  # before the lock: it may take the same lock to create version 1
         with _locked(_private_dir(self._dir(tenant_id))):
-            self._refuse_destroyed(self._meta(tenant_id))
+            self._refuse_destroyed(tenant_id, self._meta(tenant_id))
             if _read_json(path) is None:
                 with contextlib.suppress(FileExistsError):  # a racing process created it first
                     _publish(path, self._wrap_field_key(tenant_id, AESGCM.generate_key(bit_length=256),
@@ -392,7 +411,7 @@ class _FileKeyring:
             raise ValueError("signing key versions are never retired: what they signed must stay verifiable")
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id)
-            self._refuse_destroyed(meta)
+            self._refuse_destroyed(tenant_id, meta)
             if not meta or str(version) not in meta["versions"]:
                 raise KeyUnavailable(f"key version {version} of this tenant does not exist")
             if version == meta["current"]:
@@ -404,11 +423,14 @@ class _FileKeyring:
             self._save_meta(tenant_id, meta)
         self._forget(tenant_id, version)
 
-    def destroy_tenant(self, tenant_id: UUID) -> list[KeyRef]:
+    def destroy_tenant(self, tenant_id: UUID, *, destroyed_at: str | None = None) -> list[KeyRef]:
         """Shred every version of the tenant's key: its documents become undecryptable for good.
 
-        Returns the versions whose material was destroyed now. Afterwards no new version
-        can be created for the tenant (``current`` raises ``KeyUnavailable``).
+        Returns the versions whose material was destroyed now (none when it had been before).
+        The register entry is written first, so from then on no version loads, even if shredding
+        stops part-way or a restored backup puts the files back; no new version can be created
+        for the tenant (``current`` raises ``KeyUnavailable``). ``destroyed_at`` (ISO 8601):
+        when it was first destroyed, if that was earlier (a restore destroying it again).
         """
         tenant_id = _uuid(tenant_id)
         if tenant_id == SIGNING_OWNER:
@@ -416,15 +438,31 @@ class _FileKeyring:
         destroyed: list[KeyRef] = []
         with _locked(_private_dir(self._dir(tenant_id))):
             meta = self._meta(tenant_id) or {"tenant_id": str(tenant_id), "current": 0, "versions": {}}
+            when = ((self._shred_entry(tenant_id) or {}).get("destroyed_at") or meta.get("destroyed_at")
+                    or destroyed_at or _now())
+            numbers = sorted({int(v) for v in meta["versions"]} | set(self._key_files(tenant_id)))
+            with contextlib.suppress(FileExistsError):  # never rewritten: the first entry stands
+                _publish(self._shredded / f"{tenant_id}.json", _json({
+                    "format": 1, "tenant_id": str(tenant_id), "key_id": self.key_id(tenant_id),
+                    "versions": numbers, "destroyed_at": when}))
             for version, path in sorted(self._key_files(tenant_id).items()):
                 if _shred(path):
                     destroyed.append(KeyRef(self.key_id(tenant_id), version))
             _shred(self._field_path(tenant_id))
             self._field_keys.pop(tenant_id, None)
-            meta["destroyed_at"] = meta.get("destroyed_at") or _now()
+            meta["destroyed_at"] = meta.get("destroyed_at") or when
             self._save_meta(tenant_id, meta)
         self._forget(tenant_id)
         return destroyed
+
+    def shredded(self) -> dict[UUID, str]:
+        """The register: every tenant whose key was destroyed, with when (ISO 8601)."""
+        out = {}
+        for path in self._shredded.glob("*.json"):
+            entry = _read_json(path) or {}
+            with contextlib.suppress(ValueError):
+                out[UUID(path.stem)] = str(entry.get("destroyed_at") or "")
+        return out
 
     def versions(self, tenant_id: UUID) -> list[tuple[KeyRef, str]]:
         """Every version with its state: current, active, retired or destroyed."""
@@ -572,6 +610,11 @@ class KmsKeyring(_FileKeyring):
             if code == "InvalidCiphertextException":
                 raise IntegrityError("KMS refused the tenant key: it was altered, or its encryption context "
                                      "(tenant, version) does not match") from None
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (500, 502, 503, 504) \
+                    or code in ("ThrottlingException", "KMSInternalException", "DependencyTimeoutException"):
+                # KMS is busy or failing, not refusing this key: an outage (503, portal.outages), never
+                # "the key was destroyed".
+                raise
             raise KeyUnavailable(f"KMS refused {operation}: {code or exc}") from None
 
     def _wrap_tenant_key(self, tenant_id: UUID, version: int, key: bytes) -> dict[str, Any]:

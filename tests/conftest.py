@@ -14,8 +14,33 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import factories
+from tests import factories, log_capture
 from tests.services import MotoServer, SmtpSink, postgres_superuser_url, redis_url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every log record of the session goes to one file too (tests/log_capture.py), greps for canaries at the end."""
+    log_capture.start()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The canary check reads the log of every test before it: it runs last.
+    last = [item for item in items if item.name == "test_no_canary_reached_the_log_of_the_session"]
+    items[:] = [item for item in items if item not in last] + last
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A canary anywhere in the session's log (teardown included) fails the run."""
+    found = log_capture.finish(keep=False)
+    if found:
+        lines = "\n".join(f"  {name}: {line}" for name, line in found[:20])
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"A planted value reached the log ({len(found)} lines; {log_capture.path()}):\n{lines}"
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        else:
+            print(message)  # noqa: T201
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 class IsolatedClient(FlaskClient):

@@ -134,3 +134,60 @@ class MotoServer:
             self._proc.wait(timeout=10)
         except Exception:  # noqa: BLE001 - kill if it does not stop in time
             self._proc.kill()
+
+
+class RedisServer:
+    """A redis-server of its own on a loopback port (Debian's binary), which a test may stop and start again
+    on the same port: a Redis restart without touching the machine's Redis. ``persist``: an append-only
+    file in ``folder`` (written on every change), so what was queued survives the restart, as on a Redis
+    configured for queues; without it a restart starts empty."""
+
+    def __init__(self, folder: Path, *, port: int | None = None, persist: bool = False) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.binary, self.folder, self.persist = binary, folder, persist
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc = None
+        folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        self._proc = subprocess.Popen(  # noqa: S603
+            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--dir", str(self.folder),
+             "--logfile", str(self.folder / "redis.log"), *persistence],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        from redis import Redis
+        from redis.exceptions import RedisError
+
+        try:
+            return bool(Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping())
+        except RedisError:  # not listening yet, or still loading its data
+            return False
+
+    def stop(self) -> None:
+        """Stop it as a supervisor would (SIGTERM: the append-only file is flushed); the port closes."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=15)
+        except Exception:  # noqa: BLE001 - kill if it does not stop in time
+            self._proc.kill()
+            self._proc.wait(timeout=5)

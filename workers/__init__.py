@@ -114,7 +114,8 @@ def reap() -> int:
             rq_job = Job.fetch_many([f"outbox-{job.id}-{job.attempts - 1}"], connection=redis_connection(),
                                     serializer=JSONSerializer)[0]
             status = rq_job.get_status(refresh=False) if rq_job else None
-            if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            if status in (JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED) or (
+                    status == JobStatus.QUEUED and _in_a_queue(rq_job)):
                 continue
             if job.attempts >= MAX_ATTEMPTS:
                 job.finished_at = utcnow()
@@ -124,6 +125,13 @@ def reap() -> int:
             job.enqueued_at = None  # the relay pushes it again
             revived += 1
     return revived
+
+
+def _in_a_queue(job: Job) -> bool:
+    """Whether a job rq calls queued is in its queue, or being taken from it. A worker killed as it took the
+    job leaves it "queued" in no list at all, where nothing would ever run it (tests/load saw one)."""
+    waiting = queue(job.origin)
+    return job.get_position() is not None or job.id in waiting.intermediate_queue.get_job_ids()
 
 
 def mark_finished(job_id: int, error: str | None = None) -> None:

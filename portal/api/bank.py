@@ -148,7 +148,10 @@ def list_bank_csv_mappings(tenant_slug: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/bank-csv-mappings", methods=["PUT"])
-@blp.arguments(BankCsvMappingInputSchema)
+@blp.arguments(BankCsvMappingInputSchema, example={
+    "bank": "Techcombank", "header": ["Ngày GD", "Số tiền", "Nội dung", "Số dư"],
+    "columns": {"date": 0, "amount": 1, "reference": 2, "balance": 3}, "date_format": "%d/%m/%Y",
+    "decimal": ",", "currency": "VND"})
 @blp.response(200, BankCsvMappingSchema)
 @_refusals(401, 403, 404, 422)
 @requires("tenant:intake.map")

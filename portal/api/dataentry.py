@@ -18,7 +18,7 @@ from marshmallow import Schema, fields, validate
 from portal.access import requires
 from portal.api.pagination import decode_seq_cursor, encode_cursor
 from portal.api.schemas import PageArgs, page_of
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.dataentry import services
 from portal.dataentry.fields import TYPES
 from portal.dataentry.models import Record, Template
@@ -128,8 +128,11 @@ def list_dataentry_records(tenant_slug: str, template_id: str, cursor: str | Non
 
 
 @blp.route("/tenants/<tenant_slug>/data-entry/templates/<template_id>/records", methods=["POST"])
-@blp.arguments(DataEntryRecordInSchema)
+@blp.arguments(DataEntryRecordInSchema, example={"values": {"invoice_number": "0001234", "issue_date": "2026-05-12",
+                                                             "amount": 1_100_000}})
 @blp.response(201, DataEntryRecordSchema)
+@_links(201, GetRecord=("get", "/tenants/{tenant_slug}/data-entry/records/{record_id}",
+                        {"record_id": "$response.body#/id"}))
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:dataentry.key")
 def create_dataentry_record(body: dict, tenant_slug: str, template_id: str) -> tuple[dict, int]:

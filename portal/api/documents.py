@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from flask import abort, g, request
 from flask_babel import gettext as _
+from werkzeug.exceptions import ServiceUnavailable
 
 from portal.access import requires
 from portal.api import schemas
 from portal.api.pagination import decode_time_id_cursor, encode_cursor
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.documents import receive, requests, services, trash
 from portal.documents.models import Document, DocumentRequest, RequestItem
 from portal.documents.requests import ItemInput
 from portal.documents.views import attachment
+from portal.outages import RETRY_AFTER
 
 
 def document_json(doc: Document, *, versions: bool = True) -> dict:
@@ -50,6 +52,12 @@ def _request_json(req: DocumentRequest) -> dict:
 @blp.route("/tenants/<tenant_slug>/documents")
 @blp.arguments(schemas.DocumentArgs, location="query", as_kwargs=True)
 @blp.response(200, schemas.DocumentPageSchema)
+@_links(200, GetDocument=("get", "/tenants/{tenant_slug}/documents/{document_id}",
+                          {"document_id": "$response.body#/items/0/id"}),
+        DownloadDocument=("get", "/tenants/{tenant_slug}/documents/{document_id}/content",
+                          {"document_id": "$response.body#/items/0/id"}),
+        GetIntake=("get", "/tenants/{tenant_slug}/documents/{document_id}/intake",
+                   {"document_id": "$response.body#/items/0/id"}))
 @_refusals(400, 401, 403, 404)
 @requires("tenant:documents.view")
 def list_documents(tenant_slug: str, cursor: str | None, limit: int, category: str | None,
@@ -87,18 +95,24 @@ UPLOAD_BODY = {
 @blp.route("/tenants/<tenant_slug>/documents", methods=["POST"])
 @blp.doc(requestBody=UPLOAD_BODY)
 @blp.response(201, schemas.UploadAnswerSchema)
-@_refusals(400, 401, 403, 404, 413, 422)
+@_refusals(400, 401, 403, 404, 413, 422, 503)
 @requires("tenant:documents.upload")
 def upload_documents(tenant_slug: str) -> tuple[dict, int]:
     """Upload documents
 
     Answers 201 when at least one file was stored (or linked to an identical one),
-    422 when every file was refused; each result says what happened and why.
+    422 when every file was refused; each result says what happened and why. 503 (with
+    `Retry-After`) when no file was stored because a part of the service was briefly down:
+    nothing was kept, send the files again. A file not stored for that reason among stored ones
+    has the code `unavailable`.
     """
     results = receive.receive(request, _caller(), g.tenant)
     answer = {"results": [{"name": r.name, "status": r.status, "message": r.message, "code": r.code,
                            "document": document_json(r.document) if r.document else None} for r in results]}
     if not any(r.ok for r in results):
+        if receive.unavailable(results):
+            why = next(r.message for r in results if r.code == receive.UNAVAILABLE)
+            raise ServiceUnavailable(description=_("No file was stored: %(why)s", why=why), retry_after=RETRY_AFTER)
         abort(422, description=_("No file was stored: %(why)s", why=results[0].message))
     return answer, 201
 
@@ -118,7 +132,8 @@ def get_document(tenant_slug: str, document_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/documents/<document_id>", methods=["PATCH"])
-@blp.arguments(schemas.RefileSchema)
+@blp.arguments(schemas.RefileSchema, example={"title": "Hoá đơn điện tháng 5", "category": "invoice",
+                                             "period": "2026-05", "tags": ["electricity"]})
 @blp.response(200, schemas.DocumentSchema)
 @_refusals(401, 403, 404, 422)
 @requires("tenant:documents.refile")
@@ -164,26 +179,28 @@ def restore_document(tenant_slug: str, document_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/documents/<document_id>/content")
-@blp.doc(responses={"200": {"description": "The file, as an attachment.",
-                            "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                "format": "binary"}}}}})
+@blp.arguments(schemas.DownloadArgs, location="query", as_kwargs=True)
+@blp.doc(responses={"200": {"description": "The file, as an attachment, with the type its content was found to be "
+                                           "(the version's `mime`).",
+                            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 @_refusals(401, 403, 404, 410, 502)
 @requires("tenant:documents.view")
-def download_document(tenant_slug: str, document_id: str):  # noqa: ANN201
+def download_document(tenant_slug: str, document_id: str, version: int | None):  # noqa: ANN201
     """Download a document
 
-    The latest version, or `?version=N`. Written to the tenant's access log. A stored copy
-    that fails its integrity check answers 502 (410: its key was destroyed) before any byte.
-    A file over the server's verify limit (`DOWNLOAD_VERIFY_MAX_MB`, 16 MiB by default) is
+    The latest version, or `?version=N` (404 for a version it does not have). Written to the tenant's
+    access log. A stored copy that fails its integrity check answers 502 (410: its key was destroyed)
+    before any byte. A file over the server's verify limit (`DOWNLOAD_VERIFY_MAX_MB`, 16 MiB by default) is
     streamed as it is authenticated: if a later part fails, the connection is dropped before
     `Content-Length` bytes arrived, so treat a short body as a failed download.
     """
-    return attachment(services.download(_caller(), g.tenant, document_id, version=request.args.get("version"),
-                                        ip=request.remote_addr))
+    return attachment(services.download(_caller(), g.tenant, document_id, version=version, ip=request.remote_addr))
 
 
 @blp.route("/tenants/<tenant_slug>/document-requests")
 @blp.response(200, schemas.DocumentRequestListSchema)
+@_links(200, GetDocumentRequest=("get", "/tenants/{tenant_slug}/document-requests/{request_id}",
+                                 {"request_id": "$response.body#/items/0/id"}))
 @_refusals(401, 403, 404)
 @requires("tenant:requests.view")
 def list_document_requests(tenant_slug: str) -> dict:
@@ -195,8 +212,18 @@ def list_document_requests(tenant_slug: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/document-requests", methods=["POST"])
-@blp.arguments(schemas.DocumentRequestInput)
+@blp.arguments(schemas.DocumentRequestInput, example={
+    "title": "Year-end papers 2026", "note": "Everything for the annual accounts, please.",
+    "items": [{"description": "December bank statement", "category": "bank_statement", "due_date": "2027-01-10"},
+              {"description": "Stock count sheet", "category": "other"}]})
 @blp.response(201, schemas.DocumentRequestSchema)
+@_links(201, GetDocumentRequest=("get", "/tenants/{tenant_slug}/document-requests/{request_id}",
+                                 {"request_id": "$response.body#/id"}),
+        ItemNotApplicable=("post", "/tenants/{tenant_slug}/document-requests/{request_id}/items/{item_id}"
+                                   "/not-applicable", {"request_id": "$response.body#/id",
+                                                       "item_id": "$response.body#/items/0/id"}),
+        ItemReopen=("post", "/tenants/{tenant_slug}/document-requests/{request_id}/items/{item_id}/reopen",
+                    {"request_id": "$response.body#/id", "item_id": "$response.body#/items/0/id"}))
 @_refusals(401, 403, 404, 422)
 @requires("tenant:requests.manage")
 def create_document_request(body: dict, tenant_slug: str) -> dict:
@@ -221,7 +248,7 @@ def get_document_request(tenant_slug: str, request_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/document-requests/<request_id>/items/<item_id>/not-applicable", methods=["POST"])
-@blp.arguments(schemas.NotApplicableInput)
+@blp.arguments(schemas.NotApplicableInput, example={"reason": "We had no stock at the year end."})
 @blp.response(200, schemas.DocumentRequestSchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:requests.answer")

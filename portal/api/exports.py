@@ -6,7 +6,7 @@ from flask import g, request
 
 from portal.access import requires
 from portal.api import schemas
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.documents.views import attachment
 from portal.offboarding import export
 from portal.offboarding.models import TenantExport
@@ -35,6 +35,9 @@ def list_exports(tenant_slug: str) -> dict:
 
 @blp.route("/tenants/<tenant_slug>/exports", methods=["POST"])
 @blp.response(202, schemas.ExportSchema)
+@_links(202, GetExport=("get", "/tenants/{tenant_slug}/exports/{export_id}", {"export_id": "$response.body#/id"}),
+        TakePassphrase=("post", "/tenants/{tenant_slug}/exports/{export_id}/passphrase",
+                        {"export_id": "$response.body#/id"}))
 @_refusals(401, 403, 404, 409)
 @requires("tenant:export.manage")
 def create_export(tenant_slug: str) -> dict:

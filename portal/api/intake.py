@@ -135,7 +135,8 @@ def retry_intake(tenant_slug: str, document_id: str) -> tuple[dict, int]:
 
 
 @blp.route("/tenants/<tenant_slug>/documents/<document_id>/intake/fields", methods=["PUT"])
-@blp.arguments(CorrectionsSchema)
+@blp.arguments(CorrectionsSchema, example={"invoice_number": "0001234", "issue_date": "05/11/2026",
+                                          "total": "1.100.000"})
 @blp.response(200, IntakeSchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:intake.correct")

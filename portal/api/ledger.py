@@ -13,9 +13,8 @@ from flask import abort, g, request
 from marshmallow import Schema, fields, validate
 
 from portal.access import requires
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.errors import problem
-from portal.extensions import db
 from portal.ledger import dashboard, reports, services
 from portal.ledger.models import Entry
 
@@ -152,14 +151,19 @@ def list_ledger_entries(tenant_slug: str) -> dict:
     Drafts first, then posted entries newest first; at most 200.
     """
     _books()
-    entries = db.session.scalars(db.select(Entry).order_by(Entry.state, Entry.number.desc().nulls_first())
-                                 .limit(200)).all()
-    return {"entries": [_entry_json(e) for e in entries]}
+    return {"entries": [_entry_json(e) for e in services.journal(200)]}
 
 
 @blp.route("/tenants/<tenant_slug>/books/entries", methods=["POST"])
-@blp.arguments(EntryInSchema)
+@blp.arguments(EntryInSchema, example={"entry_date": "2026-05-31", "memo": "Office rent, May",
+                                      "lines": [{"account": "6422", "debit": 12_000_000},
+                                                {"account": "331", "credit": 12_000_000,
+                                                 "counterparty": "Công ty TNHH Nhà Đẹp"}]})
 @blp.response(201, EntrySchema)
+@_links(201, PostEntry=("post", "/tenants/{tenant_slug}/books/entries/{entry_id}/post",
+                        {"entry_id": "$response.body#/id"}),
+        ReverseEntry=("post", "/tenants/{tenant_slug}/books/entries/{entry_id}/reverse",
+                      {"entry_id": "$response.body#/id"}))
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:ledger.keep")
 def create_ledger_entry(body: dict, tenant_slug: str) -> tuple[dict, int]:
@@ -198,7 +202,7 @@ def post_ledger_entry(tenant_slug: str, entry_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/books/entries/<entry_id>/reverse", methods=["POST"])
-@blp.arguments(ReverseSchema)
+@blp.arguments(ReverseSchema, example={"on": "2026-06-01"})
 @blp.response(201, EntrySchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:ledger.keep")
@@ -219,7 +223,7 @@ class CarrySchema(Schema):
 
 
 @blp.route("/tenants/<tenant_slug>/books/carry-result", methods=["POST"])
-@blp.arguments(CarrySchema)
+@blp.arguments(CarrySchema, example={"since": "2026-01-01", "until": "2026-12-31"})
 @blp.response(201, EntrySchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:ledger.keep")

@@ -16,7 +16,7 @@ from marshmallow import Schema, fields, validate
 from portal.access import requires
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.api.schemas import PageArgs, page_of
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.errors import problem
 from portal.payroll import employees as services
 from portal.payroll.models import CONTRACTS, REGIONS, Employee
@@ -167,6 +167,8 @@ def _employee_json(e: Employee) -> dict:
 @blp.route("/tenants/<tenant_slug>/payroll/employees")
 @blp.arguments(PayrollEmployeeArgs, location="query", as_kwargs=True)
 @blp.response(200, PayrollEmployeePageSchema)
+@_links(200, GetEmployee=("get", "/tenants/{tenant_slug}/payroll/employees/{code}",
+                          {"code": "$response.body#/items/0/code"}))
 @_refusals(400, 401, 403, 404)
 @requires("tenant:payroll.view")
 def list_payroll_employees(tenant_slug: str, cursor: str | None, limit: int, active: bool | None) -> dict:
@@ -187,8 +189,15 @@ def list_payroll_employees(tenant_slug: str, cursor: str | None, limit: int, act
 
 
 @blp.route("/tenants/<tenant_slug>/payroll/employees", methods=["POST"])
-@blp.arguments(PayrollEmployeeInSchema)
+@blp.arguments(PayrollEmployeeInSchema, example={
+    "code": "NV007", "full_name": "Trần Văn Bình", "email": "binh.tran@example.vn", "contract_type": "indefinite",
+    "contract_start": "2026-03-01", "region": "I", "base_salary": 18_000_000, "bank_name": "Vietcombank",
+    "bank_account": "0071000654321", "allowances": [{"name": "Phụ cấp ăn trưa", "amount": 730_000,
+                                                     "taxable": False}],
+    "dependants": [{"name": "Trần Minh An", "relation": "child", "from": "2026-03"}]})
 @blp.response(201, PayrollEmployeeSchema)
+@_links(201, GetEmployee=("get", "/tenants/{tenant_slug}/payroll/employees/{code}",
+                          {"code": "$response.body#/code"}))
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:payroll.keep")
 def create_payroll_employee(body: dict, tenant_slug: str) -> dict:
@@ -226,7 +235,9 @@ def get_payroll_employee(tenant_slug: str, code: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/payroll/attendance/<month>", methods=["PUT"])
-@blp.arguments(PayrollAttendanceInSchema)
+@blp.arguments(PayrollAttendanceInSchema, example={"rows": [
+    {"code": "NV007", "working_days": "22", "days_worked": "21", "paid_leave": "1", "overtime": {"weekday": "4"},
+     "bonuses": [{"name": "Thưởng doanh số", "amount": 1_000_000}]}]})
 @blp.response(200, PayrollAttendanceSavedSchema)
 @_refusals(401, 403, 404, 422)
 @requires("tenant:payroll.keep")

@@ -12,7 +12,7 @@ from flask import abort, g, request
 from marshmallow import Schema, fields
 
 from portal.access import requires
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.errors import problem
 from portal.payroll import runs
 from portal.payroll.run_models import STATES
@@ -106,6 +106,7 @@ def _month(raw: str):  # noqa: ANN202 - a date, or 404
 
 @blp.route("/tenants/<tenant_slug>/payroll/runs")
 @blp.response(200, PayRunsSchema)
+@_links(200, GetRun=("get", "/tenants/{tenant_slug}/payroll/runs/{month}", {"month": "$response.body#/items/0/month"}))
 @_refusals(401, 403, 404)
 @requires("tenant:payroll.view")
 def list_payroll_runs(tenant_slug: str) -> dict:
@@ -130,8 +131,9 @@ def get_payroll_run(tenant_slug: str, month: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/payroll/runs/<month>/calculate", methods=["POST"])
-@blp.arguments(PayRunCalculateSchema)
+@blp.arguments(PayRunCalculateSchema, example={"pay_date": "2026-12-05"})
 @blp.response(200, PayRunDetailSchema)
+@_links(200, GetRun=("get", "/tenants/{tenant_slug}/payroll/runs/{month}", {"month": "$request.path.month"}))
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:payroll.keep")
 def calculate_payroll_run(body: dict, tenant_slug: str, month: str) -> dict:

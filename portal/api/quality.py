@@ -84,7 +84,8 @@ def get_quality_check(tenant_slug: str, task_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/tasks/<task_id>/quality-check", methods=["POST"])
-@blp.arguments(schemas.FindingsInput)
+@blp.arguments(schemas.FindingsInput, example={"finding": "minor", "kind": "wrong_period",
+                                               "note": "Two receipts filed under the wrong month.", "rework": False})
 @blp.response(200, schemas.QualityCheckSchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:quality.check")
@@ -114,7 +115,7 @@ def list_quality_rates(tenant_slug: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/quality-rates/<line_key>", methods=["PUT"])
-@blp.arguments(schemas.QualityRateInput)
+@blp.arguments(schemas.QualityRateInput, example={"percent": "12.5"})
 @blp.response(200, schemas.QualityRateSchema)
 @_refusals(401, 403, 404, 422)
 @requires("tenant:quality.manage")

@@ -181,7 +181,7 @@ def _in_order(suggested: list, txns: list) -> list:
 
 
 @blp.route("/tenants/<tenant_slug>/books/bank-transactions/<transaction_id>/accept", methods=["POST"])
-@blp.arguments(AcceptSchema)
+@blp.arguments(AcceptSchema, example={"suggestion": "entry:3f1c0e2a-9b7d-4c55-8e61-2d4f6a8b9c01"})
 @blp.response(201, MatchSchema)
 @blp.alt_response(200, schema=MatchSchema, description="Reconciled already: the existing match, nothing posted.")
 @_refusals(401, 403, 404, 422)

@@ -171,6 +171,11 @@ class TrashArgs(Schema):
         "description": "Why it is removed: required, 1 to 300 characters. Both sides read it."})
 
 
+class DownloadArgs(Schema):
+    version = fields.Integer(load_default=None, validate=validate.Range(min=1), metadata={
+        "description": "The version to download (its `number`); the latest when left out."})
+
+
 class UploadResultSchema(Schema):
     name = fields.String(required=True)
     status = fields.String(required=True, metadata={"description": "stored, version, duplicate or refused."})

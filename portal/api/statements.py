@@ -25,7 +25,7 @@ from sqlalchemy import select, tuple_
 from portal.access import requires
 from portal.api.pagination import decode_cursor, encode_cursor
 from portal.api.schemas import PageArgs, page_of
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.billing import answers, documents
 from portal.billing.models import Payment, Statement
 from portal.billing.render import minor_units
@@ -217,6 +217,10 @@ def _answer_refused(exc: answers.AnswerError) -> NoReturn:
 @blp.route("/tenants/<tenant_slug>/statements")
 @blp.arguments(StatementArgs, location="query", as_kwargs=True)
 @blp.response(200, StatementPageSchema)
+@_links(200, GetStatement=("get", "/tenants/{tenant_slug}/statements/{statement_id}",
+                           {"statement_id": "$response.body#/items/0/id"}),
+        StatementPdf=("get", "/tenants/{tenant_slug}/statements/{statement_id}/pdf",
+                      {"statement_id": "$response.body#/items/0/id"}))
 @_refusals(400, 401, 403, 404, 422)
 @requires("tenant:statements.view")
 def list_statements(tenant_slug: str, cursor: str | None, limit: int, month: str | None) -> dict:
@@ -264,7 +268,8 @@ def statement_pdf(tenant_slug: str, statement_id: str):  # noqa: ANN201
 
 
 @blp.route("/tenants/<tenant_slug>/statements/<statement_id>/approve", methods=["POST"])
-@blp.arguments(StatementApproveInput)
+@blp.arguments(StatementApproveInput, example={
+    "sha256": "9f2c4e0d8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a190817263"})
 @blp.response(200, StatementDetailSchema)
 @_refusals(401, 403, 404, 409)
 @requires("tenant:statements.approve")
@@ -281,7 +286,9 @@ def approve_statement(body: dict, tenant_slug: str, statement_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/statements/<statement_id>/dispute", methods=["POST"])
-@blp.arguments(StatementDisputeInput)
+@blp.arguments(StatementDisputeInput, example={
+    "sha256": "9f2c4e0d8b7a6f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a190817263",
+    "reason": "We received 41 documents in May, not 52."})
 @blp.response(200, StatementDetailSchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:statements.approve")

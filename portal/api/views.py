@@ -51,6 +51,22 @@ def _refusals(*codes: int) -> Callable[[F], F]:
     return decorate
 
 
+def _links(status: int, **links: tuple[str, str, dict[str, str]]) -> Callable[[F], F]:
+    """Document OpenAPI links from the operation's ``status`` answer to the operations that take what it gives:
+    ``Name=(method, path under /api/v1, {parameter: runtime expression})``. A client (and the contract test's
+    stateful phase) follows them from a thing created or listed to reading it and acting on it; the tenant is
+    always the request's own (``$request.path.tenant_slug``)."""
+
+    def ref(method: str, path: str) -> str:
+        pointer = (blp.url_prefix + path).replace("~", "~0").replace("/", "~1")
+        return f"#/paths/{pointer}/{method}"
+
+    return blp.doc(responses={status: {"links": {
+        name: {"operationRef": ref(method, path),
+               "parameters": {"tenant_slug": "$request.path.tenant_slug", **parameters}}
+        for name, (method, path, parameters) in links.items()}}})
+
+
 def _token() -> ApiToken:
     return g.api_token
 
@@ -116,8 +132,11 @@ def list_users(tenant_slug: str, cursor: str | None, limit: int) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/users", methods=["POST"])
-@blp.arguments(schemas.InviteSchema)
+@blp.arguments(schemas.InviteSchema, example={"email": "lan.nguyen@example.vn", "name": "Nguyễn Thị Lan",
+                                             "role": "client_member"})
 @blp.response(201, schemas.MemberSchema)
+@_links(201, ResendInvitation=("post", "/tenants/{tenant_slug}/users/{membership_id}/resend-invitation",
+                               {"membership_id": "$response.body#/id"}))
 @_refusals(401, 403, 404, 409)
 @requires("tenant:users.manage")
 def invite_user(body: dict, tenant_slug: str) -> dict:

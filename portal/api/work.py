@@ -12,7 +12,7 @@ from marshmallow import Schema, fields
 from portal.access import requires
 from portal.api import schemas
 from portal.api.pagination import decode_cursor, encode_cursor
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.work import services, time_csv
 from portal.work import time as timing
 from portal.work.models import Task
@@ -50,6 +50,7 @@ def list_service_lines() -> dict:
 @blp.route("/tenants/<tenant_slug>/tasks")
 @blp.arguments(schemas.TaskArgs, location="query", as_kwargs=True)
 @blp.response(200, schemas.TaskPageSchema)
+@_links(200, GetTask=("get", "/tenants/{tenant_slug}/tasks/{task_id}", {"task_id": "$response.body#/items/0/id"}))
 @_refusals(400, 401, 403, 404)
 @requires("tenant:tasks.view")
 def list_tasks(tenant_slug: str, cursor: str | None, limit: int, state: str | None, line: str | None,
@@ -70,8 +71,13 @@ def list_tasks(tenant_slug: str, cursor: str | None, limit: int, state: str | No
 
 
 @blp.route("/tenants/<tenant_slug>/tasks", methods=["POST"])
-@blp.arguments(schemas.TaskInput)
+@blp.arguments(schemas.TaskInput, example={"title": "Reconcile the May bank statement", "service_line": "bookkeeping",
+                                          "description": "Two transfers are not matched yet.", "priority": 2,
+                                          "due_date": "2026-06-10"})
 @blp.response(201, schemas.TaskSchema)
+@_links(201, GetTask=("get", "/tenants/{tenant_slug}/tasks/{task_id}", {"task_id": "$response.body#/id"}),
+        MoveTask=("post", "/tenants/{tenant_slug}/tasks/{task_id}/moves", {"task_id": "$response.body#/id"}),
+        CommentTask=("post", "/tenants/{tenant_slug}/tasks/{task_id}/comments", {"task_id": "$response.body#/id"}))
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:tasks.create")
 def create_task(body: dict, tenant_slug: str) -> dict:
@@ -96,7 +102,7 @@ def get_task(tenant_slug: str, task_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/tasks/<task_id>/moves", methods=["POST"])
-@blp.arguments(schemas.MoveInput)
+@blp.arguments(schemas.MoveInput, example={"move": "start"})
 @blp.response(200, schemas.TaskSchema)
 @_refusals(401, 403, 404, 409, 422)
 @requires("tenant:tasks.move")
@@ -110,7 +116,8 @@ def move_task(body: dict, tenant_slug: str, task_id: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/tasks/<task_id>/comments", methods=["POST"])
-@blp.arguments(schemas.CommentInput)
+@blp.arguments(schemas.CommentInput, example={"body": "The statement for May is attached to the request.",
+                                             "internal": False})
 @blp.response(201, schemas.TaskSchema)
 @_refusals(401, 403, 404, 422)
 @requires("tenant:tasks.comment")

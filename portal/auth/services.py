@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
 
+from portal import metrics
 from portal.auth import mfa, passwords, sessions
 from portal.extensions import db
 from tenants import audit
@@ -62,6 +63,7 @@ def authenticate(email: str, password: str, ip: str | None) -> User | None:
     audit.record("auth.signin_failed", audit.Actor.of(user) if user else audit.SYSTEM, ip=ip,
                  data={"email": normalise_email(email)[:254]})
     db.session.commit()
+    metrics.signin_failed("password")
     return None
 
 
@@ -129,6 +131,7 @@ def verify_second_factor(user: User, code: str, ip: str | None) -> str | None:
         return "recovery"
     audit.record("auth.mfa_failed", audit.Actor.of(user), ip=ip)
     db.session.commit()
+    metrics.signin_failed("second_factor")
     return None
 
 
@@ -294,7 +297,9 @@ def invite(actor: User, email: str, name: str, *, role: Role, tenant: Tenant | N
         raise AuthError(_("Enter a valid e-mail address."))
     user = user_by_email(email)
     if user is None:
-        user = User(email=email, name=name.strip() or email, locale=tenant.locale if tenant else "en")
+        # Nameless, the person is shown by their address until they give a name: cut to the column's 200
+        # characters (an address may have 254), or a long one answered 500.
+        user = User(email=email, name=(name.strip() or email)[:200], locale=tenant.locale if tenant else "en")
         db.session.add(user)
         db.session.flush()
     if tenant is not None:

@@ -32,10 +32,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from babel.numbers import NumberFormatError, format_decimal, get_decimal_symbol, get_group_symbol, parse_decimal
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import Forbidden, NotFound
 
 from portal.billing import meters, statements
@@ -181,8 +183,9 @@ def _may_manage_plans(actor: User) -> None:
 # --- plans ------------------------------------------------------------------------------------------------
 
 def plans() -> list[Plan]:
-    """Every plan, the active ones first, by name (provider-level: no tenant involved)."""
-    return list(db.session.scalars(select(Plan).order_by(Plan.active.desc(), Plan.name, Plan.key)))
+    """Every plan, the active ones first, by name (provider-level: no tenant involved), with its prices."""
+    return list(db.session.scalars(select(Plan).options(selectinload(Plan.prices))
+                                   .order_by(Plan.active.desc(), Plan.name, Plan.key)))
 
 
 def get_plan(key: str) -> Plan:
@@ -433,14 +436,18 @@ def clients_on(actor: User, *, ip: str | None = None) -> dict[uuid.UUID, int]:
     """How many of the actor's clients are on each plan now or from a coming day (a recorded cross-tenant
     read; each tenant's "now" on its own clock)."""
     with across_tenants(actor, "plans: clients on each plan", ip=ip):
-        rows = list(db.session.execute(select(TenantPlan.tenant_id, TenantPlan.plan_id, TenantPlan.starts_on)
+        # Each tenant's time zone in the same statement (not one statement a tenant).
+        rows = list(db.session.execute(select(TenantPlan.tenant_id, TenantPlan.plan_id, TenantPlan.starts_on,
+                                              Tenant.timezone).join(Tenant, Tenant.id == TenantPlan.tenant_id)
                                        .order_by(TenantPlan.tenant_id, TenantPlan.starts_on)))
     by_tenant: dict[uuid.UUID, list[tuple[uuid.UUID, date]]] = defaultdict(list)
-    for tenant_id, plan_id, starts_on in rows:
+    zones: dict[uuid.UUID, str] = {}
+    for tenant_id, plan_id, starts_on, zone in rows:
         by_tenant[tenant_id].append((plan_id, starts_on))
+        zones[tenant_id] = zone
     counts: dict[uuid.UUID, int] = defaultdict(int)
     for tenant_id, spans in by_tenant.items():
-        today = today_in(tenant_zone(tenant_id))
+        today = today_in(ZoneInfo(zones[tenant_id] or "UTC"))
         started = [plan_id for plan_id, starts_on in spans if starts_on <= today][-1:]
         coming = [plan_id for plan_id, starts_on in spans if starts_on > today]
         for plan_id in set(started + coming):

@@ -67,10 +67,9 @@ def _plan_helpers() -> dict:
 # --- Provider console → Plans ----------------------------------------------------------------------------
 
 def _render_plans(form: PlanForm, status: int = 200) -> ResponseReturnValue:
-    rows = plans.plans()
-    counts = plans.clients_on(_actor(), ip=request.remote_addr) if rows else {}
-    db.session.commit()  # the cross-tenant read's record
-    return render_template("billing/plans.html", plans=rows, counts=counts, form=form,
+    counts = plans.clients_on(_actor(), ip=request.remote_addr)
+    db.session.commit()  # the cross-tenant read's record; before the plans are read (a commit expires them)
+    return render_template("billing/plans.html", plans=plans.plans(), counts=counts, form=form,
                            example_vnd=plans.money_example("VND", _locale()),
                            example_usd=plans.money_example("USD", _locale())), status
 

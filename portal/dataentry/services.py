@@ -346,6 +346,20 @@ def queue(actor: User, template: Template) -> Queue:
     return Queue(left or 0, total or 0)
 
 
+def queues(actor: User, templates: Sequence[Template]) -> dict[uuid.UUID, Queue]:
+    """``queue`` of each template, by its id, in two statements whatever the number of templates (the data entry
+    page shows every template's): the documents the actor sees, less those with a record of the template."""
+    if not templates:
+        return {}
+    seen = vault.visible_documents(actor).with_only_columns(Document.id).subquery()
+    total = db.session.scalar(select(func.count()).select_from(seen)) or 0
+    keyed = dict(db.session.execute(
+        select(Record.template_id, func.count(func.distinct(Record.document_id)))
+        .join(seen, seen.c.id == Record.document_id)
+        .where(Record.template_id.in_([t.id for t in templates])).group_by(Record.template_id)).all())
+    return {t.id: Queue(total - keyed.get(t.id, 0), total) for t in templates}
+
+
 def next_document(actor: User, template: Template, *, after: Document | None = None) -> Document | None:
     """The next document to key: the first of the queue after ``after`` (in the queue's order, oldest first),
     else the first of the queue that is not ``after`` (the ones skipped earlier); None when none waits."""

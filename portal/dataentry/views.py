@@ -76,7 +76,7 @@ def index(tenant_slug: str) -> ResponseReturnValue:
     are left to key."""
     active, archived = services.templates(), services.templates(archived=True)
     may_key = allowed(g.role, "tenant:dataentry.key")
-    left = {t.id: services.queue(_actor(), t) for t in active} if may_key else {}
+    left = services.queues(_actor(), active) if may_key else {}
     return render_template("dataentry/index.html", tenant=g.tenant, active=active, archived=archived,
                            counts=services.record_counts(), left=left)
 

@@ -15,7 +15,7 @@ import math
 import re
 import uuid
 from collections.abc import Container, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
 from portal.events import announce
 from portal.extensions import db
+from portal.outages import dependency_down
 from tenants import audit
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound, current_scope
@@ -409,9 +410,14 @@ def upload(actor: User | None, tenant: Tenant, chunks: Iterable[bytes], *, filen
         db.session.rollback()
         storage.delete(stored.storage_key)
         return _refused(name, exc, target)
-    except BaseException:
+    except BaseException as exc:
+        with suppress(Exception):  # a lost connection: its transaction went with it
+            db.session.rollback()
+        if dependency_down(exc) == "database":
+            # The connection went away: the commit may have reached the server, so the object stays. At
+            # worst it is stored without its row, and nothing lists or serves it (ciphertext under a random key).
+            raise
         # Nothing refers to the object once the transaction is gone: never leave it in storage.
-        db.session.rollback()
         storage.delete(stored.storage_key)
         raise
 
@@ -816,10 +822,15 @@ def browse(actor: User, tenant: Tenant, ip: str | None, *, category: str | None 
     """One page of the documents list (``list_documents``), recorded once as ``documents.listed``."""
     page = list_documents(actor, category=category, period=period, tag=tag, q=q, after=after)
     shown = {"category": category, "period": period.strftime("%Y-%m") if period else None, "tag": tag, "q": q}
+    ids = [doc.id for doc in page.documents]
     audit.record("documents.listed", audit.Actor.of(actor), tenant_id=tenant.id, ip=ip,
                  data={"filter": {k: v for k, v in shown.items() if v}, "older": after is not None,
                        "count": len(page.documents), "names": [doc.title for doc in page.documents]})
     db.session.commit()
+    if ids:
+        # The commit expired the page's documents: load them again together (and their versions), or the
+        # template refreshes each one by itself, two statements a document (tests/test_query_budgets.py).
+        db.session.scalars(select(Document).where(Document.id.in_(ids))).all()
     return page
 
 

@@ -160,6 +160,10 @@ class LocalStorage:
         """Whether the file is there."""
         return self._path(key).is_file()
 
+    def ready(self) -> bool:
+        """Whether the folder is there and writable (readiness: /readyz)."""
+        return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
+
     def put_record(self, prefix: str, name: str, data: bytes) -> None:
         """Write ``records/<prefix>/<name>`` (0600), complete or not at all, never over an existing one."""
         path = self.root.joinpath(RECORDS_ROOT, *check_record(prefix, name).split("/"))
@@ -295,6 +299,11 @@ class S3Storage:
             raise
         return True
 
+    def ready(self) -> bool:
+        """Whether the bucket answers a HEAD with these credentials (readiness: /readyz); raises when it does not."""
+        self.client.head_bucket(Bucket=self.bucket)
+        return True
+
     def put_record(self, prefix: str, name: str, data: bytes) -> None:
         """Put ``records/<prefix>/<name>``; names carry a random part, so none is written twice.
 
@@ -315,13 +324,16 @@ class S3Storage:
                     yield item["Key"][len(start):], body.read()
 
 
-def storage_from_config(config: Mapping[str, Any]) -> Storage:
+def storage_from_config(config: Mapping[str, Any], *, probe: bool = False) -> Storage:
     """The store the settings name: ``STORAGE_BACKEND`` "local" (default) or "s3".
 
     local: ``STORAGE_DIR`` (default ``<INSTANCE_PATH>/objects``).
     s3: ``S3_BUCKET`` (required), ``S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``, ``AWS_REGION``,
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``); whatever is unset comes from
     boto3's default chain.
+
+    ``probe``: for a health check, a client that gives up within seconds (one attempt, short timeouts)
+    instead of retrying as the vault's does.
     """
     backend = str(config.get("STORAGE_BACKEND") or "local").strip().lower()
     if backend == "local":
@@ -344,6 +356,10 @@ def storage_from_config(config: Mapping[str, Any]) -> Storage:
     endpoint = config.get("S3_ENDPOINT_URL") or config.get("AWS_ENDPOINT_URL") or None
     # S3-compatible endpoints (MinIO, moto, on-premises) rarely resolve bucket sub-domains.
     s3_options = {"addressing_style": "path"} if endpoint else {}
-    client = boto3.client("s3", endpoint_url=endpoint, config=Config(retries={"mode": "standard"}, s3=s3_options),
-                          **aws_client_options(config))
+    options: dict[str, Any] = {"retries": {"mode": "standard"}}
+    if probe:
+        options = {"retries": {"mode": "standard", "max_attempts": 1}, "connect_timeout": 1, "read_timeout": 2}
+    # A session of its own: creating a client from boto3's default session is not thread-safe.
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(s3=s3_options, **options),
+                                            **aws_client_options(config))
     return S3Storage(client, str(bucket))

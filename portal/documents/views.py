@@ -20,6 +20,7 @@ from portal.documents.content import CATEGORY_LABELS
 from portal.documents.forms import ConfirmForm, NotApplicableForm, RefileForm, RequestForm, TrashForm
 from portal.documents.models import Document, DocumentRequest
 from portal.extensions import csrf
+from portal.outages import RETRY_AFTER
 from tenants.models import User
 from tenants.policy import allowed, is_client
 
@@ -121,9 +122,18 @@ def upload(tenant_slug: str):
         flash(str(err), "error")
         return redirect(url_for("documents.index", tenant_slug=tenant_slug))
     status = 200 if any(r.ok for r in results) else 422
+    if status == 422 and receive.unavailable(results):  # nothing stored, as a part the upload needs is down
+        status = 503
     if _wants_json():
-        return jsonify({"results": [_result_json(r) for r in results]}), status
-    return render_template("documents/results.html", tenant=g.tenant, results=results), status
+        response = jsonify({"results": [_result_json(r) for r in results]})
+        response.status_code = status
+    else:
+        response = Response(render_template("documents/results.html", tenant=g.tenant, results=results), status,
+                            mimetype="text/html")
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        response.headers["Cache-Control"] = "no-store"  # said here: the user, expired by the rollback, is not reloaded
+    return response
 
 
 # The body is a stream: Flask-WTF would parse (and spool) it to look for the token, so the

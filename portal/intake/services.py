@@ -110,9 +110,14 @@ def search(actor: User, tenant: Tenant, query: str, ip: str | None) -> list:
     from portal.intake import search as index
 
     hits = index.search(actor, tenant.id, query)
+    ids = [hit.document.id for hit in hits]
     audit.record("documents.searched", audit.Actor.of(actor), tenant_id=tenant.id, ip=ip,
                  data={"results": len(hits)})
     db.session.commit()
+    if ids:
+        # The commit expired the documents found: load them again together (and their versions), or each is
+        # refreshed by itself as it is shown, two statements a document (tests/test_query_budgets.py).
+        db.session.scalars(select(Document).where(Document.id.in_(ids))).all()
     return hits
 
 

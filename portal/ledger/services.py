@@ -20,7 +20,7 @@ from pathlib import Path
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from portal.extensions import db
 from portal.ledger.models import Account, Book, Entry, Line, Period
@@ -517,6 +517,25 @@ def get_entry(entry_id: str | uuid.UUID, *, lock: bool = False) -> Entry:
     return one_or_404(Entry, Entry.id == parse_id(entry_id), lock=lock)
 
 
+def _with_lines(query):  # noqa: ANN001, ANN202 - a Select of Entry
+    # Their lines and the lines' accounts in two more statements, whatever the number of entries: a list reads
+    # each entry's total (or its lines) and would otherwise load them an entry at a time.
+    return query.options(selectinload(Entry.lines).joinedload(Line.account))
+
+
+def journal(limit: int = 200) -> list[Entry]:
+    """The bound tenant's journal: drafts first, then posted entries newest first (at most ``limit``), with
+    their lines."""
+    return list(db.session.scalars(_with_lines(select(Entry)).order_by(
+        Entry.state, Entry.number.desc().nulls_first(), Entry.entry_date.desc()).limit(limit)))
+
+
+def latest_entries(limit: int = 10) -> list[Entry]:
+    """The bound tenant's last posted entries, newest first, with their lines."""
+    return list(db.session.scalars(_with_lines(select(Entry)).where(Entry.state == "posted")
+                                   .order_by(Entry.number.desc()).limit(limit)))
+
+
 def _require_books(tenant: Tenant) -> Book:
     book = book_of(tenant)
     if book is None:
@@ -616,9 +635,11 @@ def months_shown(count: int = 12) -> list[MonthView]:
     for _i in range(count - 1):
         first = (first - timedelta(days=1)).replace(day=1)
     periods = {p.month: p for p in db.session.scalars(select(Period).where(Period.month >= first))}
+    # One expression in both places: two would bind "month" twice ($1, $2), and PostgreSQL refuses the select
+    # as not grouped by what it groups by.
+    in_month = func.date_trunc("month", Entry.entry_date)
     counts = dict(((m.date(), s), n) for m, s, n in db.session.execute(
-        select(func.date_trunc("month", Entry.entry_date), Entry.state, func.count())
-        .where(Entry.entry_date >= first).group_by(func.date_trunc("month", Entry.entry_date), Entry.state)))
+        select(in_month, Entry.state, func.count()).where(Entry.entry_date >= first).group_by(in_month, Entry.state)))
     out, month = [], today
     for _i in range(count):
         period = periods.get(month)

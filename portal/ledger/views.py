@@ -76,8 +76,7 @@ def overview(tenant_slug: str) -> ResponseReturnValue:
     if book is None:
         return _not_started()
     drafts = db.session.scalars(db.select(Entry).where(Entry.state == "draft").order_by(Entry.entry_date)).all()
-    recent = db.session.scalars(db.select(Entry).where(Entry.state == "posted")
-                                .order_by(Entry.number.desc()).limit(10)).all()
+    recent = services.latest_entries(10)
     return render_template("ledger/overview.html", tenant=g.tenant, book=book, chart=services.charts()[book.chart],
                            drafts=drafts, recent=recent)
 
@@ -200,9 +199,7 @@ def journal(tenant_slug: str) -> ResponseReturnValue:
     """Posted entries, newest first, and the drafts."""
     if services.book_of(g.tenant) is None:
         return _not_started()
-    entries = db.session.scalars(db.select(Entry).order_by(Entry.state, Entry.number.desc().nulls_first(),
-                                                           Entry.entry_date.desc()).limit(200)).all()
-    return render_template("ledger/journal.html", tenant=g.tenant, entries=entries)
+    return render_template("ledger/journal.html", tenant=g.tenant, entries=services.journal(200))
 
 
 def _parse_lines(form: dict, currency: str) -> tuple[list[services.LineInput], dict, list[dict]]:

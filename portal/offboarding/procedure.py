@@ -8,10 +8,11 @@ and ``offboard`` run again continues where it stopped.
    workspace picker and cross-tenant page, its API tokens stop working); the key versions
    about to be destroyed, the people whose membership ends and the counts the certificate
    states are recorded first.
-2. ``keys``: every version of the tenant key and its field key are destroyed. From here
-   nothing the tenant stored decrypts: documents, and the sealed free text of its rows
-   (task titles, comments, request texts, notes, token names, the audit log's details),
-   wherever a copy of it lies (dead rows, WAL, backups).
+2. ``keys``: a signed record of the destruction goes to object storage, where no restore rolls it
+   back (``portal.trust.shredding``); then every version of the tenant key and its field key are
+   destroyed. From here nothing the tenant stored decrypts: documents, and the sealed free
+   text of its rows (task titles, comments, request texts, notes, token names, the audit
+   log's details), wherever a copy of it lies (dead rows, WAL, backups).
 3. ``objects``: every stored object (documents, thumbnails, exports) is deleted.
 4. ``rows``: every row of every tenant-owned table is deleted, except the audit log and its
    signed checkpoints, which keep their shape (time, side, action) and hash chain over
@@ -41,7 +42,7 @@ from portal.extensions import db
 from portal.mail import MailMessage
 from portal.mail import send as send_mail
 from portal.offboarding.models import Offboarding
-from portal.trust import anchors, certificates
+from portal.trust import anchors, certificates, shredding
 from tenants import audit, signing
 from tenants.audit import AuditCheckpoint, AuditEvent
 from tenants.context import bound
@@ -145,6 +146,9 @@ def _close(tenant: Tenant, actor: User | None, via: str, ip: str | None) -> Offb
 # --- 2. keys ------------------------------------------------------------------------------------
 
 def _destroy_keys(record: Offboarding, tenant: Tenant) -> None:
+    # First the signed record in object storage, which no restore rolls back: a key directory restored
+    # from before this moment cannot bring the keys back (`portal keys verify-restore` destroys them again).
+    shredding.record_destruction(tenant, record.keys)
     app_keyring().destroy_tenant(tenant.id)  # idempotent: a second run finds nothing left to shred
 
 

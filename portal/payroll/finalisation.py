@@ -31,6 +31,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 
 from portal.extensions import db
 from portal.payroll import engine, runs
@@ -186,8 +187,9 @@ class _Month:
 
 
 def _year_runs(year: int) -> list[PayRun]:
-    return list(db.session.scalars(select(PayRun).where(PayRun.pay_date >= date(year, 1, 1),
-                                                        PayRun.pay_date <= date(year, 12, 31))
+    # With their payslips: one statement for all the runs, not one a run (tests/test_query_budgets.py).
+    return list(db.session.scalars(select(PayRun).options(selectinload(PayRun.payslips))
+                                   .where(PayRun.pay_date >= date(year, 1, 1), PayRun.pay_date <= date(year, 12, 31))
                                    .order_by(PayRun.month)))
 
 
@@ -213,8 +215,8 @@ def _months(year: int) -> tuple[dict[str, list[_Month]], list[Pending], set[str]
     if final:
         # Later runs may correct these months (arrears, at most runs.LOOKBACK_MONTHS later): the latest
         # correction's inputs count, every correction's PIT difference was withheld.
-        later = db.session.scalars(select(PayRun).where(PayRun.month > min(r.month for r in final))
-                                   .order_by(PayRun.month))
+        later = db.session.scalars(select(PayRun).options(selectinload(PayRun.payslips))
+                                   .where(PayRun.month > min(r.month for r in final)).order_by(PayRun.month))
         waiting: dict[date, str] = {}  # runs not approved yet that correct months of the year: their states
         for carrier in later:
             for slip in carrier.payslips:

@@ -340,6 +340,7 @@ PLATFORM_ACTION_LABELS = {
     "plan.changed": _l("changed a plan or its prices"),
     "plan.tax_rate_set": _l("set a plan's tax rate"),
     "keys.master_rotated": _l("rotated the master key"),
+    "keys.destroyed_again": _l("destroyed again an offboarded client's keys that a restore brought back"),
     "audit_log.exported": _l("downloaded this audit log"),
     "stripe.webhook_refused": _l("refused a payment notice that did not carry Stripe's valid signature"),
 }

@@ -448,3 +448,21 @@ def test_the_api_lists_templates_keys_records_once_and_reads_them(app, de):
     assert api.get(f"/api/v1/tenants/{de.b.slug}/data-entry/records/{made.json['id']}",
                    headers=b_admin).status_code == 404
     assert len(_records(app, de)) == 1
+
+
+def test_the_data_entry_page_says_how_many_documents_each_template_has_left(app, de):
+    """Each template's queue, counted for all the templates at once: the live documents without a record of it.
+    By hand: 3 documents; invoice-1 keyed with the first template, invoice-2 keyed with the second and then
+    removed to the trash. First template: 2 live documents, 1 of them keyed: 1 of 2 left. Second: its only
+    record is on a removed document: 2 of 2 left."""
+    from portal.documents import trash
+
+    with app.app_context():
+        second = _template(de.a.id, de.world["manager"], "Sales receipts")
+    with app.app_context(), as_person(de.a.id, de.world["staff"]) as (user, tenant):
+        services.save_record(user, tenant, de.template, GOOD, locale="en", document_id=de.docs[0])
+        services.save_record(user, tenant, second, GOOD, locale="en", document_id=de.docs[1])
+        trash.trash(user, tenant, str(de.docs[1]), reason="Sent twice")
+    page = _client(app, de.world["staff"]).get(f"/t/{de.a.slug}/data-entry").get_data(as_text=True)
+    shown = re.findall(r'<h2>([^<]+)</h2>.*?data-testid="left">([^<]+)<', page, re.S)
+    assert dict(shown) == {"Purchase invoices": "1 of 2 documents left", "Sales receipts": "2 of 2 documents left"}

@@ -136,6 +136,30 @@ def test_reaper_requeues_a_job_whose_worker_died(ctx, smtp, run_jobs):
     assert len(smtp.to("orphan@example.test")) == 1
 
 
+def test_reaper_requeues_a_job_rq_says_is_queued_but_no_queue_holds(ctx, smtp, run_jobs):
+    """A worker killed as it took a job from its queue: rq's record still says "queued", no list holds it."""
+    message = send("lost@example.test", "Lost", "taken by a worker that died")
+    waiting = send("waiting@example.test", "Waiting", "still in its queue")
+    db.session.commit()
+    rows = {r.args[0]: r for r in _pending("mail.deliver") if r.enqueued_at is not None}
+    lost, kept = rows[str(message.id)], rows[str(waiting.id)]
+    queue("mail").connection.lrem(queue("mail").key, 0, f"outbox-{lost.id}-{lost.attempts - 1}")
+    from rq.job import Job
+
+    for row in (lost, kept):
+        job = Job.fetch(f"outbox-{row.id}-{row.attempts - 1}", connection=queue("mail").connection)
+        assert job.get_status() == "queued"
+    db.session.execute(update(OutboxJob).where(OutboxJob.id.in_([lost.id, kept.id]))
+                       .values(enqueued_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    reap()
+    db.session.expire_all()
+    assert db.session.get(OutboxJob, lost.id).enqueued_at is None  # given to the relay again
+    assert db.session.get(OutboxJob, kept.id).enqueued_at is not None  # its worker will come: not twice
+    run_jobs()
+    assert len(smtp.to("lost@example.test")) == 1 and len(smtp.to("waiting@example.test")) == 1
+
+
 def test_the_scheduler_enqueues_each_period_once_and_a_failed_tick_leaves_it_to_the_next(ctx, monkeypatch):
     import secrets
     from datetime import datetime, timedelta

@@ -12,7 +12,7 @@ from flask import abort, g, request
 from marshmallow import Schema, fields, validate
 
 from portal.access import requires
-from portal.api.views import _caller, _refusals, blp
+from portal.api.views import _caller, _links, _refusals, blp
 from portal.errors import problem
 from portal.intake.mail import addresses, quarantine, senders
 from portal.intake.mail.models import IntakeMail
@@ -116,8 +116,10 @@ def list_mail_senders(tenant_slug: str) -> dict:
 
 
 @blp.route("/tenants/<tenant_slug>/mail-in/senders", methods=["POST"])
-@blp.arguments(NewSenderSchema)
+@blp.arguments(NewSenderSchema, example={"email": "scanner@your-company.vn"})
 @blp.response(201, SenderSchema)
+@_links(201, RemoveSender=("delete", "/tenants/{tenant_slug}/mail-in/senders/{sender_id}",
+                           {"sender_id": "$response.body#/id"}))
 @_refusals(401, 403, 404, 422)
 @requires("tenant:mailin.manage")
 def add_mail_sender(body: dict, tenant_slug: str) -> tuple[dict, int]:
