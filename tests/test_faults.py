@@ -413,3 +413,16 @@ def _wait(condition, seconds: float) -> bool:  # noqa: ANN001
             return True
         time.sleep(0.3)
     return bool(condition())
+
+
+def test_a_hanging_s3_endpoint_gives_up_within_a_requests_time():
+    """An endpoint that accepts and never answers must cost less than gunicorn's timeout (the worker would be
+    killed and the user get no answer at all): every attempt's connect and read limits, added up."""
+    from portal.documents.storage import storage_from_config
+
+    store = storage_from_config({"STORAGE_BACKEND": "s3", "S3_BUCKET": "b", "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+                                 "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "us-east-1"})
+    config = store.client.meta.config
+    attempts = config.retries["total_max_attempts"]
+    gunicorn_timeout = 60  # infra/gunicorn.conf.py's GUNICORN_TIMEOUT default
+    assert attempts * (config.connect_timeout + config.read_timeout) < gunicorn_timeout

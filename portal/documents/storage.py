@@ -356,7 +356,10 @@ def storage_from_config(config: Mapping[str, Any], *, probe: bool = False) -> St
     endpoint = config.get("S3_ENDPOINT_URL") or config.get("AWS_ENDPOINT_URL") or None
     # S3-compatible endpoints (MinIO, moto, on-premises) rarely resolve bucket sub-domains.
     s3_options = {"addressing_style": "path"} if endpoint else {}
-    options: dict[str, Any] = {"retries": {"mode": "standard"}}
+    # An endpoint that hangs must fail within a request's time (gunicorn's timeout is 60 s), so the user gets
+    # a 503 to retry rather than no answer: 2 attempts of at most 5 s to connect and 20 s per read.
+    options: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": 2}, "connect_timeout": 5,
+                               "read_timeout": 20}
     if probe:
         options = {"retries": {"mode": "standard", "max_attempts": 1}, "connect_timeout": 1, "read_timeout": 2}
     # A session of its own: creating a client from boto3's default session is not thread-safe.
