@@ -31,6 +31,7 @@ from portal.extensions import db
 from tenants.lifecycle import assign
 from tenants.models import Tenant, User
 from tenants.policy import CLIENT_ROLES, Role
+from tenants.zones import tenant_zone, today_in
 from tests.factories import as_person, csrf_token, login, make_person, make_tenant, unique
 from tests.querycount import count_queries
 
@@ -367,8 +368,10 @@ class _Filler:
                 with self.as_(key) as (user, tenant):
                     services.move(user, tenant, task_id, move, reason="Which bank account?" if move == "ask_client"
                                   else None)
-            with self.as_("staff") as (user, _tenant):
-                timing.add_entry(user, task_id, day=date.today().isoformat(), minutes=30, billable=True)
+            with self.as_("staff") as (user, tenant):
+                # The tenant's today: after 17:00 UTC it is already tomorrow in Hanoi, where the task was opened.
+                day = today_in(tenant_zone(tenant.id))
+                timing.add_entry(user, task_id, day=day.isoformat(), minutes=30, billable=True)
             if state == 3:
                 self.w.ids.setdefault("done_task", task_id)
 
@@ -405,8 +408,8 @@ class _Filler:
         from portal.ledger.parties import party_key
         from portal.ledger.services import LineInput
 
-        today = date.today()
         with self.as_("staff") as (user, tenant):
+            today = today_in(tenant_zone(tenant.id))
             for i in range(have, want):
                 customer = HOA_SEN if i % 2 else f"Khách hàng {i} (0{3100000000 + i})"
                 sale = services.save_draft(user, tenant, today, [
