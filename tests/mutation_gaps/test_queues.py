@@ -19,7 +19,8 @@ The expected lists are written out here from the product's rules, not read from 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -31,10 +32,16 @@ from portal.work.queues import LineQueue, QueueItem, WorkItem
 from tenants.audit import AuditEvent, PlatformAuditEvent
 from tenants.context import Scope, bound
 from tenants.lifecycle import assign
-from tenants.models import Tenant, User, utcnow
+from tenants.models import Tenant, User
+from tenants.zones import today_in
 from tests.factories import make_tenant
 
-TODAY = utcnow().date()  # the portal's "today" for due dates (UTC)
+
+def today() -> date:
+    """The queues' "today" outside a request: the provider's zone (``tenants.zones.reader_today``), read when
+    the test runs (after 17:00 UTC it is already tomorrow in Hanoi)."""
+    return today_in(ZoneInfo("Asia/Ho_Chi_Minh"))
+
 IP = "203.0.113.7"
 
 
@@ -87,33 +94,33 @@ def test_my_work_lists_exactly_my_unfinished_tasks_and_reviews_soonest_first(sta
     manager = world["manager"].id
     low_id, high_id = sorted([uuid.uuid4(), uuid.uuid4()])
     mine = _add(a.id, [
-        {"title": "Due +5, priority 3", "assignee_id": me.id, "priority": 3, "due_date": TODAY + timedelta(5)},
+        {"title": "Due +5, priority 3", "assignee_id": me.id, "priority": 3, "due_date": today() + timedelta(5)},
         {"title": "No due date, urgent", "assignee_id": me.id, "state": "in_progress", "priority": 1},
         {"title": "Late since yesterday", "assignee_id": me.id, "state": "in_progress", "priority": 3,
-         "due_date": TODAY - timedelta(1)},
+         "due_date": today() - timedelta(1)},
         {"title": "Review due +2", "assignee_id": manager, "reviewer_id": me.id, "state": "in_review",
-         "priority": 3, "due_date": TODAY + timedelta(2)},
-        {"title": "Due today", "assignee_id": me.id, "priority": 2, "due_date": TODAY},
+         "priority": 3, "due_date": today() + timedelta(2)},
+        {"title": "Due today", "assignee_id": me.id, "priority": 2, "due_date": today()},
         {"title": "Asked the client, due +5, urgent", "assignee_id": me.id, "state": "waiting_on_client",
-         "priority": 1, "due_date": TODAY + timedelta(5), "line": "bookkeeping"},
+         "priority": 1, "due_date": today() + timedelta(5), "line": "bookkeeping"},
         # Same due date and priority: the id decides (made in the other order on purpose).
         {"id": high_id, "title": "Tie, higher id", "assignee_id": me.id, "priority": 2,
-         "due_date": TODAY + timedelta(7)},
+         "due_date": today() + timedelta(7)},
         {"id": low_id, "title": "Tie, lower id", "assignee_id": me.id, "priority": 2,
-         "due_date": TODAY + timedelta(7)},
+         "due_date": today() + timedelta(7)},
         # Not mine to do now: finished, someone else's, a review that is not in review yet or not mine.
-        {"title": "Done", "assignee_id": me.id, "state": "done", "priority": 1, "due_date": TODAY},
+        {"title": "Done", "assignee_id": me.id, "state": "done", "priority": 1, "due_date": today()},
         {"title": "Cancelled", "assignee_id": me.id, "state": "cancelled", "priority": 1},
         {"title": "Review not submitted yet", "assignee_id": manager, "reviewer_id": me.id,
          "state": "in_progress", "priority": 1},
         {"title": "Someone else's review", "assignee_id": manager, "reviewer_id": manager,
          "state": "in_review", "priority": 1},
         {"title": "In review, no reviewer", "assignee_id": manager, "state": "in_review", "priority": 1},
-        {"title": "Nobody's", "priority": 1, "due_date": TODAY},
+        {"title": "Nobody's", "priority": 1, "due_date": today()},
     ])
     mine |= _add(c.id, [{"title": "C, due tomorrow, low", "assignee_id": me.id, "priority": 4,
-                         "due_date": TODAY + timedelta(1)}])
-    _add(world.b.id, [{"title": "B, not my client", "assignee_id": me.id, "priority": 1, "due_date": TODAY}])
+                         "due_date": today() + timedelta(1)}])
+    _add(world.b.id, [{"title": "B, not my client", "assignee_id": me.id, "priority": 1, "due_date": today()}])
     expected = ["Late since yesterday", "Due today", "C, due tomorrow, low", "Review due +2",
                 "Asked the client, due +5, urgent", "Due +5, priority 3", "Tie, lower id", "Tie, higher id",
                 "No due date, urgent"]
@@ -128,9 +135,9 @@ def test_my_work_lists_exactly_my_unfinished_tasks_and_reviews_soonest_first(sta
     by_title = {i.title: i for i in items}
     assert by_title["Asked the client, due +5, urgent"] == WorkItem(
         mine["Asked the client, due +5, urgent"], a.slug, a.name, "Asked the client, due +5, urgent",
-        "Bookkeeping", "waiting_on_client", 1, TODAY + timedelta(5), "assignee")
+        "Bookkeeping", "waiting_on_client", 1, today() + timedelta(5), "assignee")
     assert by_title["Review due +2"] == WorkItem(
-        mine["Review due +2"], a.slug, a.name, "Review due +2", "Payroll", "in_review", 3, TODAY + timedelta(2),
+        mine["Review due +2"], a.slug, a.name, "Review due +2", "Payroll", "in_review", 3, today() + timedelta(2),
         "reviewer")
     assert (by_title["C, due tomorrow, low"].tenant_slug, by_title["C, due tomorrow, low"].tenant_name) == (
         c.slug, c.name)
@@ -150,16 +157,16 @@ def test_my_work_pages_walk_the_same_order_once_and_stop_with_the_last_row(staff
     me, a, c = staff
     low_id, high_id = sorted([uuid.uuid4(), uuid.uuid4()])
     ids = _add(a.id, [
-        {"title": "1 late", "assignee_id": me.id, "priority": 3, "due_date": TODAY - timedelta(1)},
-        {"title": "2 today", "assignee_id": me.id, "priority": 2, "due_date": TODAY},
-        {"title": "3 tomorrow", "assignee_id": me.id, "priority": 4, "due_date": TODAY + timedelta(1)},
-        {"title": "4 +5 urgent", "assignee_id": me.id, "priority": 1, "due_date": TODAY + timedelta(5)},
-        {"title": "5 +5 normal", "assignee_id": me.id, "priority": 3, "due_date": TODAY + timedelta(5)},
+        {"title": "1 late", "assignee_id": me.id, "priority": 3, "due_date": today() - timedelta(1)},
+        {"title": "2 today", "assignee_id": me.id, "priority": 2, "due_date": today()},
+        {"title": "3 tomorrow", "assignee_id": me.id, "priority": 4, "due_date": today() + timedelta(1)},
+        {"title": "4 +5 urgent", "assignee_id": me.id, "priority": 1, "due_date": today() + timedelta(5)},
+        {"title": "5 +5 normal", "assignee_id": me.id, "priority": 3, "due_date": today() + timedelta(5)},
         # A tie of due date and priority across a page boundary: the id orders it, and the cursor too.
         {"id": high_id, "title": "7 +7 tie, higher id", "assignee_id": me.id, "priority": 2,
-         "due_date": TODAY + timedelta(7)},
+         "due_date": today() + timedelta(7)},
         {"id": low_id, "title": "6 +7 tie, lower id", "assignee_id": me.id, "priority": 2,
-         "due_date": TODAY + timedelta(7)},
+         "due_date": today() + timedelta(7)},
         {"title": "8 no due date, urgent", "assignee_id": me.id, "priority": 1},
     ])
     expected = sorted(ids)
@@ -171,7 +178,7 @@ def test_my_work_pages_walk_the_same_order_once_and_stop_with_the_last_row(staff
     # The cursor is the last row's place in the order: its due date (or "never"), priority and id.
     first, cursor = queues.my_work(me, limit=3)
     assert [i.title for i in first] == expected[:3]
-    assert cursor == (TODAY + timedelta(1), 4, ids["3 tomorrow"])
+    assert cursor == (today() + timedelta(1), 4, ids["3 tomorrow"])
     assert read(cursor, 5) == (expected[3:], None)  # exactly the rest: no further page
     assert _walk(read, 3) == (expected, [True, True, False])
     assert _walk(read, 2) == (expected, [True, True, True, False])
@@ -181,25 +188,25 @@ def test_my_work_pages_walk_the_same_order_once_and_stop_with_the_last_row(staff
 def test_a_lines_queue_counts_and_lists_only_its_own_waiting_tasks(staff, world):
     me, a, c = staff
     ids = _add(a.id, [
-        {"title": "Payroll late, urgent", "priority": 1, "due_date": TODAY - timedelta(1)},
-        {"title": "Payroll due today, urgent", "priority": 1, "due_date": TODAY},
+        {"title": "Payroll late, urgent", "priority": 1, "due_date": today() - timedelta(1)},
+        {"title": "Payroll due today, urgent", "priority": 1, "due_date": today()},
         {"title": "Payroll no due date", "priority": 2},
-        {"title": "Payroll in 4 days", "priority": 3, "due_date": TODAY + timedelta(4)},
+        {"title": "Payroll in 4 days", "priority": 3, "due_date": today() + timedelta(4)},
         # Not waiting: taken, or already someone's though not started.
         {"title": "Payroll taken", "priority": 1, "state": "in_progress", "assignee_id": me.id,
-         "due_date": TODAY - timedelta(9)},
+         "due_date": today() - timedelta(9)},
         {"title": "Payroll given to the manager", "priority": 1, "assignee_id": world["manager"].id},
         # Another line's.
-        {"title": "Admin, urgent", "priority": 1, "line": "admin", "due_date": TODAY - timedelta(3)},
+        {"title": "Admin, urgent", "priority": 1, "line": "admin", "due_date": today() - timedelta(3)},
     ])
-    _add(world.b.id, [{"title": "B payroll", "priority": 1, "due_date": TODAY - timedelta(30)}] * 2)
+    _add(world.b.id, [{"title": "B payroll", "priority": 1, "due_date": today() - timedelta(30)}] * 2)
     payroll, admin = _line("payroll"), _line("admin")
 
     lines = {q.key: q for q in queues.queue_overview(me, ip=IP)}
     assert lines["payroll"] == LineQueue(payroll.id, "payroll", payroll.name, waiting=4, urgent=2, overdue=1,
-                                         next_due=TODAY - timedelta(1))
+                                         next_due=today() - timedelta(1))
     assert lines["admin"] == LineQueue(admin.id, "admin", admin.name, waiting=1, urgent=1, overdue=1,
-                                       next_due=TODAY - timedelta(3))
+                                       next_due=today() - timedelta(3))
     assert lines["bookkeeping"].waiting == 0 and lines["bookkeeping"].next_due is None
     read = _last_read(me.id)
     assert (read.data["reason"], read.ip) == ("team queues", IP)
@@ -213,7 +220,7 @@ def test_a_lines_queue_counts_and_lists_only_its_own_waiting_tasks(staff, world)
                                                                                               str(c.id)]))
     first = items[0]
     assert first == QueueItem(ids["Payroll late, urgent"], a.slug, a.name, "Payroll late, urgent", 1,
-                              TODAY - timedelta(1), first.created_at)
+                              today() - timedelta(1), first.created_at)
 
     def read_page(after, limit):
         _line_, page, cursor = queues.queue_page(me, "payroll", after=after, limit=limit)
@@ -227,7 +234,7 @@ def test_take_next_hands_out_the_lines_head_records_it_and_keeps_four_eyes(staff
     me, a, c = staff
     other_reviewer = world["manager"].id
     ids = _add(a.id, [
-        {"title": "Admin, most urgent of all", "priority": 1, "line": "admin", "due_date": TODAY - timedelta(5)},
+        {"title": "Admin, most urgent of all", "priority": 1, "line": "admin", "due_date": today() - timedelta(5)},
         {"title": "Payroll, I was to review it", "priority": 2, "reviewer_id": me.id},
         {"title": "Payroll, reviewed by the manager", "priority": 3, "reviewer_id": other_reviewer},
     ])

@@ -32,6 +32,7 @@ from tenants.keyring import app_keyring
 from tenants.lifecycle import assign
 from tenants.models import Tenant, User
 from tenants.policy import Role
+from tenants.zones import tenant_zone, today_in
 from tests.documents import samples
 from tests.factories import TenantRef, login, make_person, make_tenant, unique
 
@@ -102,7 +103,7 @@ def planted(app, run_jobs, smtp):
         with _as(staff, t.id, Role.STAFF):
             work.comment(staff, task_id, f"{MARK} visible comment")
             work.comment(staff, task_id, f"{MARK} internal note", internal=True)
-            time.add_entry(staff, task_id, day=date.today().isoformat(), minutes=30, billable=True,
+            time.add_entry(staff, task_id, day=today_in(tenant_zone(t.id)).isoformat(), minutes=30, billable=True,
                            note=f"{MARK} time note")
             time.start_timer(staff, task_id)
             work.move(staff, t, task_id, "ask_client", reason=f"{MARK} question?")
@@ -110,7 +111,7 @@ def planted(app, run_jobs, smtp):
             from portal.ledger import services as ledger
 
             ledger.start_books(manager, t, "vn_tt133")
-            draft = ledger.save_draft(manager, t, date.today(), [ledger.LineInput("1111", 5_000_000, 0),
+            draft = ledger.save_draft(manager, t, today_in(tenant_zone(t.id)), [ledger.LineInput("1111", 5_000_000, 0),
                                                                  ledger.LineInput("4111", 0, 5_000_000)],
                                       memo=f"{MARK} capital")
             ledger.post(manager, t, str(draft.id))
