@@ -2,7 +2,7 @@
 
 No stack trace ever reaches a user; unexpected errors are logged with an id the
 user can quote. A request that needed a dependency that is down (the database, Redis,
-the object store: ``portal.outages``) answers 503 with ``Retry-After``, on a page that
+the object store: ``tenants.outages``) answers 503 with ``Retry-After``, on a page that
 reads nothing from the database.
 """
 
@@ -20,8 +20,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, de
 from portal.extensions import db
 from portal.i18n import N_
 from portal.logs import redact
-from portal.outages import RETRY_AFTER, dependency_down
 from tenants.isolation import CrossTenantWrite
+from tenants.outages import RETRY_AFTER, dependency_down
 
 log = logging.getLogger(__name__)
 

@@ -612,7 +612,7 @@ class KmsKeyring(_FileKeyring):
                                      "(tenant, version) does not match") from None
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (500, 502, 503, 504) \
                     or code in ("ThrottlingException", "KMSInternalException", "DependencyTimeoutException"):
-                # KMS is busy or failing, not refusing this key: an outage (503, portal.outages), never
+                # KMS is busy or failing, not refusing this key: an outage (503, tenants.outages), never
                 # "the key was destroyed".
                 raise
             raise KeyUnavailable(f"KMS refused {operation}: {code or exc}") from None

@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, func, make_url, select, text
 from portal.access import public
 from portal.documents.models import Document, StoredObject
 from portal.extensions import db
-from portal.outages import RETRY_AFTER, dependency_down
 from tenants.context import Scope, bound
+from tenants.outages import RETRY_AFTER, dependency_down
 from tests.api.util import bearer, issue_token
 from tests.documents import samples
 from tests.factories import csrf_token, login

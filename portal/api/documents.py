@@ -18,7 +18,7 @@ from portal.documents import receive, requests, services, trash
 from portal.documents.models import Document, DocumentRequest, RequestItem
 from portal.documents.requests import ItemInput
 from portal.documents.views import attachment
-from portal.outages import RETRY_AFTER
+from tenants.outages import RETRY_AFTER
 
 
 def document_json(doc: Document, *, versions: bool = True) -> dict:

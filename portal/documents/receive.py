@@ -5,7 +5,7 @@ files that follow them, so clients send ``category``/``period``/``tags``/``docum
 ``item`` first and then one or more ``file`` parts. Each file is stored or refused
 on its own, and a refused file never stops the next one.
 
-When a part the upload needs is down (the object store, the database: ``portal.outages``), that file is
+When a part the upload needs is down (the object store, the database: ``tenants.outages``), that file is
 "not stored, try again" (code ``unavailable``) and so is every file after it in the request, without
 trying: nothing of theirs is kept (``services.upload`` leaves no object without its row), and the
 views answer 503 with ``Retry-After``.
@@ -23,8 +23,8 @@ from flask_babel import gettext as _
 from portal.documents import services
 from portal.documents.multipart import FieldPart, MalformedUpload, iter_parts
 from portal.extensions import db
-from portal.outages import dependency_down
 from tenants.models import Tenant, User
+from tenants.outages import dependency_down
 
 log = logging.getLogger(__name__)
 

@@ -36,13 +36,13 @@ from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
 from portal.events import announce
 from portal.extensions import db
-from portal.outages import dependency_down
 from tenants import audit
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound, current_scope
 from tenants.keyring import Keyring, KeyUnavailable, app_keyring
 from tenants.lookups import parse_id
 from tenants.models import Tenant, User, utcnow
+from tenants.outages import dependency_down
 from tenants.policy import Role, allowed
 from tenants.sealed import IntegrityError as SealedIntegrityError
 from tenants.sealed import KeyRef, PlaintextStream

@@ -20,8 +20,8 @@ from portal.documents.content import CATEGORY_LABELS
 from portal.documents.forms import ConfirmForm, NotApplicableForm, RefileForm, RequestForm, TrashForm
 from portal.documents.models import Document, DocumentRequest
 from portal.extensions import csrf
-from portal.outages import RETRY_AFTER
 from tenants.models import User
+from tenants.outages import RETRY_AFTER
 from tenants.policy import allowed, is_client
 
 KIND_ICONS = {"pdf": "PDF", "image": "IMG", "csv": "CSV", "xlsx": "XLSX", "xml": "XML", "zip": "ZIP"}
