@@ -28,7 +28,12 @@ def parse_id(raw: object) -> uuid.UUID:
 def one_or_404(model: type[M], *where: Any, lock: bool = False) -> M:
     """The ``model`` row matching ``where`` in the bound tenant, or 404. ``lock``: ``FOR UPDATE`` of that row,
     read afresh (a change another transaction committed while this one waited is seen)."""
-    query = select(model).where(*where)
+    return row_or_404(select(model).where(*where), model, lock=lock)
+
+
+def row_or_404(query: Any, model: type[M], *, lock: bool = False) -> M:
+    """The ``model`` row ``query`` selects, or 404; ``lock`` as in :func:`one_or_404` (for queries narrowed by
+    more than a ``where``, such as what an actor may see)."""
     if lock:
         query = query.with_for_update(of=model).execution_options(populate_existing=True)
     row = db.session.scalar(query)

@@ -40,7 +40,7 @@ from tenants import audit
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound, current_scope
 from tenants.keyring import Keyring, KeyUnavailable, app_keyring
-from tenants.lookups import parse_id
+from tenants.lookups import parse_id, row_or_404
 from tenants.models import Tenant, User, utcnow
 from tenants.outages import dependency_down
 from tenants.policy import Role, allowed
@@ -176,13 +176,8 @@ def get_document(actor: User, document_id: uuid.UUID | str, *, trashed: bool | N
     either): downloads, previews, uploads of a version and links to tasks never see one. ``lock``
     takes its row (``FOR UPDATE``) for a change that must not meet another at the same moment.
     """
-    query = _visible(actor, trashed=trashed).where(Document.id == parse_id(str(document_id)))
-    if lock:
-        query = query.with_for_update(of=Document).execution_options(populate_existing=True)
-    doc = db.session.scalar(query)
-    if doc is None:
-        raise NotFound()
-    return doc
+    return row_or_404(_visible(actor, trashed=trashed).where(Document.id == parse_id(str(document_id))), Document,
+                      lock=lock)
 
 
 @dataclass(frozen=True)
