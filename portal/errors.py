@@ -69,7 +69,7 @@ def _detail(exc: HTTPException) -> str | None:
     return exc.description if exc.description and exc.description != default else None
 
 
-def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
+def handle_http(exc: HTTPException) -> Response:
     # Flask wraps an error raised after the view (an after_request hook) in a 500 of its own.
     original = getattr(exc, "original_exception", None)
     if original is not None and (part := dependency_down(original)) is not None:
@@ -83,15 +83,14 @@ def handle_http(exc: HTTPException) -> Response | tuple[str, int]:
             extra["errors"] = errors
         response = problem(status, detail, **extra)
     else:
-        response = render_template("error.html", status=status,
-                                   title=_(TITLES.get(status, "Error")), detail=detail), status
+        response = Response(render_template("error.html", status=status, title=_(TITLES.get(status, "Error")),
+                                            detail=detail), status, mimetype="text/html")
+    # The exception's own headers: a 405's Allow, a 503's or 429's Retry-After, a 401's challenge.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     if status == 401 and wants_json():
         response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
-    retry_after = getattr(exc, "retry_after", None)  # werkzeug's ServiceUnavailable(retry_after=...)
-    if status == 503 and retry_after is not None:
-        if isinstance(response, tuple):
-            response = Response(response[0], response[1], mimetype="text/html")
-        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

@@ -144,8 +144,18 @@ def test_validation_errors_are_problems_with_errors(app, client, world):
 def test_unknown_path_and_wrong_method_are_problems(app, client, world):
     raw = issue_token(app, world["a_client_admin"], world.a, "write")
     problem(client.get("/api/v1/nothing-here", headers=bearer(raw)), 404)
-    problem(client.delete("/api/v1/me", headers=bearer(raw)), 405)
-    problem(client.delete(f"/api/v1/tenants/{world.a.slug}/users", headers=bearer(raw)), 405)
+    r = client.delete("/api/v1/me", headers=bearer(raw))
+    problem(r, 405)
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}  # what the caller may use instead
+    r = client.delete(f"/api/v1/tenants/{world.a.slug}/users", headers=bearer(raw))
+    problem(r, 405)
+    assert {"GET", "POST"} <= set(r.headers["Allow"].split(", "))
+
+
+def test_a_page_answers_a_wrong_method_with_its_own_page_and_the_methods_it_takes(client):
+    r = client.put("/auth/login")
+    assert r.status_code == 405 and r.mimetype == "text/html"
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
 
 
 def test_write_token_invites_a_user_and_ignores_a_tenant_id(app, client, world, smtp, run_jobs):
