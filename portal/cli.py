@@ -484,7 +484,7 @@ def worker(queues: str, burst: bool, scheduler: bool) -> None:
     from rq.serializers import JSONSerializer
 
     from portal import logs, metrics
-    from workers import reap, redis_connection, relay
+    from workers import reap, recover_abandoned, redis_connection, relay
     from workers.runner import PortalWorker
     from workers.schedule import tick
 
@@ -502,6 +502,7 @@ def worker(queues: str, burst: bool, scheduler: bool) -> None:
                 try:
                     relay()
                     reap()
+                    recover_abandoned(names)
                 except Exception:  # keep relaying; the error is logged
                     app.logger.exception("relay loop")
             # rq's scheduler (it queues the retries of failed jobs when their back-off ends) runs in a process

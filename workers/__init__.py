@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
@@ -125,6 +126,15 @@ def reap() -> int:
             job.enqueued_at = None  # the relay pushes it again
             revived += 1
     return revived
+
+
+def recover_abandoned(queue_names: list[str], at: float | None = None) -> None:
+    """Hand back the jobs of ``queue_names`` whose worker died while running them (SIGKILL, a lost node): rq's
+    own check runs only at each worker's maintenance, every ten minutes, after the job's heartbeat ran out
+    (its timeout plus a minute); run from the relay loop, a killed job waits for the heartbeat only. Each is
+    retried when it has retries left (outbox jobs do), failed otherwise. ``at``: the time to judge by."""
+    for name in queue_names:
+        StartedJobRegistry(queue=queue(name)).cleanup(at)
 
 
 def _in_a_queue(job: Job) -> bool:

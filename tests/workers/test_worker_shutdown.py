@@ -87,3 +87,42 @@ def test_sigterm_lets_the_job_in_progress_finish_and_the_worker_exit_0(app, ctx,
 
     lines = [json.loads(line) for line in err_text.splitlines() if line.strip()]  # every line of stderr is JSON
     assert any(r["logger"].startswith("rq.") and r.get("job_id") == job.id and r.get("queue") == name for r in lines)
+
+
+def test_a_job_whose_worker_was_killed_is_run_again_once_its_heartbeat_runs_out(app, ctx, db_urls, tmp_path):
+    """SIGKILL mid-job leaves it 'started' with nobody running it; the relay loop's check hands it back as soon
+    as its heartbeat (timeout + 60 s) has run out, not at rq's next ten-minute maintenance."""
+    from rq import Retry
+    from rq.worker import SimpleWorker
+
+    from workers import recover_abandoned
+
+    name = f"killed-{uuid.uuid4().hex[:8]}"
+    waiting = Queue(name, connection=redis_connection(), serializer=JSONSerializer)
+    job = waiting.enqueue("tests.workers.jobs_for_tests.sleep_then_mark", str(tmp_path), "30", job_timeout=60,
+                          retry=Retry(max=1))
+    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
+               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"])
+    env.pop("PORTAL_ENV", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker", "--queues", name, "--no-scheduler"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert _wait_for(lambda: (tmp_path / "started").exists() or proc.poll() is not None, 90), \
+            "the worker never started the job"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    (tmp_path / "started").unlink()
+    assert job.get_status(refresh=True) == JobStatus.STARTED  # and nobody left to run it
+
+    recover_abandoned([name], at=time.time() + 30)  # its heartbeat has not run out: it may still be running
+    assert job.get_status(refresh=True) == JobStatus.STARTED
+    recover_abandoned([name], at=time.time() + 60 + 61)
+    assert job.get_status(refresh=True) == JobStatus.QUEUED and job.id in waiting.get_job_ids()
+
+    job.args = [str(tmp_path), "0"]  # the same job, run again, now quick
+    job.save()
+    SimpleWorker([waiting], connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED and (tmp_path / "finished").exists()
