@@ -8,6 +8,7 @@ container image, a VM and the benchmark (``bench/home.py``):
     WEB_CONCURRENCY      worker processes (default 2 * cores + 1)
     GUNICORN_THREADS     threads per worker (default 4)
     GUNICORN_TIMEOUT     seconds a worker may stay silent before it is restarted (default 60)
+    GUNICORN_KEEPALIVE   seconds an idle connection is kept (default 75: longer than a balancer's 60)
     GUNICORN_MAX_REQUESTS  recycle a worker after about this many requests (default 2000, 0 = never)
     GUNICORN_ACCESS_LOG  "-" (stdout, default) or a file path; "off" disables the access log
     GUNICORN_LOG_LEVEL   default "info"
@@ -163,9 +164,12 @@ preload_app = False
 # A request that needs longer (a big export, a statement PDF) belongs in an rq job.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-# Behind a load balancer keep-alive must outlive the balancer's idle timeout to avoid
-# races on reused connections; 5 s suits a direct connection or nginx's default upstream use.
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Keep-alive must outlive the idle timeout of whatever holds connections to us (60 s for an ALB, for
+# ingress-nginx's and nginx's upstream keep-alive): the side that closes an idle connection must be the
+# one that would send on it. Were it shorter, a request sent as we close the connection gets a reset or
+# no answer, which a balancer does not retry for a POST (the load test, with 5 s here and its users
+# pausing 3-10 s, saw 4 to 6 such requests in 5,000). Idle connections cost a file descriptor, no thread.
+keepalive = _int("GUNICORN_KEEPALIVE", 75)
 
 # Recycle workers now and then (bounded memory growth), jittered so they don't restart together.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)

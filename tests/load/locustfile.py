@@ -52,7 +52,15 @@ def _record(request_type, name, response_time, response_length, response=None, e
     status = getattr(response, "status_code", 0) or 0
     headers = getattr(response, "headers", None) or {}
     _records.append((start_time or time.time() - response_time / 1000, name, request_type, status,
-                     round(response_time, 2), bool(headers.get("Retry-After")), exception is not None))
+                     round(response_time, 2), bool(headers.get("Retry-After")), _why(exception)))
+
+
+def _why(exception: BaseException | None) -> str | None:
+    """What went wrong below HTTP, in a word (RemoteDisconnected, ReadTimeout, ...): requests wraps the cause."""
+    if exception is None:
+        return None
+    causes = re.findall(r"\b(\w+(?:Error|Disconnected|Timeout))\b", str(exception))
+    return causes[-1] if causes else type(exception).__name__
 
 
 @events.quitting.add_listener

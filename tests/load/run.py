@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.processes import start_gunicorn, start_portal_worker  # noqa: E402
 from tests.proxy import TcpProxy  # noqa: E402
 from tests.services import MotoServer, RedisServer, free_port  # noqa: E402
 
@@ -77,8 +78,8 @@ class Settings:
     kill_seconds: int = _env_int("LOAD_KILL_SECONDS", 60)
     kill_every: int = _env_int("LOAD_KILL_EVERY", 5)
     baseline_rounds: int = _env_int("LOAD_BASELINE_ROUNDS", 30)
-    # A job killed with its worker is queued again by rq's check for abandoned jobs and intake's lease, each
-    # on a ten-minute round: the last drain waits up to 20 minutes, only while something is unfinished.
+    # A job killed with its worker is handed back once its heartbeat runs out (6 minutes), an intake run by its
+    # ten-minute lease: the last drain waits up to 20 minutes, only while something is unfinished.
     drain_seconds: int = _env_int("LOAD_DRAIN_SECONDS", 1200)
     faults: tuple[str, ...] = tuple(f.strip() for f in os.environ.get(
         "LOAD_FAULTS", "redis,postgres,s3,worker").split(",") if f.strip())
@@ -261,26 +262,14 @@ class Stack:
     # --- processes
 
     def start_web(self) -> None:
-        port = free_port()
-        env = dict(self.env, PORT=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", GUNICORN_ACCESS_LOG="off",
-                   GUNICORN_MAX_REQUESTS="0")
-        with (self.tmp / "gunicorn.log").open("ab") as out:
-            self.gunicorn = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "infra" / "gunicorn.conf.py"), "wsgi:app"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while _get(self.base + "/healthz") != 200:
-            if self.gunicorn.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not start:\n{(self.tmp / 'gunicorn.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+        try:
+            self.gunicorn, self.base = start_gunicorn(self.env, self.tmp / "gunicorn.log", workers=2)
+        except RuntimeError as err:
+            raise SystemExit(str(err)) from None
         log(f"gunicorn (2 workers, infra/gunicorn.conf.py) on {self.base}")
 
     def start_worker(self, i: int) -> None:
-        args = [str(BIN / "portal"), "worker"] + (["--no-scheduler"] if i else [])
-        with (self.tmp / f"worker-{i}.log").open("ab") as out:
-            self.workers[i] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out,  # noqa: S603
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+        self.workers[i] = start_portal_worker(self.env, self.tmp / f"worker-{i}.log", scheduler=i == 0)
 
     def web_workers(self) -> list[int]:
         return _children(self.gunicorn.pid) if self.gunicorn else []
@@ -562,19 +551,30 @@ def check_uploads(stack: Stack, uploads: list[dict]) -> dict:
 
 def check_jobs(stack: Stack) -> dict:
     """The outbox: created, finished once, pending, given up; intake once per upload and one task link each."""
+    return count_jobs(_superuser_db_url(stack), stack.redis_url)
+
+
+def count_jobs(url: str, redis_url: str, *, tenant_id: uuid.UUID | None = None, since_job: int = 0) -> dict:
+    """``check_jobs`` on the database at ``url``: every outbox row after ``since_job`` and every upload titled
+    "invoice *.pdf", or only ``tenant_id``'s (bound for row-level security too, so the app role may count them):
+    a test's own rows in a database other tests share (tests/test_scale_out.py)."""
     import psycopg
 
-    with psycopg.connect(_superuser_db_url(stack)) as conn:
+    with psycopg.connect(url) as conn:
+        if tenant_id is not None:
+            conn.execute("select set_config('app.tenant_ids', %s, true)", (str(tenant_id),))
+        mine = {"since": since_job, "tenant": str(tenant_id) if tenant_id else None}
         outbox = conn.execute("""
             select count(*), count(*) filter (where finished_at is not null and last_error is null),
                    count(*) filter (where finished_at is null),
                    count(*) filter (where finished_at is not null and last_error is not null),
                    count(*) filter (where attempts > 1)
-            from outbox_jobs""").fetchone()
+            from outbox_jobs where id > %(since)s""", mine).fetchone()
         by_name = dict(conn.execute("""select name, count(*) filter (where finished_at is null)
-                                       from outbox_jobs group by name having count(*) filter
-                                       (where finished_at is null) > 0""").fetchall())
-        pending = conn.execute("select id, attempts from outbox_jobs where finished_at is null").fetchall()
+                                       from outbox_jobs where id > %(since)s group by name having count(*) filter
+                                       (where finished_at is null) > 0""", mine).fetchall())
+        pending = conn.execute("select id, attempts from outbox_jobs where id > %(since)s and finished_at is null",
+                               mine).fetchall()
         intake = conn.execute("""
             select count(*),
                    count(*) filter (where n = 0), count(*) filter (where n > 1),
@@ -590,12 +590,14 @@ def check_jobs(stack: Stack) -> dict:
                             and r.version = d.current_version) as attempts,
                          (select count(*) from task_events e where e.kind = 'document_linked'
                             and e.data->>'document_id' = d.id::text) as links
-                  from documents d where d.title like 'invoice %%.pdf') as per_document""").fetchone()
+                  from documents d where d.title like 'invoice %%.pdf'
+                    and (%(tenant)s::uuid is null or d.tenant_id = %(tenant)s::uuid)) as per_document""",
+                              mine).fetchone()
     rq_status: dict[str, int] = {}
     if pending:
         from redis import Redis
 
-        redis = Redis.from_url(stack.redis_url)
+        redis = Redis.from_url(redis_url)
         for job_id, attempts in pending:
             state = redis.hget(f"rq:job:outbox-{job_id}-{max(0, attempts - 1)}", "status") if attempts else b"unsent"
             key = state.decode() if state else "not in rq"
@@ -654,6 +656,12 @@ def report(stack: Stack, main: Phase, baseline: Phase, faults: list[dict], uploa
                 key = f"{row[3] or 'no answer'} {row[1]}"
                 worst[key] = worst.get(key, 0) + 1
         lines.append("5xx or no answer: " + ", ".join(f"{k} {v}" for k, v in sorted(worst.items())))
+        causes: dict[str, int] = {}
+        for row in main.records:
+            if row[3] == 0:
+                causes[str(row[6])] = causes.get(str(row[6]), 0) + 1
+        if causes:
+            lines.append("no answer, why: " + ", ".join(f"{k} {v}" for k, v in sorted(causes.items())))
         missed.append(f"{five} answers of 5xx (or no answer) under the mixed load (goal: none)")
     lines += ["", "gunicorn workers' CPU during the mixed load (s): " + ", ".join(
         f"{cpu:.0f}" for cpu in spread.get("web", [])) + "   rq workers: " + ", ".join(
