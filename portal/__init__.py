@@ -21,7 +21,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(cfg)
     app.config["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     # limits spells a Unix-socket Redis (the embedded default) "redis+unix://".
-    app.config["RATELIMIT_STORAGE_URI"] = cfg["REDIS_URL"].replace("unix://", "redis+unix://", 1)
+    limits_redis = cfg.get("RATELIMIT_REDIS_URL") or cfg["REDIS_URL"]
+    app.config["RATELIMIT_STORAGE_URI"] = limits_redis.replace("unix://", "redis+unix://", 1)
 
     from portal import (
         access,

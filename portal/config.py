@@ -52,6 +52,8 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "DATABASE_URL": env.get("DATABASE_URL"),
         "MIGRATION_DATABASE_URL": env.get("MIGRATION_DATABASE_URL"),
         "REDIS_URL": env.get("REDIS_URL"),
+        # Sign-in throttling's counters; the queues' Redis (REDIS_URL) unless one of its own (docs/scaling.md).
+        "RATELIMIT_REDIS_URL": env.get("RATELIMIT_REDIS_URL"),
         "SMTP_URL": env.get("SMTP_URL"),
         "MAIL_FROM": env.get("MAIL_FROM", "Back-office portal <no-reply@portal.invalid>"),
         "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR"),
@@ -73,9 +75,11 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         # JIT off: PostgreSQL compiled the books' report queries for 200+ ms, longer than they run
         # (bench/ledger.py); a web app's short queries never win that time back.
         # hide_parameters: a statement's values (names, amounts) never reach an error message, hence a log.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 10,
-                                      "max_overflow": 10, "connect_args": {"options": "-c jit=off"},
-                                      "hide_parameters": True},
+        # The pool's sizes: lower them when many instances share one server (docs/scaling.md).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 1800,
+                                      "pool_size": int(env.get("DB_POOL_SIZE", "10")),
+                                      "max_overflow": int(env.get("DB_MAX_OVERFLOW", "10")),
+                                      "connect_args": {"options": "-c jit=off"}, "hide_parameters": True},
         # Sessions: server-side rows behind a signed cookie (see portal/auth/sessions.py).
         "SESSION_COOKIE_NAME": "portal_session",
         "SESSION_COOKIE_HTTPONLY": True,

@@ -60,6 +60,37 @@ def test_a_refused_sign_in_says_when_to_retry(app, tmp_path):
     assert 1 <= int(r.headers["Retry-After"]) <= 60, r.headers["Retry-After"]
 
 
+def test_sign_in_counters_go_to_the_rate_limiters_own_redis_when_one_is_set(app, tmp_path):
+    """RATELIMIT_REDIS_URL (docs/scaling.md): a flood of sign-in attempts counts there, not beside the queues."""
+    import random
+
+    from redis import Redis
+
+    from portal import create_app
+    from tests.factories import csrf_token, unique
+
+    queues = Redis.from_url(app.config["REDIS_URL"])
+    db_number = queues.connection_pool.connection_kwargs.get("db", 0)
+    limits_db = (db_number + 8) % 16
+    limits_url = app.config["REDIS_URL"].rsplit("/", 1)[0] + f"/{limits_db}"
+    if app.config["REDIS_URL"].startswith("unix://"):  # the embedded Redis: its socket, another database
+        limits_url = app.config["REDIS_URL"].split("?")[0] + f"?db={limits_db}"
+    limits = Redis.from_url(limits_url)
+    settings = {k: app.config[k] for k in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "SECRET_KEY",
+                                           "FIELD_KEY", "BASE_URL")}
+    fresh = create_app(settings | {"TESTING": True, "INSTANCE_PATH": str(tmp_path), "RATELIMIT_REDIS_URL": limits_url})
+    ip = f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"  # counters of its own
+    client = fresh.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    r = client.post("/auth/login", data={"email": f"{unique('counted')}@example.test", "password": "not the password",
+                                         "csrf_token": csrf_token(client)})
+    assert r.status_code == 200  # refused, and counted (per address; per account under a hash of the address)
+    counted = list(limits.scan_iter(f"LIMITS:LIMITER/{ip}/*"))
+    assert counted, "no counter in the rate limiter's Redis"
+    assert not list(queues.scan_iter(f"LIMITS:LIMITER/{ip}/*"))
+    limits.delete(*counted)
+
+
 def test_production_refuses_a_development_secret():
     with pytest.raises(config.ConfigError, match="SECRET_KEY is a development default"):
         config.load(env=dict(PROD, SECRET_KEY="dev-not-secret"))
