@@ -10,7 +10,7 @@ RUN_PACKAGES := libmagic1 poppler-utils fonts-dejavu-core tesseract-ocr tesserac
 # And those only the tests and benchmarks need: Chromium (browser tests), wrk (bench), 7-Zip (exports open in it).
 TEST_PACKAGES := chromium wrk 7zip
 
-.PHONY: run test lint bench load mutate install run-deps system-deps browser-deps translations messages clean
+.PHONY: run test lint bench bench-pages load mutate install run-deps system-deps browser-deps translations messages clean
 
 run: install run-deps translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
 	$(BIN)/portal dev
@@ -24,6 +24,10 @@ lint: install
 
 bench: install system-deps translations
 	$(BIN)/python bench/home.py
+
+# Each main list page against its bare twin, CPU per request (goal: at most 1.3x); bench/README.md.
+bench-pages: install system-deps translations
+	$(BIN)/python bench/pages.py
 
 # The mixed load (locust, 200 users for 5 minutes), the same pages alone, then the faults one at a time: Redis
 # and PostgreSQL restarted, the S3 endpoint cut for 30 s, workers killed; tests/load/README.md. On a stack of its

@@ -112,12 +112,12 @@ def stop_embedded_postgres(pgdata: Path) -> None:
         os.kill(int(pidfile.read_text().splitlines()[0]), signal.SIGTERM)
 
 
-def drop_database(su_url: str) -> None:
+def drop_database(su_url: str, name: str = DB_NAME) -> None:
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(su_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(DB_NAME)))
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def provision(settings: dict) -> dict:
@@ -252,8 +252,9 @@ def get(base: str, path: str, cookie: str | None = None) -> tuple[int, str]:
         conn.close()
 
 
-def sign_in(base: str, email: str, password: str) -> str:
-    """Sign in through the real pages (CSRF token, password); returns the Cookie header value."""
+def sign_in(base: str, email: str, password: str, totp_secret: str | None = None) -> str:
+    """Sign in through the real pages (CSRF token, password, and the second factor's current code when
+    ``totp_secret`` is given); returns the Cookie header value."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                          urllib.request.HTTPCookieProcessor(jar))
@@ -262,7 +263,16 @@ def sign_in(base: str, email: str, password: str) -> str:
     if not match:
         raise SystemExit("no CSRF token on the sign-in page")
     form = urllib.parse.urlencode({"email": email, "password": password, "csrf_token": match.group(1)})
-    final = opener.open(f"{base}/auth/login", data=form.encode(), timeout=30).geturl()
+    answer = opener.open(f"{base}/auth/login", data=form.encode(), timeout=30)
+    final = answer.geturl()
+    if totp_secret and "/auth/mfa" in final:
+        import pyotp
+
+        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', answer.read().decode())
+        if not match:
+            raise SystemExit("no CSRF token on the second factor's page")
+        form = urllib.parse.urlencode({"code": pyotp.TOTP(totp_secret).now(), "csrf_token": match.group(1)})
+        final = opener.open(f"{base}/auth/mfa", data=form.encode(), timeout=30).geturl()
     cookies = {c.name: c.value for c in jar}
     if "portal_session" not in cookies or "/auth/" in final:
         raise SystemExit(f"sign-in failed (ended at {final})")

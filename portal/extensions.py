@@ -31,3 +31,20 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def commit_keeping_loaded() -> None:
+    """Commit the request's session without expiring what it has loaded.
+
+    For a page whose read is recorded (an audited list, a cross-tenant read mark) and committed before the page
+    is rendered: the rows just read, the signed-in user and the bound tenant stay as that transaction read them,
+    instead of being loaded again, row by row or all at once, when the template touches them. Only after reads:
+    a row the transaction wrote would keep its Python-side values (what the database filled in stays unread).
+    """
+    session = db.session()
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep

@@ -35,7 +35,7 @@ from portal.documents.models import Document, DocumentVersion, RequestItem, Stor
 from portal.documents.previews import PREVIEW_KINDS
 from portal.documents.storage import ObjectMissing, Storage, storage_from_config
 from portal.events import announce
-from portal.extensions import db
+from portal.extensions import commit_keeping_loaded, db
 from tenants import audit
 from tenants.audit import AuditEvent
 from tenants.context import Scope, bound, current_scope
@@ -225,10 +225,13 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# Built once: the documents page and every upload read it.
+_USED = select(func.coalesce(func.sum(StoredObject.size), 0)).where(StoredObject.purpose == "content")
+
+
 def usage(tenant: Tenant) -> tuple[int, int]:
     """(bytes stored, quota) for the bound tenant: content objects only, each counted once."""
-    used = db.session.scalar(select(func.coalesce(func.sum(StoredObject.size), 0))
-                             .where(StoredObject.purpose == "content")) or 0
+    used = db.session.scalar(_USED) or 0
     quota = tenant.storage_quota_bytes or current_app.config["TENANT_QUOTA_BYTES"]
     return int(used), int(quota)
 
@@ -817,15 +820,12 @@ def browse(actor: User, tenant: Tenant, ip: str | None, *, category: str | None 
     """One page of the documents list (``list_documents``), recorded once as ``documents.listed``."""
     page = list_documents(actor, category=category, period=period, tag=tag, q=q, after=after)
     shown = {"category": category, "period": period.strftime("%Y-%m") if period else None, "tag": tag, "q": q}
-    ids = [doc.id for doc in page.documents]
     audit.record("documents.listed", audit.Actor.of(actor), tenant_id=tenant.id, ip=ip,
                  data={"filter": {k: v for k, v in shown.items() if v}, "older": after is not None,
                        "count": len(page.documents), "names": [doc.title for doc in page.documents]})
-    db.session.commit()
-    if ids:
-        # The commit expired the page's documents: load them again together (and their versions), or the
-        # template refreshes each one by itself, two statements a document (tests/test_query_budgets.py).
-        db.session.scalars(select(Document).where(Document.id.in_(ids))).all()
+    # The page shows the documents as they were read and recorded: an expiring commit would have them (and the
+    # tenant) loaded again, all together or two statements a document (tests/test_query_budgets.py).
+    commit_keeping_loaded()
     return page
 
 

@@ -300,8 +300,10 @@ def preview(tenant_slug: str, document_id: str):
 @requires("tenant:requests.view")
 def request_list(tenant_slug: str):
     """Requests for documents: what is outstanding first; staff can ask for more here."""
+    # The form to ask for more is built for those who may send it (the template shows it to them only).
+    form = RequestForm(formdata=None) if allowed(g.role, "tenant:requests.manage") else None
     return render_template("documents/requests.html", tenant=g.tenant, requests=requests.list_requests(),
-                           outstanding=requests.outstanding_items(), form=RequestForm(formdata=None))
+                           outstanding=requests.outstanding_items(), form=form)
 
 
 @bp.route("/t/<tenant_slug>/requests", methods=["POST"])

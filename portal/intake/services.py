@@ -47,7 +47,8 @@ def record_of(doc: Document) -> IntakeRecord | None:
 def progress(actor: User) -> Progress:
     """The live documents ``actor`` sees, and how many of their current versions were read or failed (one
     uploaded a moment ago, whose announcement is not heard yet, counts as waiting)."""
-    seen = vault.visible_documents(actor).subquery()
+    # The two columns the join needs, not every column of a document (each one is compiled and sent).
+    seen = vault.visible_documents(actor).with_only_columns(Document.id, Document.current_version).subquery()
     rows = dict(db.session.execute(
         select(IntakeRecord.state, func.count()).select_from(seen)
         .outerjoin(IntakeRecord, (IntakeRecord.document_id == seen.c.id)

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import lazyload
 
-from portal.extensions import db
+from portal.extensions import commit_keeping_loaded, db
 from portal.work import notify
 from portal.work.models import ServiceLine, Task
 from portal.work.services import PAGE, add_event, claim_review, record, service_line, service_lines
@@ -163,7 +163,7 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
         items = [WorkItem(id_, tenants[tenant_id].slug, tenants[tenant_id].name, title, line, state_, priority, due_,
                           "assignee" if assignee_id == actor.id else "reviewer")
                  for id_, tenant_id, title, line, state_, priority, due_, assignee_id in rows[:limit]]
-    db.session.commit()
+    commit_keeping_loaded()  # the read's record; the signed-in person stays loaded for the page
     last = items[-1] if len(rows) > limit else None
     return items, ((last.due_date or FAR), last.priority, last.id) if last else None
 

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, lazyload, selectinload
 from werkzeug.exceptions import NotFound
 
 from portal.documents.models import Document, DocumentVersion, StoredObject
@@ -146,9 +146,11 @@ def comments_for(task: Task) -> list[TaskComment]:
 
 
 def tenant_tasks(limit: int = 200) -> list[Task]:
-    """The bound tenant's tasks, unfinished first by due date."""
-    query = select(Task).order_by(Task.state.in_([s.value for s in FINAL]), Task.due_date.asc().nulls_last(),
-                                  Task.priority, Task.created_at)
+    """The bound tenant's tasks, unfinished first by due date (for the list: without the description, which it
+    does not show and which would be unsealed for each task, nor the reviewer)."""
+    query = (select(Task).options(defer(Task.description), lazyload(Task.reviewer))
+             .order_by(Task.state.in_([s.value for s in FINAL]), Task.due_date.asc().nulls_last(),
+                       Task.priority, Task.created_at))
     return list(db.session.scalars(query.limit(limit)))
 
 

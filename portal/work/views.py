@@ -68,7 +68,8 @@ def _task_form(offered_lines: list, **kwargs: object) -> TaskForm:
 def _tasks_page(*, ask: RequestWorkForm | None = None, new: TaskForm | None = None,  # noqa: ANN202
                 repeat: RecurringForm | None = None, status: int = 200):
     """The tasks page with the forms this person may use: empty, or the refused one as typed with its errors."""
-    offered = services.service_lines()
+    # The service lines are offered by the staff's forms only (tasks.assign is a part of tasks.create).
+    offered = services.service_lines() if allowed(g.role, "tenant:tasks.create") else []
     if ask is None and allowed(g.role, "tenant:tasks.request"):
         # The documents to attach are loaded when their list is opened (or asked for without script).
         ask = _ask_form(formdata=None, attach=request.args.get("attach") == "1")
