@@ -26,6 +26,9 @@ def switch_language(page: Page, lang: str) -> None:
     """Switch with the header's language buttons, as a person does."""
     page.locator(f"form.lang button[value={lang}]").click()
     expect(page.locator("html")).to_have_attribute("lang", lang)
+    # The new page's scripts too (a key pressed before they run does what the bare form does: the grid's
+    # Enter sent the month instead of moving down, on a loaded machine).
+    page.wait_for_load_state("load")
 
 
 def look_at(page: Page, screenshot_dir: Path, name: str, check: Callable[[], None] = lambda: None) -> None:
