@@ -47,6 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the portal and tests.factories, run from anywhere
 
+from tests.processes import children, cpu_times  # noqa: E402
+
 DB_NAME = "portal_bench"
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 LUA = Path(__file__).with_name("wrk_report.lua")
@@ -193,27 +195,6 @@ def gunicorn(settings: dict, log: Path, workers: int | None, threads: int | None
 
 # --- CPU accounting (Linux /proc): steadier than req/s on a shared machine ---------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_of(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(entry.name))
-    return kids
-
-
 def _backends(su_url: str) -> list[int]:
     import psycopg
 
@@ -227,11 +208,9 @@ def _backends(su_url: str) -> list[int]:
 def cpu_snapshot(master: int, su_url: str) -> dict[str, dict[int, float]]:
     """CPU seconds so far of each gunicorn worker and each backend of the bench database."""
     snap: dict[str, dict[int, float]] = {"app": {}, "db": {}}
-    for kind, pids in (("app", _children(master)), ("db", _backends(su_url))):
+    for kind, pids in (("app", children(master)), ("db", _backends(su_url))):
         for pid in pids:
-            cpu = _cpu_of(pid)
-            if cpu is not None:
-                snap[kind][pid] = cpu
+            snap[kind][pid] = cpu_times(pid)[0]  # zero for one gone meanwhile: it adds nothing below
     return snap
 
 

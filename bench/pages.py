@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the portal, tests.* and bench.*, run from anywhere
 
 from bench import home  # noqa: E402
+from tests.processes import children, cpu_times  # noqa: E402
 
 DB_NAME = "portal_bench_pages"
 REDIS_DB = 13
@@ -326,21 +327,11 @@ class StatementCounter:
 
 # --- CPU: a process tree's utime + stime, its reaped children included ------------------------------------------
 
-def _times(pid: int) -> tuple[float, float]:
-    """(own utime + stime, reaped children's cutime + cstime) of ``pid`` in seconds; zeros once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0, 0.0
-    own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
-    return own / home.CLOCK_TICKS, reaped / home.CLOCK_TICKS
-
-
 def children_cpu(parent: int, *, with_parent: bool = False) -> float:
     """CPU seconds of ``parent``'s children so far, those it has reaped included (a worker or backend that ended
     in the middle of a run still counts), and the parent's own with ``with_parent``."""
-    own, reaped = _times(parent)
-    return reaped + (own if with_parent else 0.0) + sum(_times(kid)[0] for kid in home._children(parent))
+    own, reaped = cpu_times(parent)
+    return reaped + (own if with_parent else 0.0) + sum(cpu_times(kid)[0] for kid in children(parent))
 
 
 # --- HTTP --------------------------------------------------------------------------------------------------------

@@ -317,7 +317,7 @@ def tasks(tenant_slug: str) -> str:
     if allowed(g.role, "tenant:tasks.create"):  # the manager's forms need the team: not a twin's reader
         abort(501, description="the twin shows the tasks page as a client sees it")
     ask = RequestWorkForm(formdata=None) if allowed(g.role, "tenant:tasks.request") else None
-    return _render_as("work.task_list", "work/tasks.html", tenant=g.tenant, tasks=items, lines=[],
+    return _render_as("work.task_list", "work/tasks.html", tenant=g.tenant, tasks=items,
                       done=[s.value for s in FINAL], ask_form=ask, task_form=None, recurring_form=None,
                       templates=[], describe=None, state_label=_state_label(g.role),
                       **_layout(head, _switcher(head.switcher)))

@@ -274,11 +274,18 @@ def send_due_reminders(tenant_id: uuid.UUID | str, today: date | None = None) ->
 
 # --- in the portal -----------------------------------------------------------------------------
 
-def _reachable(user: User) -> ColumnElement[bool]:
-    """Rows of tenants ``user`` can still open (``tenants.reach.visible_tenants``, read once per request)."""
+def _reachable_ids(user: User) -> list[uuid.UUID] | None:
+    """The tenants ``user`` can still open (``tenants.reach.visible_tenants``, read once per request); None for
+    every tenant (no need to list them)."""
     if user.provider_role in SEES_ALL_TENANTS:
-        return true()  # every tenant: no need to list them
-    return Notification.tenant_id.in_([t.id for t in visible_tenants(user)])
+        return None
+    return [t.id for t in visible_tenants(user)]
+
+
+def _reachable(user: User) -> ColumnElement[bool]:
+    """Rows of tenants ``user`` can still open."""
+    ids = _reachable_ids(user)
+    return true() if ids is None else Notification.tenant_id.in_(ids)
 
 
 # Built once: the header's badge counts on every page, and building a statement costs as much as running it.
@@ -292,10 +299,10 @@ def unread_count(user: User) -> int:
     """How many of the user's notifications are unread, in tenants they can still open (one indexed count; no
     tenant bound)."""
     with own_rows(user):
-        if user.provider_role in SEES_ALL_TENANTS:  # every tenant: no need to list them
+        ids = _reachable_ids(user)
+        if ids is None:
             return db.session.scalar(_UNREAD_ALL, {"user_id": user.id}) or 0
-        return db.session.scalar(_UNREAD_REACHABLE, {"user_id": user.id,
-                                                     "tenant_ids": [t.id for t in visible_tenants(user)]}) or 0
+        return db.session.scalar(_UNREAD_REACHABLE, {"user_id": user.id, "tenant_ids": ids}) or 0
 
 
 @dataclass(frozen=True)

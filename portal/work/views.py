@@ -77,7 +77,7 @@ def _tasks_page(*, ask: RequestWorkForm | None = None, new: TaskForm | None = No
         new = _task_form(offered, formdata=None)
     if repeat is None and allowed(g.role, "tenant:tasks.assign"):
         repeat = RecurringForm(formdata=None).offer(offered)
-    return render_template("work/tasks.html", tenant=g.tenant, tasks=services.tenant_tasks(), lines=offered,
+    return render_template("work/tasks.html", tenant=g.tenant, tasks=services.tenant_tasks(),
                            done=[s.value for s in FINAL], ask_form=ask, task_form=new, recurring_form=repeat,
                            templates=recurring.templates() if not is_client(g.role) else [],
                            describe=lambda rule: rule_text.describe(Rule.from_json(rule))), status

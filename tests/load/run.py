@@ -39,9 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.processes import start_gunicorn, start_portal_worker  # noqa: E402
+from tests.processes import children, cpu_times, http_status, start_gunicorn, start_portal_worker  # noqa: E402
 from tests.proxy import TcpProxy  # noqa: E402
 from tests.services import MotoServer, RedisServer, free_port  # noqa: E402
 
@@ -272,7 +271,7 @@ class Stack:
         self.workers[i] = start_portal_worker(self.env, self.tmp / f"worker-{i}.log", scheduler=i == 0)
 
     def web_workers(self) -> list[int]:
-        return _children(self.gunicorn.pid) if self.gunicorn else []
+        return children(self.gunicorn.pid) if self.gunicorn else []
 
     def stop(self) -> None:
         for proc in [*self.workers, self.gunicorn]:
@@ -306,34 +305,6 @@ class Stack:
                 self.pg.destroy()
         if not self.settings.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=5) as answer:
-            return answer.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return 0
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(entry.name))
-    return kids
-
-
-def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- locust ---------------------------------------------------------------------------------------------
@@ -449,7 +420,7 @@ def fault_phase(stack: Stack, kind: str) -> dict:
         marks["up"] = time.time()
         deadline = time.time() + 120
         while time.time() < deadline:  # the first time every part answers again (readiness)
-            if _get(stack.base + "/readyz") == 200:
+            if http_status(stack.base + "/readyz") == 200:
                 marks["ready"] = time.time()
                 break
             time.sleep(0.5)
@@ -650,17 +621,9 @@ def report(stack: Stack, main: Phase, baseline: Phase, faults: list[dict], uploa
     lines.append(f"(latencies from {warm - main.started:.0f} s into the phase, once every user has started; "
                  f"'p95 alone': {s.baseline_rounds} requests each, one at a time)")
     if five:
-        worst = {}
-        for row in main.records:
-            if row[3] >= 500 or row[3] == 0:
-                key = f"{row[3] or 'no answer'} {row[1]}"
-                worst[key] = worst.get(key, 0) + 1
+        worst = Counter(f"{row[3] or 'no answer'} {row[1]}" for row in main.records if row[3] >= 500 or row[3] == 0)
         lines.append("5xx or no answer: " + ", ".join(f"{k} {v}" for k, v in sorted(worst.items())))
-        causes: dict[str, int] = {}
-        for row in main.records:
-            if row[3] == 0:
-                causes[str(row[6])] = causes.get(str(row[6]), 0) + 1
-        if causes:
+        if causes := Counter(str(row[6]) for row in main.records if row[3] == 0):
             lines.append("no answer, why: " + ", ".join(f"{k} {v}" for k, v in sorted(causes.items())))
         missed.append(f"{five} answers of 5xx (or no answer) under the mixed load (goal: none)")
     lines += ["", "gunicorn workers' CPU during the mixed load (s): " + ", ".join(
@@ -740,11 +703,11 @@ def main() -> int:
         drain(stack, 300)
 
         log(f"mixed load: {settings.users} users for {settings.seconds} s")
-        before = {pid: _cpu(pid) for pid in stack.web_workers()}
-        rq_before = {w.pid: _cpu(w.pid) for w in stack.workers if w}
+        before = {pid: cpu_times(pid)[0] for pid in stack.web_workers()}
+        rq_before = {w.pid: cpu_times(w.pid)[0] for w in stack.workers if w}
         main_phase = locust(stack, "main", users=settings.users, seconds=settings.seconds)
-        spread = {"web": [_cpu(pid) - cpu for pid, cpu in before.items()],
-                  "rq": [_cpu(pid) - cpu for pid, cpu in rq_before.items()]}
+        spread = {"web": [cpu_times(pid)[0] - cpu for pid, cpu in before.items()],
+                  "rq": [cpu_times(pid)[0] - cpu for pid, cpu in rq_before.items()]}
         log("baseline: the same pages one at a time")
         baseline = locust(stack, "baseline", users=1, seconds=0, mode="baseline", phase="baseline")
 
