@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Interval, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from portal.extensions import db
@@ -110,6 +110,17 @@ def across_tenants(user: User, reason: str, only: Iterable[uuid.UUID] | None = N
                            "covers_seconds": current_app.config["CROSS_TENANT_AUDIT_WINDOW_SECONDS"]})
 
 
+# Built once: "my work" and every overview run it on each request, and building it cost more than running it.
+_MARK_READ = (insert(AuditReadMark)
+              .values(user_id=bindparam("user_id"), reason=bindparam("reason"), scope_hash=bindparam("scope_hash"),
+                      recorded_at=func.now())
+              .on_conflict_do_update(index_elements=[AuditReadMark.user_id, AuditReadMark.reason,
+                                                     AuditReadMark.scope_hash],
+                                     set_={"recorded_at": func.now()},
+                                     where=AuditReadMark.recorded_at < func.now() - bindparam("window", type_=Interval))
+              .returning(AuditReadMark.user_id))
+
+
 def _due(user: User, reason: str, ids: frozenset[uuid.UUID]) -> bool:
     """Whether this read is the first of its kind in the window (then it is written to the log).
 
@@ -120,11 +131,6 @@ def _due(user: User, reason: str, ids: frozenset[uuid.UUID]) -> bool:
     if window <= 0:
         return True
     digest = hashlib.sha256(",".join(sorted(str(t) for t in ids)).encode()).digest()
-    stmt = (insert(AuditReadMark).values(user_id=user.id, reason=reason[:80], scope_hash=digest,
-                                         recorded_at=func.now())
-            .on_conflict_do_update(index_elements=[AuditReadMark.user_id, AuditReadMark.reason,
-                                                   AuditReadMark.scope_hash],
-                                   set_={"recorded_at": func.now()},
-                                   where=AuditReadMark.recorded_at < func.now() - timedelta(seconds=window))
-            .returning(AuditReadMark.user_id))
-    return db.session.execute(stmt).first() is not None
+    params = {"user_id": user.id, "reason": reason[:80], "scope_hash": digest,
+              "window": timedelta(seconds=window)}
+    return db.session.execute(_MARK_READ, params).first() is not None

@@ -31,8 +31,11 @@ def provider_zone() -> ZoneInfo:
 
 
 def tenant_zone(tenant_id: uuid.UUID) -> ZoneInfo:
-    """The tenant's time zone (read once per request)."""
+    """The tenant's time zone (read once per request; the page's own tenant is loaded already)."""
     cache = g.setdefault("_tenant_zones", {}) if has_request_context() else {}
+    page_tenant = g.get("tenant") if has_request_context() else None
+    if page_tenant is not None and page_tenant.id == tenant_id:
+        return ZoneInfo(page_tenant.timezone)
     if tenant_id not in cache:
         cache[tenant_id] = ZoneInfo(db.session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) or "UTC")
     return cache[tenant_id]

@@ -177,60 +177,18 @@ def _outbox_before_the_test(request: pytest.FixtureRequest) -> None:
             db.session.remove()
 
 
-def _drop_earlier_jobs(app: Flask, before: int) -> None:
-    """Mark the outbox rows up to ``before`` that never finished as not run, and take their rq jobs off the
-    queues. Tests that never run their jobs leave them behind (an alert mails every provider admin of the
-    session): without this, a later test's ``run_jobs`` delivered thousands of their e-mails."""
-    import re
-
-    from sqlalchemy import func, update
-    from sqlalchemy.orm import Session
-
-    from portal.extensions import db
-    from workers import queue
-    from workers.models import OutboxJob
-
-    with Session(db.engine) as session, session.begin():
-        session.execute(update(OutboxJob).where(OutboxJob.id <= before, OutboxJob.finished_at.is_(None))
-                        .values(finished_at=func.now(), last_error="not run: queued by an earlier test"))
-    for name in app.config["RQ_QUEUES"]:
-        waiting = queue(name)
-        for job_id in waiting.get_job_ids():
-            found = re.fullmatch(r"outbox-(\d+)-\d+", job_id)
-            if found and int(found.group(1)) <= before:
-                waiting.remove(job_id)
-
-
 @pytest.fixture
 def run_jobs(app: Flask, request: pytest.FixtureRequest):
     """Run every job this test queued with a real worker (burst mode, JSON serializer)."""
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from workers import redis_connection, relay
+    from tests.jobs import run_queued
 
     before = request.node.stash.get(_OUTBOX_BEFORE, None)
 
     def run() -> None:
-        import signal
-
         nonlocal before
-        # rq installs its own SIGINT/SIGTERM handlers in this (the test) process: put pytest's back after.
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            with app.app_context():
-                if before is not None:
-                    _drop_earlier_jobs(app, before)
-                    before = None
-                for _round in range(5):  # jobs that queue jobs (an offboarding's e-mails) run too
-                    relay()
-                    queues = app.config["RQ_QUEUES"]
-                    SimpleWorker(queues, connection=redis_connection(), serializer=JSONSerializer).work(burst=True)
-                    if not relay():
-                        break
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+        with app.app_context():
+            run_queued(app, after=before)
+        before = None  # the earlier tests' jobs are set aside once
 
     return run
 

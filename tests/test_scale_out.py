@@ -44,8 +44,8 @@ from tenants.lifecycle import assign
 from tenants.models import User
 from tenants.policy import Role
 from tests import log_capture
-from tests.conftest import _drop_earlier_jobs
 from tests.factories import CSRF, make_person, make_tenant
+from tests.jobs import drop_earlier_jobs
 from tests.load.run import count_jobs
 from tests.load.seed import invoice
 from tests.processes import start_gunicorn, start_portal_worker, stop_processes
@@ -120,7 +120,7 @@ def test_two_web_instances_and_three_workers_share_the_work_and_do_nothing_twice
         # Only this test's jobs: what earlier tests queued and never ran is marked as not run, or these
         # workers' relays would run it (an alert that mails every provider admin of the session, say).
         before = db.session.scalar(select(func.max(OutboxJob.id))) or 0
-        _drop_earlier_jobs(app, before)
+        drop_earlier_jobs(app, before)
         db.session.remove()
 
     env = _env(app, db_urls, smtp, moto, bucket, tmp_path / "instance")

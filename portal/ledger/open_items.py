@@ -39,8 +39,8 @@ def accounts_of(tenant: Tenant, kind: str) -> list[uuid.UUID]:
     root = services.role_account(tenant, kind)
     if root is None:
         return []
-    return list(db.session.scalars(select(Account.id).where(
-        or_(Account.code == root.code, Account.code.startswith(root.code)))))
+    return services.once(("accounts of", root.code), lambda: list(db.session.scalars(select(Account.id).where(
+        or_(Account.code == root.code, Account.code.startswith(root.code)))))) or []
 
 
 def _counted(entry: type[Entry], as_of: date):  # noqa: ANN202 - a SQL condition

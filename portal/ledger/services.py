@@ -11,23 +11,26 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction, aliased, selectinload
 
 from portal.extensions import db
 from portal.ledger.models import Account, Book, Entry, Line, Period
 from portal.ledger.parties import party_key
 from tenants import audit
+from tenants.context import current_scope
 from tenants.models import Tenant, User, utcnow
 
+T = TypeVar("T")
 _Parent = aliased(Account)  # an account, as the one whose sub-accounts are looked for
 CHARTS_DIR = Path(__file__).resolve().parent / "charts"
 MAX_AMOUNT = 10**15  # a line's amount in the minor unit: far above any real one, far below BigInteger's limit
@@ -49,9 +52,31 @@ def charts() -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(CHARTS_DIR.glob("*.json"))}
 
 
+_FOUND = "ledger.found"  # db.session.info: the books and role accounts this transaction has read
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_found(session: Session, transaction: SessionTransaction) -> None:
+    session.info.pop(_FOUND, None)
+
+
+def once(key: tuple, load: Callable[[], T | None]) -> T | None:
+    """``load()``, read once per transaction and bound scope: one dashboard asks for the books and the chart's
+    role accounts a dozen times. Only what was found is kept (books and accounts are never deleted), so what a
+    transaction creates after a miss is found; a commit or rollback forgets it all."""
+    found = db.session.info.setdefault(_FOUND, {})
+    key = (*key, current_scope().tenant_ids)
+    if key not in found:
+        value = load()
+        if not value:
+            return value
+        found[key] = value
+    return found[key]
+
+
 def book_of(tenant: Tenant) -> Book | None:
     """The tenant's books, or None while bookkeeping is off."""
-    return db.session.scalar(select(Book).where(Book.tenant_id == tenant.id))
+    return once(("book", tenant.id), lambda: db.session.scalar(select(Book).where(Book.tenant_id == tenant.id)))
 
 
 def start_books(actor: User, tenant: Tenant, chart: str, *, fiscal_year_start: int = 1, tax_code: str | None = None,
@@ -114,11 +139,17 @@ def account_by_code(code: str) -> Account | None:
 
 def role_account(tenant: Tenant, role: str) -> Account | None:
     """The account the chart names for ``role`` (``roles`` in the template: receivable, output_vat, ...)."""
+    return (once(("roles", tenant.id), lambda: _role_accounts(tenant)) or {}).get(role)
+
+
+def _role_accounts(tenant: Tenant) -> dict[str, Account] | None:
+    """Every role's account, in one statement (None while the books are off)."""
     book = book_of(tenant)
     if book is None:
         return None
-    code = charts()[book.chart]["roles"].get(role)
-    return account_by_code(code) if code else None
+    roles = charts()[book.chart]["roles"]
+    found = {a.code: a for a in db.session.scalars(select(Account).where(Account.code.in_(set(roles.values()))))}
+    return {role: found[code] for role, code in roles.items() if code in found}
 
 
 def add_account(actor: User, tenant: Tenant, parent_code: str, code: str, name_vi: str, name_en: str,

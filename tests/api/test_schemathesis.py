@@ -132,30 +132,12 @@ def _fill(world: World, tenant_id: uuid.UUID, label: str, seed: int) -> dict[str
     return ids
 
 
-def _run_jobs(app: Flask, before: int) -> None:
-    """What the ``run_jobs`` fixture does (it is per test; this world is per module): the jobs queued after outbox
-    row ``before``, run by a real worker in burst mode, so that previews, intake and the statements' PDFs exist."""
-    from rq import SimpleWorker
-    from rq.serializers import JSONSerializer
-
-    from tests.conftest import _drop_earlier_jobs
-    from workers import redis_connection, relay
-
-    with app.app_context():
-        _drop_earlier_jobs(app, before)
-        for _round in range(5):
-            relay()
-            SimpleWorker(app.config["RQ_QUEUES"], connection=redis_connection(),
-                         serializer=JSONSerializer).work(burst=True)
-            if not relay():
-                break
-
-
 @pytest.fixture(scope="module")
 def contract(app: Flask) -> Contract:
     """Tenants A and B with data in both, B's planted strings, and a token of each caller of A."""
     from sqlalchemy import func, select
 
+    from tests.jobs import run_queued
     from workers.models import OutboxJob
 
     with app.app_context():
@@ -163,7 +145,10 @@ def contract(app: Flask) -> Contract:
         world = make_world()
         a_ids = _fill(world, world.a.id, "Alpha", seed=7)
         b_ids = _fill(world, world.b.id, MARKER, seed=8)
-    _run_jobs(app, before)
+    # The jobs queued after outbox row ``before`` (what run_jobs does per test; this world is per module), so
+    # that previews, intake and the statements' PDFs exist.
+    with app.app_context():
+        run_queued(app, after=before)
     b_people = [p for key, p in world.people.items() if key.startswith("b_")]
     planted = {MARKER, world.b.slug, world.b.name, str(world.b.id), *(str(v) for v in b_ids.values()),
                *(p.email for p in b_people), *(str(p.id) for p in b_people)}

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from portal.extensions import db
 from portal.ledger import reports, services
-from portal.ledger.models import Account, Entry, Line
+from portal.ledger.models import Account, Book, Entry, Line
 from portal.ledger.services import LedgerError, LineInput
 from tenants.audit import AuditEvent
 from tenants.lifecycle import assign
@@ -372,3 +372,36 @@ def test_the_years_result_is_carried_to_retained_earnings_from_the_profit_and_lo
         assert unclosed == 0 and {r.code: r.balance for r in sheet.rows["equity"]}["4212"] == result
     again = staff.post(carry, data={"csrf_token": token})
     assert "Nothing to carry" in staff.get(again.headers["Location"]).get_data(as_text=True)
+
+
+def test_the_books_and_role_accounts_are_read_once_a_transaction_and_never_kept_past_it_or_another_scope(app):
+    from tenants.context import Scope, bound
+    from tests.querycount import count_queries
+
+    world, other = books(app), books(app)
+    with app.app_context():
+        bare = make_tenant().id  # no books yet
+    with app.app_context(), as_person(world, world.staff) as (_user, tenant):
+        with count_queries() as first:
+            receivable = services.role_account(tenant, "receivable")
+            book = services.book_of(tenant)
+        with count_queries() as again:
+            assert services.role_account(tenant, "receivable") is receivable
+            assert services.role_account(tenant, "output_vat").code == "33311"
+            assert services.book_of(tenant) is book
+        assert receivable.code == "131" and first.n >= 2 and again.n == 0, (first, again)
+        db.session.commit()  # a new transaction reads them again
+        with count_queries() as after_commit:
+            services.book_of(tenant)
+        assert any("ledger_books" in sql for sql in after_commit.statements), after_commit
+    # Another tenant bound in the same transaction: the first one's books are not found under its scope.
+    with app.app_context(), as_person(world, world.staff) as (user, tenant):
+        mine = services.book_of(tenant)
+        with bound(Scope(user_id=user.id, tenant_ids=frozenset({other.id}))):
+            assert services.book_of(tenant) is None and services.role_account(tenant, "receivable") is None
+            assert services.book_of(db.session.get(Tenant, other.id)).id != mine.id
+    # A miss is not kept: books added later in the same transaction are found at once.
+    with app.app_context(), as_person(bare, world.admin) as (user, tenant):
+        assert services.book_of(tenant) is None
+        db.session.add(Book(tenant_id=tenant.id, chart="vn_tt133", currency="VND", started_by_id=user.id))
+        assert services.book_of(tenant) is not None
