@@ -55,6 +55,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     metrics.init_app(app)  # right after the request id: the time covers every other hook
     extensions.db.init_app(app)
+    with app.app_context():
+        for engine in extensions.db.engines.values():
+            extensions.replace_dropped_connections(engine)
     extensions.migrate.init_app(app, extensions.db, directory=str(settings.ROOT / "migrations"))
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)

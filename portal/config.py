@@ -67,16 +67,15 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         "METRICS_OPEN": _bool(env.get("METRICS_OPEN"), False),
         # `portal worker` answers its own /metrics (jobs) on this port, same token; 0: off.
         "WORKER_METRICS_PORT": int(env.get("WORKER_METRICS_PORT") or 0),
-        # Pre-ping: a pooled connection is checked (an empty statement, one loopback round trip, tens of
-        # microseconds) as it is taken, and replaced if the server dropped it. Without it, the first request
-        # of each process after PostgreSQL restarted failed on a dead connection; with it the service
-        # recovers by itself and no request meets one (tests/test_faults.py). Connections
-        # are recycled before servers time them out.
+        # No pre-ping: a pooled connection is checked as it is taken by looking at its socket (no round trip;
+        # portal/extensions.py replace_dropped_connections) and replaced if the server dropped it, so the
+        # service recovers by itself after PostgreSQL restarted and no request meets a dead connection
+        # (tests/test_faults.py). Connections are recycled before servers time them out.
         # JIT off: PostgreSQL compiled the books' report queries for 200+ ms, longer than they run
         # (bench/ledger.py); a web app's short queries never win that time back.
         # hide_parameters: a statement's values (names, amounts) never reach an error message, hence a log.
         # The pool's sizes: lower them when many instances share one server (docs/scaling.md).
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_recycle": 1800,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False, "pool_recycle": 1800,
                                       "pool_size": int(env.get("DB_POOL_SIZE", "10")),
                                       "max_overflow": int(env.get("DB_MAX_OVERFLOW", "10")),
                                       "connect_args": {"options": "-c jit=off"}, "hide_parameters": True},

@@ -16,6 +16,7 @@ import re
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import create_engine, func, make_url, select, text
@@ -29,7 +30,7 @@ from tests.api.util import bearer, issue_token
 from tests.documents import samples
 from tests.factories import csrf_token, login
 from tests.proxy import TcpProxy
-from tests.services import MotoServer, RedisServer
+from tests.services import MotoServer, RedisServer, postgres_superuser_url
 
 BRIEFLY = "briefly unavailable"
 
@@ -180,7 +181,8 @@ def test_database_down_answers_503_with_retry_after_and_the_same_app_recovers(ap
 
 def test_connections_dropped_while_idle_are_replaced_before_a_request_meets_them(world, db_app, pg_proxy):
     """PostgreSQL restarted between two requests: the pool's connections look open and are dead. The pool
-    checks each as it is taken (pre-ping), so the very first request after it is served."""
+    checks each as it is taken (its socket has the end of the stream), so the very first request after it is
+    served."""
     member = db_app.test_client()
     login(member, world["a_client_member"])
     home = f"/t/{world.a.slug}/documents"
@@ -189,6 +191,34 @@ def test_connections_dropped_while_idle_are_replaced_before_a_request_meets_them
     pg_proxy.drop_connections()
     assert member.get(home).status_code == 200
     assert pg_proxy.connections > before  # served on a new connection, not by luck on an old one
+
+
+def test_connections_the_server_ended_while_idle_are_replaced_and_healthy_ones_are_kept(app, world, tmp_path):
+    """The server itself ends every idle connection of the app (as a restart or an administrator does): each
+    request after it is served on a fresh one. Connections nobody ended are taken again, not reopened."""
+    fresh = _fresh_app(app, tmp_path)
+    member = fresh.test_client()
+    login(member, world["a_client_member"])
+    home = f"/t/{world.a.slug}/documents"
+    with fresh.app_context():
+        engine = db.engine
+
+    def pids() -> set[int]:
+        with engine.connect() as conn:
+            return {conn.connection.dbapi_connection.info.backend_pid}
+
+    assert member.get(home).status_code == 200
+    kept = pids()
+    assert member.get(home).status_code == 200 and pids() == kept  # a healthy connection is reused
+    with psycopg.connect(postgres_superuser_url(), autocommit=True) as conn:
+        ended = conn.execute("select count(*) filter (where pg_terminate_backend(pid)) from pg_stat_activity "
+                             "where pid = any(%s)", (list(kept),)).fetchone()[0]
+    assert ended == 1
+    time.sleep(0.2)  # the goodbye reaches the socket
+    for _ in range(3):
+        r = member.get(home)
+        assert r.status_code == 200, r.data[:300]
+    assert pids().isdisjoint(kept)
 
 
 def test_a_statement_timeout_is_an_error_of_ours_not_an_outage(app, tmp_path):
