@@ -167,7 +167,7 @@ def tenants_offboard(slug: str, by_email: str, yes: bool, cert_path: str | None)
 
 @click.group("documents")
 def documents_cli() -> None:
-    """Bulk-import documents into a tenant's vault."""
+    """Bulk-import documents into a tenant's vault; find and remove objects no document names."""
 
 
 @documents_cli.command("upload")
@@ -202,6 +202,39 @@ def documents_upload(files: tuple[str, ...], slug: str, category: str, period: s
             failed += not result.ok
             click.echo(f"{result.status:9} {path}: {result.message}")
     if failed:
+        raise SystemExit(1)
+
+
+@documents_cli.command("orphans")
+@click.option("--remove", is_flag=True, help="Delete them (without it: only report).")
+@click.option("--older-than", "hours", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Hours an object must have been in storage before it counts (an upload writes it first).")
+@click.option("--force", is_flag=True, help="Remove even when they are more than 5% of the store.")
+@with_appcontext
+def documents_orphans(remove: bool, hours: int, force: bool) -> None:
+    """Objects in storage that no catalogue row names (a crash between the write and the commit).
+
+    Exit 1 when there are some and they were not removed.
+    """
+    from datetime import timedelta
+
+    from portal.documents.orphans import SweepRefused, sweep
+
+    try:
+        found = sweep(remove=remove, force=force, grace=timedelta(hours=hours))
+    except SweepRefused as err:
+        raise click.ClickException(str(err)) from err
+    for item in found.orphans:
+        kind = "temporary file" if item.temporary else "object"
+        click.echo(f"{'removed' if found.removed else 'orphan '} {kind} {item.key} ({item.size} bytes, "
+                   f"written {item.modified:%Y-%m-%d %H:%M} UTC)")
+    click.echo(f"{found.objects} objects in storage; {len(found.orphans)} named by no document and older than "
+               f"{hours} h ({found.orphan_bytes} bytes), {found.young} younger")
+    if remove:
+        click.echo(f"{found.removed} removed")
+    elif found.orphans:
+        click.echo("report only: --remove deletes them")
+    if found.orphans and not found.removed:
         raise SystemExit(1)
 
 

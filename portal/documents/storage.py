@@ -16,6 +16,8 @@ import secrets
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +31,17 @@ _COPY_CHUNK = 1024 * 1024
 
 class ObjectMissing(Exception):
     """No object is stored under the key."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An object as the store lists it: its key, when it was last written, its size; ``temporary``: a write's
+    temporary file a crash left behind (its key is then its path under the store)."""
+
+    key: str
+    modified: datetime
+    size: int
+    temporary: bool = False
 
 
 class Storage(Protocol):
@@ -60,6 +73,14 @@ class Storage(Protocol):
 
     def records(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         """Every record under ``prefix``, as (name, bytes), in name order."""
+        ...
+
+    def listing(self) -> Iterator[Listed]:
+        """Every sealed object in the store (records are not listed), and the temporary files of writes."""
+        ...
+
+    def remove(self, item: Listed) -> None:
+        """Remove what ``listing`` listed."""
         ...
 
 
@@ -187,6 +208,32 @@ class LocalStorage:
             return
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")):
             yield path.relative_to(folder).as_posix(), path.read_bytes()
+
+    def listing(self) -> Iterator[Listed]:
+        """Every object file under the two levels of shards, and the temporary files writes left there."""
+        for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for folder in sorted(first.glob("[0-9a-f][0-9a-f]")):
+                for path in sorted(folder.iterdir()):
+                    key = path.relative_to(self.root).as_posix()
+                    temporary = path.name.startswith(".tmp-")
+                    if not path.is_file() or not (temporary or _KEY.match(key)):
+                        continue
+                    try:
+                        stat = path.stat()
+                    except FileNotFoundError:  # deleted since the folder was read
+                        continue
+                    yield Listed(key, datetime.fromtimestamp(stat.st_mtime, UTC), stat.st_size, temporary)
+
+    def remove(self, item: Listed) -> None:
+        """Delete a listed object, or a listed temporary file (only one of ours, under a shard)."""
+        if not item.temporary:
+            self.delete(item.key)
+            return
+        first, second, name = item.key.split("/")
+        if not (re.fullmatch(r"[0-9a-f]{2}", first) and re.fullmatch(r"[0-9a-f]{2}", second)
+                and re.fullmatch(r"\.tmp-[A-Za-z0-9_]+", name)):
+            raise ValueError("not a temporary file of this store")
+        self.root.joinpath(first, second, name).unlink(missing_ok=True)
 
 
 def _error_code(exc: Exception) -> str:
@@ -323,6 +370,20 @@ class S3Storage:
                 with contextlib.closing(body):
                     yield item["Key"][len(start):], body.read()
 
+
+    def listing(self) -> Iterator[Listed]:
+        """Every object of the bucket whose key has the shape of ours (records and anything else are skipped).
+
+        An unfinished multipart upload is no object: the bucket's lifecycle rule aborts those (infra/README.md).
+        """
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                if _KEY.match(item["Key"]):
+                    yield Listed(item["Key"], item["LastModified"], int(item["Size"]))
+
+    def remove(self, item: Listed) -> None:
+        """Delete a listed object."""
+        self.delete(item.key)
 
 def storage_from_config(config: Mapping[str, Any], *, probe: bool = False) -> Storage:
     """The store the settings name: ``STORAGE_BACKEND`` "local" (default) or "s3".

@@ -142,7 +142,7 @@ PLATFORM_KINDS: dict[str, tuple[str, ...]] = {
     "signins": ("auth.",),
     "people": ("user.",),
     "clients": ("tenant.",),
-    "security": ("access.", "keys.", "audit_log.", "stripe."),
+    "security": ("access.", "keys.", "audit_log.", "stripe.", "storage."),
     "reads": ("cross_tenant.",),
     "services": ("service_line.", "quality_rate."),
     "plans": ("plan.",),

@@ -16,7 +16,7 @@ from datetime import tzinfo
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_timezone
+from flask_babel import get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -341,6 +341,7 @@ PLATFORM_ACTION_LABELS = {
     "plan.tax_rate_set": _l("set a plan's tax rate"),
     "keys.master_rotated": _l("rotated the master key"),
     "keys.destroyed_again": _l("destroyed again an offboarded client's keys that a restore brought back"),
+    "storage.orphans_removed": _l("removed stored files that no document named (left by a crash)"),
     "audit_log.exported": _l("downloaded this audit log"),
     "stripe.webhook_refused": _l("refused a payment notice that did not carry Stripe's valid signature"),
 }
@@ -361,6 +362,8 @@ def _more(event: PlatformAuditEvent) -> str | None:
         return str(data["reason"])
     if event.action == "user.invited" and data.get("role"):
         return str(role_label(data["role"]))
+    if event.action == "storage.orphans_removed" and data.get("objects"):
+        return ngettext("%(num)d file", "%(num)d files", int(data["objects"]))
     if event.action == "audit_log.exported":
         return ", ".join(_filter_words(data.get("filter") or {})) or None
     return None
