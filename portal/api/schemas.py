@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from portal.api.pagination import MAX_CURSOR
 from portal.documents.content import CATEGORIES
 from portal.work import quality
 
@@ -24,8 +25,10 @@ class ProblemSchema(Schema):
 class PageArgs(Schema):
     """Keyset pagination: pass back ``next_cursor`` until it is null."""
 
+    # Its limits are checked with the rest of its shape (400, "the cursor is not valid"); stated here too.
     cursor = fields.String(load_default=None, metadata={
-        "description": "Opaque cursor from a previous response's next_cursor."})
+        "description": "Opaque cursor from a previous response's next_cursor; leave it out for the first page.",
+        "minLength": 1, "maxLength": MAX_CURSOR})
     limit = fields.Integer(load_default=lambda: current_app.config["API_PAGE_SIZE"],
                            validate=validate.Range(min=1, max=100),
                            metadata={"description": "Items per page, 1 to 100 (default API_PAGE_SIZE, 50)."})

@@ -61,7 +61,7 @@ def list_tasks(tenant_slug: str, cursor: str | None, limit: int, state: str | No
     service line's). Pass `next_cursor` back as `cursor`.
     """
     after = None
-    if cursor:
+    if cursor is not None:  # an empty one is as malformed as any other (400), never the first page
         key = decode_cursor(cursor)
         after = (str(key[0]), str(key[1])) if len(key) == 2 else None
     tasks, next_key = services.task_page(state=state, line_key=line, unassigned=unassigned, after=after,

@@ -109,6 +109,7 @@ def _b64(value: object) -> str:
     _b64(["2026-01-01T00:00:00", "00000000-0000-4000-8000-000000000000"]),  # no time zone
     _b64([1, 2]),
     "A" * 500,
+    "",
 ])
 def test_malformed_users_cursor_answers_400_problem(app, client, world, cursor):
     raw = issue_token(app, world["a_client_admin"], world.a)
@@ -124,6 +125,20 @@ def test_malformed_audit_cursor_answers_400_problem(app, client, world, cursor):
     r = client.get(f"/api/v1/tenants/{world.a.slug}/audit-events", headers=bearer(raw),
                    query_string={"cursor": cursor})
     assert "cursor is not valid" in problem(r, 400)["detail"]
+
+
+def test_an_empty_cursor_is_malformed_on_every_list_and_the_document_says_what_a_cursor_may_be(app, client, world):
+    raw = issue_token(app, world["a_client_admin"], world.a)
+    spec = client.get("/api/v1/openapi.json").json
+    lists = [path for path, ops in spec["paths"].items()
+             if any(p["name"] == "cursor" for p in ops.get("get", {}).get("parameters", []))]
+    assert "/api/v1/tenants/{tenant_slug}/tasks" in lists and len(lists) >= 5
+    for path in lists:
+        cursor = next(p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "cursor")
+        assert (cursor["schema"]["minLength"], cursor["schema"]["maxLength"]) == (1, 200), path
+    for path in ("tasks", "users", "documents"):
+        r = client.get(f"/api/v1/tenants/{world.a.slug}/{path}", headers=bearer(raw), query_string={"cursor": ""})
+        assert "cursor is not valid" in problem(r, 400)["detail"], path
 
 
 def test_validation_errors_are_problems_with_errors(app, client, world):
