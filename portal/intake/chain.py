@@ -6,7 +6,9 @@ chain (``run``) is one job per document version that carries ids only; it binds 
 as a request does (the job runner does) and is idempotent:
 
 - the record is claimed with a lease (``INTAKE_LEASE_SECONDS``): a second run while the first holds it
-  does nothing, and a run after a worker died (SIGKILL: the lease runs out) goes on where it stopped;
+  does nothing, and a run after a worker died (SIGKILL: the lease runs out) goes on where it stopped; the
+  rq job holding the lease is recorded, so its own retry (a try that died or met a database outage and could
+  not hand the lease back) takes over at once instead of waiting for the lease;
 - every step finished is recorded (``steps``) in the same transaction as what it left behind, so a
   step is never done twice, and a step interrupted half-way is run again from its start;
 - a file that cannot be read fails its step (``StepFailed``, with the reader's word for why) and the
@@ -26,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 
 from portal.documents.models import Document, DocumentVersion, StoredObject
 from portal.extensions import db
@@ -228,15 +230,21 @@ def _lease() -> Any:
 
 
 def _claim(document_id: uuid.UUID, version: int) -> uuid.UUID | None:
-    """Take the record for this run: waiting, or running with its lease over (its worker died)."""
-    now = utcnow()
+    """Take the record for this run: waiting, or running with its lease over (its worker died), or running
+    under this same rq job: an earlier try of it that could not hand the lease back (the database went away,
+    its worker was killed), which has ended, since rq retries a job only then."""
+    from workers.jobs import running_job
+
+    now, job = utcnow(), running_job()
+    held_by_me = (IntakeRecord.lease_job == job) if job is not None else false()
     claimed = db.session.execute(
         update(IntakeRecord)
         .where(IntakeRecord.document_id == document_id, IntakeRecord.version == version,
                or_(IntakeRecord.state == "waiting",
-                   (IntakeRecord.state == "running") & (IntakeRecord.lease_until < now)))
-        .values(state="running", lease_until=now + _lease_length(), attempts=IntakeRecord.attempts + 1,
-                queued_at=func.coalesce(IntakeRecord.queued_at, now), updated_at=now)
+                   (IntakeRecord.state == "running") & ((IntakeRecord.lease_until < now) | held_by_me)))
+        .values(state="running", lease_until=now + _lease_length(), lease_job=job,
+                attempts=IntakeRecord.attempts + 1, queued_at=func.coalesce(IntakeRecord.queued_at, now),
+                updated_at=now)
         .returning(IntakeRecord.id)).first()
     db.session.commit()
     return claimed.id if claimed else None

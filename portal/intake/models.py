@@ -48,6 +48,8 @@ class IntakeRecord(TenantScoped, Timestamped, db.Model):
     steps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The rq job whose run holds the lease: that job's retry (the same id) may take it over before it runs out.
+    lease_job: Mapped[str | None] = mapped_column(String(80))
     # When its job was queued (it holds one of the tenant's INTAKE_TENANT_SLOTS until it ends); None: waiting
     # for a slot.
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

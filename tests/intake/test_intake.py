@@ -476,6 +476,83 @@ def test_a_worker_killed_during_ocr_leaves_a_run_that_is_taken_over_and_done_onc
                                  .where(TaskDocument.document_id == doc_id)) == 1
 
 
+def test_a_job_killed_during_ocr_is_taken_over_by_its_own_retry_at_once_and_by_no_other_run(app):
+    """A worker running the chain as an rq job gets SIGKILL in the middle of OCR. rq hands the job back once its
+    heartbeat is over, and that same job's retry takes the record over at once, without waiting for the
+    ten-minute lease; any other run (a second announcement, the sweep) still finds it held."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from rq import SimpleWorker
+    from rq.scheduler import RQScheduler
+    from rq.serializers import JSONSerializer
+
+    from tests.jobs import drop_earlier_jobs, run_queued
+    from workers import JOB_TIMEOUT, enqueue, queue, recover_abandoned, redis_connection, relay
+
+    tenant, _person, doc_id = _upload(app, scanned_pages(4), "scan-giet.pdf")
+    with app.app_context():
+        drop_earlier_jobs(app, db.session.scalar(select(func.max(OutboxJob.id))))  # the upload's own announcement
+        with for_tenant(tenant.id):
+            chain.start(tenant.id, str(doc_id), "1")
+            db.session.commit()
+        relay()
+        assert queue("default").count == 1
+
+    def work() -> None:  # a worker process, forked: its own connections
+        with app.app_context():
+            db.engine.dispose(close=False)
+            SimpleWorker([queue("default")], connection=redis_connection(), serializer=JSONSerializer).work(
+                burst=True)
+
+    child = multiprocessing.get_context("fork").Process(target=work)
+    try:
+        child.start()
+        deadline = time.monotonic() + 60
+        while (getattr(_record(app, tenant.id, doc_id), "step", None) != "text") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside OCR now
+        assert child.is_alive(), "the chain finished before it could be killed: give it more pages"
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+    finally:
+        if child.is_alive():
+            child.kill()
+    killed = _record(app, tenant.id, doc_id)
+    assert (killed.state, killed.step, killed.attempts) == ("running", "text", 1)
+    assert killed.lease_job is not None and killed.lease_until.timestamp() > time.time() + 60  # held for minutes
+
+    with app.app_context():  # another job for the same document (an announcement heard twice): the lease holds
+        with for_tenant(tenant.id):
+            enqueue("intake.run", str(doc_id), "1", tenant_id=tenant.id)
+            db.session.commit()
+        run_queued(app)
+    assert _record(app, tenant.id, doc_id).attempts == 1
+    with app.app_context():
+        recover_abandoned(["default"], at=time.time() + JOB_TIMEOUT + 61)  # the killed try's heartbeat is over
+        started = time.monotonic()
+        # rq retries it under the same id after its first interval (10 s): a worker's scheduler queues it.
+        scheduler = RQScheduler([queue("default")], connection=redis_connection(), serializer=JSONSerializer)
+        assert scheduler.acquire_locks() == {"default"}
+        try:
+            while not queue("default").count and time.monotonic() - started < 30:
+                scheduler.enqueue_scheduled_jobs()
+                time.sleep(0.5)
+        finally:
+            scheduler.release_locks()
+        assert queue("default").get_job_ids() == [killed.lease_job]
+        run_queued(app)
+    record = _record(app, tenant.id, doc_id)
+    assert (record.state, record.attempts, record.pages, record.text_source) == ("done", 2, 4, "ocr")
+    assert time.monotonic() - started < app.config["INTAKE_LEASE_SECONDS"] / 4  # not after the lease
+    assert record.steps["preview"] == killed.steps["preview"]  # done before the kill: not done again
+    with app.app_context(), for_tenant(tenant.id):
+        assert db.session.scalar(select(func.count()).select_from(TaskDocument)
+                                 .where(TaskDocument.document_id == doc_id)) == 1
+
+
 def test_a_large_scan_is_read_in_the_heavy_queue_behind_everything_else(app, run_jobs):
     tenant, _person, doc_id = _upload(app, scanned_pages(2), "scan-lon.pdf")
     saved = app.config["INTAKE_HEAVY_BYTES"]

@@ -7,14 +7,23 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
+from contextvars import ContextVar
 
 from flask import Flask, current_app, has_app_context
+from rq import get_current_job
 
 from tenants.context import Scope, bound
 
 log = logging.getLogger(__name__)
 REGISTRY: dict[str, Callable[..., None]] = {}
 _app: Flask | None = None
+_running: ContextVar[str | None] = ContextVar("rq_job", default=None)
+
+
+def running_job() -> str | None:
+    """The id of the rq job this code runs in, or None outside one. rq retries a job under the same id once
+    its try has ended; an outbox job re-queued because rq lost track of it gets a new one."""
+    return _running.get()
 
 
 def job(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -51,6 +60,7 @@ def run(outbox_id: int) -> None:
         name, args = row.name, list(row.args)
         tenant = frozenset({uuid.UUID(row.scope_tenant)}) if row.scope_tenant else frozenset()
         db.session.rollback()
+        running = _running.set(getattr(get_current_job(), "id", None))
         try:
             with bound(Scope(tenant_ids=tenant)):
                 REGISTRY[name](*args)
@@ -60,6 +70,7 @@ def run(outbox_id: int) -> None:
             mark_finished(outbox_id, error=f"{type(exc).__name__}: {exc}"[:2000])
             raise  # rq records the failure and retries
         finally:
+            _running.reset(running)
             db.session.remove()
         mark_finished(outbox_id)
         current_app.logger.debug("job %s done", name)
