@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -167,6 +168,66 @@ def test_kustomize_itself_builds_what_the_rules_read(overlay, docker, entry, sec
 
     assert shape(real) == shape(ours)
     assert _k8s(f"{overlay.name} (kustomize)", real, docker, entry, secrets) == []
+    assert _schema_problems(real, K8S_VERSIONS[-1]) == []
+
+
+def _compose_schema_problems(path: Path) -> list[str]:
+    """``path`` against the Compose Specification's own JSON schema (check-jsonschema's copy), strictly: a
+    misspelt key is an error, where Compose would refuse the file only on the operator's machine."""
+    done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                           str(path)], capture_output=True, text=True, timeout=120)
+    return [] if done.returncode == 0 else [line.strip() for line in done.stdout.splitlines() if "::$" in line]
+
+
+def test_the_compose_file_meets_the_compose_specification_and_a_misspelt_key_does_not(tmp_path):
+    assert _compose_schema_problems(m.INFRA / "compose.yaml") == []
+    broken = tmp_path / "compose.yaml"
+    broken.write_text((m.INFRA / "compose.yaml").read_text().replace("    healthcheck:", "    healthchek:", 1))
+    found = _compose_schema_problems(broken)
+    assert len(found) == 1 and "'healthchek' was unexpected" in found[0], found
+
+
+# Kubernetes releases whose schemas every document must meet: the oldest still in standard support on EKS
+# when this was written, and the newest kubernetes-validate knows.
+K8S_VERSIONS = ("1.31.0", "1.37.0")
+# Kinds no Kubernetes schema describes: the Prometheus Operator's custom resources (components/prometheus).
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
+
+
+def _schema_problems(docs: list[dict], version: str) -> list[str]:
+    """Every document checked against Kubernetes' own OpenAPI schema of ``version``, strictly (an unknown field
+    is an error: a typo Kubernetes would drop, or refuse, silently here)."""
+    import kubernetes_validate
+
+    problems = []
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            problems.append(f"{doc['kind']} {doc['metadata']['name']}: {exc.message}")
+    return problems
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("overlay", m.overlays(), ids=lambda p: p.name)
+def test_every_manifest_meets_kubernetes_own_schema(overlay, version):
+    docs = m.build(overlay)
+    assert {d["kind"] for d in docs} >= {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job",
+                                           "ConfigMap", "Service"}
+    assert _schema_problems(docs, version) == []
+
+
+def test_the_schema_check_notices_a_misspelt_field_and_a_wrong_type():
+    docs = m.build(m.overlays()[0])
+    web = copy.deepcopy(next(d for d in docs if d["kind"] == "Deployment"))
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    container["resource"] = container.pop("resources")  # misspelt: Kubernetes would run it without limits
+    scaler = copy.deepcopy(next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler"))
+    scaler["spec"]["maxReplicas"] = "ten"
+    found = _schema_problems([web, scaler], K8S_VERSIONS[-1])
+    assert len(found) == 2 and "'resource' was unexpected" in found[0] and "'ten'" in found[1], found
 
 
 # --- the rules can fail ----------------------------------------------------------------------------------------
