@@ -187,6 +187,24 @@ def test_the_compose_file_meets_the_compose_specification_and_a_misspelt_key_doe
     assert len(found) == 1 and "'healthchek' was unexpected" in found[0], found
 
 
+def _hadolint(dockerfile: Path) -> list[str]:
+    """hadolint's findings on ``dockerfile`` with the rules of ``infra/.hadolint.yaml`` (the two it does not
+    follow are written there with why)."""
+    binary = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    done = subprocess.run([binary, "--config", str(m.INFRA / ".hadolint.yaml"), "--no-color", str(dockerfile)],
+                          capture_output=True, text=True, timeout=120)
+    return [line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.strip()] if done.returncode else []
+
+
+def test_the_dockerfile_passes_hadolint_and_a_root_user_or_a_pipe_without_pipefail_does_not(tmp_path):
+    assert _hadolint(m.INFRA / "Dockerfile") == []
+    broken = tmp_path / "Dockerfile"
+    broken.write_text((m.INFRA / "Dockerfile").read_text()
+                      + "USER 0\nRUN curl -fsSL https://example.test/setup.sh | sh\n")
+    found = " ".join(_hadolint(broken))
+    assert "DL3002" in found and "DL4006" in found, found  # the last user root; a pipe that hides a failure
+
+
 # Kubernetes releases whose schemas every document must meet: the oldest still in standard support on EKS
 # when this was written, and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.31.0", "1.37.0")
