@@ -38,11 +38,13 @@ class Person:
     used_steps: set[int] = field(default_factory=set)
 
     def next_code(self) -> str:
-        """A TOTP code for a time step not used yet (each code is accepted once)."""
+        """A TOTP code for a time step not used yet (each code is accepted once): this step's or the next's, which
+        the server accepts for 30 to 90 s, never the last one's (valid only until this step ends: a sign-in on a
+        loaded machine was refused with it at a step's end)."""
         totp = pyotp.TOTP(self.totp_secret)
         while True:
             now = int(time.time()) // totp.interval
-            for step in (now - 1, now, now + 1):
+            for step in (now, now + 1):
                 if step not in self.used_steps and (not self.used_steps or step > max(self.used_steps)):
                     self.used_steps.add(step)
                     return totp.at(step * totp.interval)
