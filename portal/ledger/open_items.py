@@ -40,7 +40,7 @@ def accounts_of(tenant: Tenant, kind: str) -> list[uuid.UUID]:
     if root is None:
         return []
     return services.once(("accounts of", root.code), lambda: list(db.session.scalars(select(Account.id).where(
-        or_(Account.code == root.code, Account.code.startswith(root.code)))))) or []
+        or_(Account.code == root.code, Account.code.startswith(root.code))))))
 
 
 def _counted(entry: type[Entry], as_of: date):  # noqa: ANN202 - a SQL condition

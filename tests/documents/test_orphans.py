@@ -25,20 +25,24 @@ from tests.factories import make_tenant
 LATER = timedelta(days=2)  # "now" two days on: everything written in the test is past the grace period
 
 
-@pytest.fixture(params=["local", "s3"])
-def store_app(request, app, tmp_path):
-    """An app on the test database with a store of its own (a folder, or a bucket of the moto server)."""
+def _app_with_store(app, tmp_path: Path, **store: str):
+    """An app on the test database with a store of its own: a folder under ``tmp_path``, or what ``store`` sets."""
     from portal import create_app
 
     config = {k: app.config[k] for k in ("TESTING", "DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL",
                                          "SMTP_URL", "SECRET_KEY", "FIELD_KEY", "BASE_URL")}
-    config["INSTANCE_PATH"] = str(tmp_path / "instance")
-    if request.param == "s3":
-        moto = request.getfixturevalue("moto")
-        bucket = f"orphans-{uuid.uuid4().hex[:12]}"
-        moto.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": moto.region})
-        config.update(moto.env(), STORAGE_BACKEND="s3", S3_BUCKET=bucket)
-    return create_app(config)
+    return create_app(config | {"INSTANCE_PATH": str(tmp_path / "instance"), **store})
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_app(request, app, tmp_path):
+    """An app with a folder of its own, or a bucket of its own on the moto server."""
+    if request.param == "local":
+        return _app_with_store(app, tmp_path)
+    moto = request.getfixturevalue("moto")
+    bucket = f"orphans-{uuid.uuid4().hex[:12]}"
+    moto.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": moto.region})
+    return _app_with_store(app, tmp_path, **moto.env(), STORAGE_BACKEND="s3", S3_BUCKET=bucket)
 
 
 def _fill(app) -> tuple[uuid.UUID, dict[uuid.UUID, bytes], list[str]]:
@@ -96,11 +100,7 @@ def test_objects_without_rows_are_found_when_old_enough_and_removed_and_every_do
 
 
 def test_the_command_reports_then_removes_what_a_crash_left_and_the_temporary_file_of_a_killed_write(app, tmp_path):
-    from portal import create_app
-
-    config = {k: app.config[k] for k in ("TESTING", "DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL",
-                                         "SMTP_URL", "SECRET_KEY", "FIELD_KEY", "BASE_URL")}
-    local = create_app(config | {"INSTANCE_PATH": str(tmp_path / "instance")})
+    local = _app_with_store(app, tmp_path)
     tenant_id, documents, lost = _fill(local)
     with local.app_context():
         storage = services.vault_storage()

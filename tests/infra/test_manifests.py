@@ -190,7 +190,8 @@ def test_the_compose_file_meets_the_compose_specification_and_a_misspelt_key_doe
 def _hadolint(dockerfile: Path) -> list[str]:
     """hadolint's findings on ``dockerfile`` with the rules of ``infra/.hadolint.yaml`` (the two it does not
     follow are written there with why)."""
-    binary = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    pinned = Path(sys.executable).with_name("hadolint")  # the version pyproject.toml names, before any other
+    binary = str(pinned) if pinned.exists() else shutil.which("hadolint")
     done = subprocess.run([binary, "--config", str(m.INFRA / ".hadolint.yaml"), "--no-color", str(dockerfile)],
                           capture_output=True, text=True, timeout=120)
     return [line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.strip()] if done.returncode else []
