@@ -43,6 +43,14 @@ def _signed_in(app, person):
     return client
 
 
+def _row(page: str, marker: str) -> str:
+    """The first table row carrying `marker` (e.g. `data-person="x@y"`): other tests' rows on a page
+    listing the whole provider were written on the real clock, which may read 01:3x or 18:3x too."""
+    match = re.search(rf"<tr {marker}.*?</tr>", page, re.S)
+    assert match, f"no row with {marker}"
+    return match.group(0)
+
+
 def _notify(app, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
     with app.app_context(), for_tenant(tenant_id):
         db.session.add(Notification(tenant_id=tenant_id, user_id=user_id, kind="question"))
@@ -76,11 +84,17 @@ def test_the_access_log_and_last_sign_in_show_the_tenants_time(app, world, split
 
 
 def test_provider_pages_show_the_providers_zone(app, world, split_day):
+    with app.app_context():  # a colleague whose last sign-in, read in Ho Chi Minh City, matches UTC_TIME
+        colleague = make_person(Role.STAFF)
+        db.session.execute(update(User).where(User.id == colleague.id)
+                           .values(last_login_at=datetime(2026, 12, 1, 11, 35, tzinfo=UTC)))
+        db.session.commit()
     admin = _signed_in(app, world["provider_admin"])
-    staff = admin.get("/provider/staff").get_data(as_text=True)  # last sign-in: just now
-    assert HCM_TIME.search(staff) and not UTC_TIME.search(staff)
-    audit = admin.get("/provider/audit").get_data(as_text=True)
-    assert HCM_TIME.search(audit) and not UTC_TIME.search(audit)
+    staff = admin.get("/provider/staff").get_data(as_text=True)
+    mine = _row(staff, f'data-person="{world["provider_admin"].email}"')  # last sign-in: just now
+    assert HCM_TIME.search(mine) and not UTC_TIME.search(mine)
+    newest = _row(admin.get("/provider/audit").get_data(as_text=True), "data-seq=")  # the sign-in, in 2027
+    assert HCM_TIME.search(newest) and not UTC_TIME.search(newest)
     # A task opened now waits in the queue "since 1 April" (the provider's day), not 31 March.
     with app.app_context(), bound(Scope(tenant_ids=frozenset({world.a.id}), role=Role.MANAGER,
                                         user_id=world["manager"].id)):
@@ -153,7 +167,8 @@ def test_a_provider_in_another_zone_reads_provider_pages_in_its_own(app, world, 
     try:
         manager = _signed_in(app, world["manager"])
         staff = _signed_in(app, world["provider_admin"]).get("/provider/staff").get_data(as_text=True)
-        assert UTC_TIME.search(staff) and not HCM_TIME.search(staff)
+        mine = _row(staff, f'data-person="{world["provider_admin"].email}"')
+        assert UTC_TIME.search(mine) and not HCM_TIME.search(mine)
         # ...while a tenant's page still reads in the tenant's zone (the task's timeline).
         url = f"/t/{world.a.slug}/tasks"
         r = manager.post(url, data={"csrf_token": csrf_token(manager, url), "title": "Payroll for April",
