@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from flask_migrate import check, downgrade, upgrade
 from sqlalchemy import create_engine, inspect
 
-from portal import create_app
-from portal.dbsetup import bootstrap
-from tests.services import postgres_superuser_url
+from tests.data.schema_snapshot import scratch_database
 
 
-def test_empty_database_to_head_with_no_drift(app, tmp_path):
-    urls = bootstrap(postgres_superuser_url(), "portal_test_migrations", recreate=True)
-    fresh = create_app({"TESTING": True, "DATABASE_URL": urls.app, "MIGRATION_DATABASE_URL": urls.owner,
-                        "REDIS_URL": app.config["REDIS_URL"], "INSTANCE_PATH": str(tmp_path),
-                        "SECRET_KEY": "x" * 32})
-    with fresh.app_context():
+def test_empty_database_to_head_with_no_drift():
+    # Named for this run, as every test database is, so that runs side by side never meet.
+    with scratch_database(f"portal_test_migrations_{os.getpid()}") as (fresh, urls), fresh.app_context():
         upgrade()
         check()  # raises if the models and the migrations disagree
         engine = create_engine(urls.owner)

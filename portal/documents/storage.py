@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Protocol
 
 from tenants.keyring import aws_client_options
@@ -216,11 +217,13 @@ class LocalStorage:
                 for path in sorted(folder.iterdir()):
                     key = path.relative_to(self.root).as_posix()
                     temporary = path.name.startswith(".tmp-")
-                    if not path.is_file() or not (temporary or _KEY.match(key)):
+                    if not (temporary or _KEY.match(key)):
                         continue
                     try:
                         stat = path.stat()
                     except FileNotFoundError:  # deleted since the folder was read
+                        continue
+                    if not S_ISREG(stat.st_mode):
                         continue
                     yield Listed(key, datetime.fromtimestamp(stat.st_mtime, UTC), stat.st_size, temporary)
 
