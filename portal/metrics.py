@@ -16,6 +16,9 @@ Read at each scrape (``StateCollector``), each with one statement or command, ov
 - ``portal_intake_records{state}``: document versions in each intake state;
 - ``portal_statements{payment_state}``: statements in force (every one issued; ``payment_state="paid"``
   those paid);
+- ``portal_storage_orphans``, ``portal_storage_orphan_bytes``, ``portal_storage_orphans_checked_timestamp_seconds``:
+  what the last sweep of the store left (the daily check or an operator's, ``portal.documents.orphans``, kept in
+  Redis); absent until one has run;
 - ``portal_scrape_ok{part}``: 0 when the database or Redis could not be read for this scrape.
 
 Several processes: gunicorn's workers (and rq workers sharing a host) write their values to files in
@@ -132,6 +135,8 @@ class StateCollector:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
+        from portal.documents.orphans import CHECK_KEY
+
         ext = self.app.extensions
         if "portal_metrics_redis" not in ext:
             ext["portal_metrics_redis"] = Redis.from_url(self.app.config["REDIS_URL"], socket_connect_timeout=1,
@@ -141,10 +146,14 @@ class StateCollector:
         pipe = redis.pipeline(transaction=False)
         for name in names:
             pipe.llen(f"rq:queue:{name}")  # what rq's Queue.count reads
+        pipe.hgetall(CHECK_KEY)
+        *counts, orphans = pipe.execute()
         depth = GaugeMetricFamily("portal_queue_depth", "Jobs waiting in each rq queue.", labels=["queue"])
-        for name, count in zip(names, pipe.execute(), strict=True):
+        for name, count in zip(names, counts, strict=True):
             depth.add_metric([name], count)
         yield depth
+        if orphans:
+            yield from _orphan_check({key.decode(): float(value) for key, value in orphans.items()})
 
     def _database(self) -> Iterator[Metric]:
         from sqlalchemy import func, select, text
@@ -183,6 +192,19 @@ class StateCollector:
                         INTAKE_STATES, intake)
         yield _by_label("portal_statements", "Statements in force (issued), by payment state.", "payment_state",
                         PAYMENT_STATES, statements)
+
+
+def _orphan_check(last: dict[str, float]) -> Iterator[Metric]:
+    for name, key, doc in (
+            ("portal_storage_orphans", "orphans",
+             "Stored objects no document names, past the grace period (a day), left by the last sweep: the "
+             "daily check, or `portal documents orphans [--remove]`."),
+            ("portal_storage_orphan_bytes", "bytes", "Their size in bytes."),
+            ("portal_storage_orphans_checked_timestamp_seconds", "checked_at",
+             "When that sweep ended (Unix time).")):
+        family = GaugeMetricFamily(name, doc)
+        family.add_metric([], last.get(key, 0))
+        yield family
 
 
 def _by_label(name: str, doc: str, label: str, known: tuple[str, ...], counts: dict[str, int]) -> Metric:

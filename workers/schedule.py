@@ -62,6 +62,7 @@ PERIODIC: dict[str, Periodic] = {
     "audit.checkpoint": Periodic(every(10), per_tenant=False),  # signed chain heads, to object storage
     "offboarding.purge_exports": Periodic(HOURLY, per_tenant=False),  # exports not fetched in time, deleted
     "intake.resume": Periodic(every(10), per_tenant=False),  # intake runs whose worker died, picked up again
+    "documents.check_orphans": Periodic(DAILY, per_tenant=False),  # stored objects no row names, counted
 }
 KEEP_CLAIMS = timedelta(days=8)
 

@@ -11,10 +11,16 @@ grace period (an upload in flight has its object before its row).
 A store that does not match its database (a staging database pointed at production's bucket, a
 restore not yet finished) would show almost everything as orphaned: a sweep that would remove more
 than ``MAX_SHARE`` of the store refuses unless forced.
+
+Removing stays an operator's act; the scheduler sweeps without removing every day (the job
+``documents.check_orphans``). Every sweep keeps what it leaves in Redis for ``/metrics``
+(``portal_storage_orphans``), so an operator learns when to run the sweep, and sees it done.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,8 +34,10 @@ from tenants import audit
 from tenants.context import bound
 from tenants.models import utcnow
 
+log = logging.getLogger(__name__)
 GRACE = timedelta(days=1)  # far longer than any upload takes from its first byte to its row's commit
 MAX_SHARE = 0.05  # of the store's objects: more than this looks like the wrong database, not a few crashes
+CHECK_KEY = "portal:storage:orphans"  # the last daily check's figures (a Redis hash), read by /metrics
 
 
 class SweepRefused(RuntimeError):
@@ -77,6 +85,7 @@ def sweep(*, remove: bool = False, force: bool = False, grace: timedelta = GRACE
     """
     found = find(grace=grace, now=now)
     if not remove or not found.orphans:
+        _keep(found)
         return found
     if not force and len(found.orphans) > MAX_SHARE * found.objects:
         raise SweepRefused(
@@ -90,4 +99,20 @@ def sweep(*, remove: bool = False, force: bool = False, grace: timedelta = GRACE
                  data={"objects": found.removed, "bytes": found.orphan_bytes, "of": found.objects,
                        "grace_hours": int(grace.total_seconds() // 3600)})
     db.session.commit()
+    _keep(found)
     return found
+
+
+def _keep(found: Sweep) -> None:
+    """What the sweep left, and when, for the metrics; a Redis outage loses only that (the time shows it)."""
+    from redis.exceptions import RedisError
+
+    from workers import redis_connection
+
+    left = found.orphans[found.removed:]
+    try:
+        redis_connection().hset(CHECK_KEY, mapping={
+            "orphans": len(left), "bytes": sum(item.size for item in left), "checked_at": time.time()})
+    except RedisError as exc:
+        log.warning("orphans: the figures could not be kept for the metrics (%s)", type(exc).__name__)
+

@@ -4,12 +4,14 @@ request, never a catalogued one, never more than a few percent of the store with
 from __future__ import annotations
 
 import os
+import secrets
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from portal.documents import orphans, services
@@ -21,6 +23,8 @@ from tenants.models import Tenant, utcnow
 from tenants.policy import Role
 from tests.documents import samples
 from tests.factories import make_tenant
+from workers import redis_connection, schedule
+from workers.jobs import REGISTRY
 
 LATER = timedelta(days=2)  # "now" two days on: everything written in the test is past the grace period
 
@@ -129,6 +133,44 @@ def test_the_command_reports_then_removes_what_a_crash_left_and_the_temporary_fi
     assert not (shard / ".tmp-k1ll3d").exists()
     again = runner.invoke(args=["documents", "orphans"])
     assert again.exit_code == 0 and "0 named by no document" in again.output
+    _reads_back(local, tenant_id, documents)
+
+
+def _orphan_gauges(app) -> dict[str, float]:
+    """The store's orphan figures as a scraper reads them at /metrics (absent ones left out)."""
+    r = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {app.config['METRICS_TOKEN']}"})
+    assert r.status_code == 200
+    return {sample.name: sample.value for family in text_string_to_metric_families(r.get_data(as_text=True))
+            for sample in family.samples if sample.name.startswith("portal_storage_orphan")}
+
+
+def test_the_daily_check_shows_what_a_crash_left_at_metrics_removes_nothing_and_a_removal_clears_it(app, tmp_path):
+    local = _app_with_store(app, tmp_path, METRICS_TOKEN=secrets.token_urlsafe(32))
+    tenant_id, documents, lost = _fill(local)
+    with local.app_context():
+        redis_connection().delete(orphans.CHECK_KEY)
+    assert _orphan_gauges(local) == {}  # never checked: absent, not a reassuring zero
+
+    with local.app_context():
+        storage = services.vault_storage()
+        two_days_ago = time.time() - LATER.total_seconds()
+        for key in lost:
+            os.utime(storage.root / key, (two_days_ago, two_days_ago))
+        lost_bytes = sum((storage.root / key).stat().st_size for key in lost)
+        assert schedule.PERIODIC["documents.check_orphans"] == schedule.Periodic(schedule.DAILY, per_tenant=False)
+        started = time.time()
+        REGISTRY["documents.check_orphans"]()  # what the scheduler enqueues once a day
+        assert all(storage.exists(key) for key in lost)  # counted, not removed: that is the operator's call
+    seen = _orphan_gauges(local)
+    assert seen["portal_storage_orphans"] == 2 and seen["portal_storage_orphan_bytes"] == lost_bytes
+    assert started <= seen["portal_storage_orphans_checked_timestamp_seconds"] <= time.time()
+
+    removed = local.test_cli_runner().invoke(args=["documents", "orphans", "--remove", "--force"])
+    assert removed.exit_code == 0, removed.output
+    after = _orphan_gauges(local)
+    assert after["portal_storage_orphans"] == 0 and after["portal_storage_orphan_bytes"] == 0
+    assert after["portal_storage_orphans_checked_timestamp_seconds"] >= seen[
+        "portal_storage_orphans_checked_timestamp_seconds"]
     _reads_back(local, tenant_id, documents)
 
 

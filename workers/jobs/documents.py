@@ -1,4 +1,5 @@
-"""Vault jobs: thumbnails of new uploads, reminders for document requests, purging the trash."""
+"""Vault jobs: thumbnails of new uploads, reminders for document requests, purging the trash, counting the
+store's objects no document names."""
 
 from __future__ import annotations
 
@@ -24,3 +25,10 @@ def purge_trash(tenant_id: str) -> None:
     from portal.documents.trash import purge_trash
 
     purge_trash(tenant_id)
+
+
+@job("documents.check_orphans")
+def check_orphans() -> None:
+    from portal.documents.orphans import sweep
+
+    sweep()  # counts, removes nothing: removing is an operator's call (docs/operations.md)
