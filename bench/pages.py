@@ -29,12 +29,14 @@ Prints the table and exits 1 when a page costs more than 1.3x its twin's CPU per
     .venv/bin/python bench/pages.py                        # 2 s warm-up + 10 s per variant, 8 connections
     .venv/bin/python bench/pages.py --rounds 2 --json /tmp/pages.json
     .venv/bin/python bench/pages.py --pages documents,tasks --sql /tmp/pages.sql   # each request's statements
+    .venv/bin/python bench/pages.py --pages documents --profile /tmp/prof   # where each side spends its CPU
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import glob
 import html as html_lib
 import json
@@ -458,10 +460,12 @@ def split(spent: Counter, total: float, requests: int) -> dict[str, float]:
 
 
 def in_process(settings: dict, pages: list[Page], cookies: dict[str, str], twin_cookie: str, split_requests: int,
-               runs: int = 3) -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, tuple[dict, dict]]]:
+               runs: int = 3, profile: Path | None = None,
+               ) -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, tuple[dict, dict]]]:
     """In this process (the same app, Flask's test client, no HTTP): per page, the statements of one real and
     one twin request (each after one untimed request), and where each side's CPU goes (``phase_times``, the
-    best of ``runs`` runs of ``split_requests`` requests, real and twin in turn; none when 0)."""
+    best of ``runs`` runs of ``split_requests`` requests, real and twin in turn; none when 0). With ``profile``,
+    ``split_requests`` more of each under cProfile, written to ``<profile>/<page>-<side>.prof``."""
     from bench.twin_app import create_twin_app
     from portal.extensions import db
 
@@ -493,6 +497,12 @@ def in_process(settings: dict, pages: list[Page], cookies: dict[str, str], twin_
                 if not best[side] or sum(ms.values()) < sum(best[side].values()):
                     best[side] = ms
         phases[page.name] = (best[0], best[1])
+        if profile:
+            for side, path in (("real", page.real), ("twin", page.twin)):
+                profiler = cProfile.Profile(time.process_time)
+                profiler.runcall(lambda path=path: [clients[path].get(path) for _ in range(split_requests)])
+                profile.mkdir(parents=True, exist_ok=True)
+                profiler.dump_stats(profile / f"{page.name.replace(' ', '-')}-{side}.prof")
     with app.app_context():
         db.engine.dispose()
     if "twin_engine" in app.extensions:
@@ -585,7 +595,7 @@ def run(args: argparse.Namespace) -> tuple[list[Outcome], dict[str, Any]]:
                 outcomes.append(Outcome(page.name, rows=rows, same_html=same))
                 if diff and args.verbose:
                     print(f"{page.name}: the HTML differs (normalised lines, real -/twin +):", *diff, sep="\n  ")
-            counted, phases = in_process(settings, pages, cookies, twin_cookie, args.split)
+            counted, phases = in_process(settings, pages, cookies, twin_cookie, args.split, profile=args.profile)
             for outcome in outcomes:
                 real, twin = counted[outcome.page]
                 outcome.real.statements, outcome.twin.statements = len(real), len(twin)
@@ -702,6 +712,8 @@ def main() -> int:
                              "the application's CPU only, and no statements counted by the server")
     parser.add_argument("--python", action="store_true", help="the Python load generator even if wrk exists")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path,
+                        help="write cProfile stats of --split requests of each side to this folder")
     parser.add_argument("--sql", type=Path, help="write the statements of one request of each to this file")
     parser.add_argument("--verbose", action="store_true", help="each timed run, and how the HTML differs")
     parser.add_argument("--keep", action="store_true", help="keep the cluster, database and temp dir")
