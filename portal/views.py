@@ -11,6 +11,7 @@ from portal.access import public, requires
 from portal.auth.forms import ConfirmForm
 from portal.auth.services import visible_tenants
 from portal.extensions import db
+from tenants.reach import SWITCHER_LIMIT, search, switcher_tenants
 
 bp = Blueprint("main", __name__)
 
@@ -32,8 +33,12 @@ def index():
 @bp.route("/tenants")
 @requires("account:manage")
 def tenants():
-    """The tenant switcher as a page: every workspace this person can open."""
-    return render_template("tenants.html", tenants=visible_tenants(current_user))
+    """The tenant switcher as a page: every workspace this person can open, searched by name or short name."""
+    reach = visible_tenants(current_user)
+    q = request.args.get("q", "").strip()[:100]
+    shown, found = search(reach, q)
+    return render_template("tenants.html", tenants=shown, found=found, q=q,
+                           searchable=bool(q) or len(reach) > SWITCHER_LIMIT)
 
 
 @bp.route("/language", methods=["POST"])
@@ -83,11 +88,11 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def layout_context() -> dict:
-        # The tenant switcher in the header; only for signed-in pages.
-        def switcher() -> list:
+        # The tenant switcher in the header; only for signed-in pages: (the first few, whether there are more).
+        def switcher() -> tuple[list, bool]:
             if not current_user.is_authenticated:
-                return []
-            return visible_tenants(current_user)
+                return [], False
+            return switcher_tenants(current_user)
 
         return {"switcher_tenants": switcher, "languages": current_app.config["LANGUAGES"],
                 "confirm_form": ConfirmForm}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, g, has_request_context
-from sqlalchemy import Interval, bindparam, func, select
+from sqlalchemy import Interval, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from portal.extensions import db
@@ -59,6 +59,38 @@ def own_rows(user: User) -> AbstractContextManager[object]:
     return nullcontext() if current_scope().user_id == user.id else bound(Scope(user_id=user.id))
 
 
+SWITCHER_LIMIT = 10  # the header's switcher: every page carries it, so it must not grow with the clients
+_FIRST = {q: q.limit(SWITCHER_LIMIT + 1) for q in (_ALL, _ASSIGNED, _MEMBER_OF)}
+
+
+def _reach_query(user: User) -> Select:
+    if user.provider_role in SEES_ALL_TENANTS:
+        return _ALL
+    return _ASSIGNED if user.provider_role else _MEMBER_OF
+
+
+def switcher_tenants(user: User) -> tuple[list[Reachable], bool]:
+    """The first ``SWITCHER_LIMIT`` tenants of ``user``'s reach by name, and whether there are more (the
+    workspaces page lists and searches them all): what the header's switcher shows on every page."""
+    cached = g.get("_visible_tenants", {}).get(user.id) if has_request_context() else None
+    if cached is None:
+        with own_rows(user):
+            cached = [Reachable(*row) for row in db.session.execute(_FIRST[_reach_query(user)],
+                                                                    {"user_id": user.id})]
+    return list(cached[:SWITCHER_LIMIT]), len(cached) > SWITCHER_LIMIT
+
+
+LISTED = 100  # pages listing workspaces: past that many, a search finds one faster than scrolling
+
+
+def search(tenants: list[Reachable], q: str) -> tuple[list[Reachable], int]:
+    """The first ``LISTED`` of ``tenants`` whose name or short name contains ``q`` (any case; all for an empty
+    ``q``), and how many match."""
+    needle = q.strip().casefold()
+    found = [t for t in tenants if needle in t.name.casefold() or needle in t.slug] if needle else tenants
+    return found[:LISTED], len(found)
+
+
 def visible_tenants(user: User) -> list[Reachable]:
     """Tenants ``user`` may open: memberships, every tenant for provider admins, assignments otherwise.
 
@@ -70,14 +102,8 @@ def visible_tenants(user: User) -> list[Reachable]:
     cache = g.setdefault("_visible_tenants", {}) if has_request_context() else {}
     if user.id in cache:
         return list(cache[user.id])
-    if user.provider_role in SEES_ALL_TENANTS:
-        q = _ALL
-    elif user.provider_role:
-        q = _ASSIGNED
-    else:
-        q = _MEMBER_OF
     with own_rows(user):
-        tenants = [Reachable(*row) for row in db.session.execute(q, {"user_id": user.id})]
+        tenants = [Reachable(*row) for row in db.session.execute(_reach_query(user), {"user_id": user.id})]
     cache[user.id] = tenants
     return list(tenants)
 

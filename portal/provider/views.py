@@ -47,6 +47,7 @@ from tenants.lifecycle import (
 )
 from tenants.models import Tenant, User, utcnow
 from tenants.policy import PROVIDER_ROLES, allowed
+from tenants.reach import search
 
 
 def _actor() -> User:
@@ -91,8 +92,12 @@ def dashboard() -> ResponseReturnValue:
 # --- tenants -------------------------------------------------------------------------
 
 def _render_tenants(form: TenantForm, status: int = 200) -> ResponseReturnValue:
-    return render_template("provider/tenants.html", tenants=visible_tenants(_actor()), form=form,
-                           can_create=_may("provider:tenants.manage"), timezones=COMMON_TIMEZONES), status
+    reach = visible_tenants(_actor())
+    q = request.args.get("q", "").strip()[:100]
+    shown, found = search(reach, q)
+    return render_template("provider/tenants.html", tenants=shown, found=found, q=q,
+                           total=len(reach), form=form, can_create=_may("provider:tenants.manage"),
+                           timezones=COMMON_TIMEZONES), status
 
 
 @bp.route("/provider/tenants")
