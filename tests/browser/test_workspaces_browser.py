@@ -56,3 +56,12 @@ def test_a_provider_admin_finds_a_client_past_the_switcher_by_searching(app: Fla
     page.get_by_role("link", name=name).click()
     expect(page).to_have_url(re.compile(rf"/t/{slug}/$"))
     expect(page.locator("details.switcher summary")).to_have_text(name)
+
+    # The provider console's list of clients searches the same way.
+    page.goto("/provider/tenants")
+    page.get_by_label("Company or short name").fill(word[-10:])
+    page.get_by_role("button", name="Search").click()
+    caption = page.locator("table caption")
+    expect(caption).to_have_text(f"{SWITCHER_LIMIT + 1} client tenants match “{word[-10:]}”")
+    look_at(page, screenshot_dir, "provider-tenants-search",
+            lambda: expect(page.locator("tbody tr")).to_have_count(SWITCHER_LIMIT + 1))
