@@ -96,14 +96,25 @@ def db_urls():
 
 
 def _compile_translations() -> None:
-    # As `make translations` does, so that a bare `pytest` tests the current catalogues.
-    import subprocess
-    import sys
+    """As `make translations` does, so that a bare `pytest` tests the current catalogues: each catalogue newer
+    than its compiled file, written beside it and renamed over it (a session beside this one in the same
+    checkout may be reading it: compiled in place, it read a half-written file)."""
     from pathlib import Path
 
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     translations = Path(__file__).resolve().parent.parent / "portal" / "translations"
-    pybabel = Path(sys.executable).with_name("pybabel")
-    subprocess.run([str(pybabel), "-q", "compile", "-d", str(translations)], check=True)
+    for po in translations.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as source:
+            catalog = read_po(source, locale=po.parent.parent.name)
+        partial = mo.with_name(f".{mo.name}.{os.getpid()}")
+        with partial.open("wb") as target:
+            write_mo(target, catalog)  # fuzzy entries left out, as pybabel compile does
+        os.replace(partial, mo)
 
 
 @pytest.fixture(scope="session")
