@@ -83,12 +83,12 @@ def switcher_tenants(user: User) -> tuple[list[Reachable], bool]:
 LISTED = 100  # pages listing workspaces: past that many, a search finds one faster than scrolling
 
 
-def search(tenants: list[Reachable], q: str) -> tuple[list[Reachable], int]:
-    """The first ``LISTED`` of ``tenants`` whose name or short name contains ``q`` (any case; all for an empty
+def search(tenants: list[Reachable], q: str, limit: int = LISTED) -> tuple[list[Reachable], int]:
+    """The first ``limit`` of ``tenants`` whose name or short name contains ``q`` (any case; all for an empty
     ``q``), and how many match."""
     needle = q.strip().casefold()
     found = [t for t in tenants if needle in t.name.casefold() or needle in t.slug] if needle else tenants
-    return found[:LISTED], len(found)
+    return found[:limit], len(found)
 
 
 def visible_tenants(user: User) -> list[Reachable]:

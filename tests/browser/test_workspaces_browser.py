@@ -26,6 +26,7 @@ def test_a_provider_admin_finds_a_client_past_the_switcher_by_searching(app: Fla
         for n in range(SWITCHER_LIMIT):
             make_tenant(f"{word} Branch {n:02d}")
         admin = make_person(Role.PROVIDER_ADMIN)
+        make_person(Role.STAFF)  # someone to assign
     sign_in(page, admin)
 
     switcher = page.locator("details.switcher")
@@ -65,3 +66,10 @@ def test_a_provider_admin_finds_a_client_past_the_switcher_by_searching(app: Fla
     expect(caption).to_have_text(f"{SWITCHER_LIMIT + 1} client tenants match “{word[-10:]}”")
     look_at(page, screenshot_dir, "provider-tenants-search",
             lambda: expect(page.locator("tbody tr")).to_have_count(SWITCHER_LIMIT + 1))
+
+    # So do the console's dashboard and its assignments, which show the first clients by name.
+    for path, name_ in (("/provider/", "provider-dashboard-search"), ("/provider/assignments", "assignments-search")):
+        page.goto(f"{path}?q={word[-10:]}")
+        expect(page.get_by_label("Company or short name")).to_have_value(word[-10:])
+        look_at(page, screenshot_dir, name_,
+                lambda: expect(page.locator("[data-tenant]")).to_have_count(SWITCHER_LIMIT + 1))

@@ -7,8 +7,9 @@ import re
 import uuid
 
 from portal.extensions import db
+from portal.provider.views import ASSIGNMENT_ROWS, DASHBOARD_CARDS
 from tenants.reach import LISTED, SWITCHER_LIMIT
-from tests.factories import login, make_tenant, unique
+from tests.factories import csrf_token, login, make_tenant, unique
 
 SWITCHER_ENTRY = re.compile(r'<li><a href="/t/([^/"]+)/">')
 
@@ -73,6 +74,19 @@ def test_a_long_list_shows_the_first_hundred_by_name_and_says_to_search(app, wor
         page = admin.get(url, query_string={"q": word}).get_data(as_text=True)
         assert re.findall(row, page) == made[:LISTED], url  # named "<word> 000" to "<word> 100": name order
         assert f"Showing the first {LISTED} of {LISTED + 1}" in page, url
+    # The provider console's pages over every client: the dashboard's cards, the assignments' rows.
+    for url, shown in (("/provider/", DASHBOARD_CARDS), ("/provider/assignments", ASSIGNMENT_ROWS)):
+        page = admin.get(url, query_string={"q": word}).get_data(as_text=True)
+        assert re.findall(r'data-tenant="([^"]+)"', page) == made[:shown], url
+        assert f"Showing the first {shown} of {LISTED + 1}" in page, url
+
+    # Assigning someone to a client found by a search comes back to the same search.
+    url = f"/provider/assignments/{made[-1]}/assign"
+    form = {"csrf_token": csrf_token(admin, "/provider/assignments"), "user_id": str(world["staff"].id)}
+    r = admin.post(url, query_string={"q": made[-1]}, data=form)
+    assert r.status_code == 302 and r.headers["Location"] == f"/provider/assignments?q={made[-1]}"
+    page = admin.get(r.headers["Location"]).get_data(as_text=True)
+    assert re.findall(r'data-tenant="([^"]+)"', page) == [made[-1]] and "Unassign" in page
 
 
 def test_nobody_finds_a_company_beyond_their_reach(app, world):
