@@ -81,10 +81,14 @@ DASHBOARD_CARDS = 24
 ASSIGNMENT_ROWS = 50
 
 
+def _typed() -> str:
+    return request.args.get("q", "").strip()[:100]
+
+
 def _searched(limit: int) -> tuple[list[Reachable], str, list[Reachable], int]:
     """The person's reach, the search typed (``q``), the first ``limit`` tenants matching it and how many match."""
     reach = visible_tenants(_actor())
-    q = request.args.get("q", "").strip()[:100]
+    q = _typed()
     shown, found = search(reach, q, limit)
     return reach, q, shown, found
 
@@ -303,7 +307,7 @@ def _change_assignment(slug: str, add: bool) -> ResponseReturnValue:
                   "info")
     except TenantError as err:
         flash(str(err), "error")
-    return redirect(url_for("provider.assignments", q=request.args.get("q", "").strip()[:100] or None))  # the search
+    return redirect(url_for("provider.assignments", q=_typed() or None))  # back to the search it was made from
 
 
 @bp.route("/provider/assignments/<slug>/assign", methods=["POST"])
