@@ -56,6 +56,7 @@ from portal.work.services import CLIENT_STATE, STAFF_STATE
 from portal.work.states import FINAL, State
 from tenants.fields import unseal_for
 from tenants.policy import Role, allowed, is_client
+from tenants.reach import SWITCHER_LIMIT
 
 bp = Blueprint("twin", __name__, url_prefix="/_twin")
 # Spelled out in the SQL below: tenants.models.LIVE_STATUSES ('active', 'suspended'), portal.work.states.FINAL
@@ -67,9 +68,10 @@ bp = Blueprint("twin", __name__, url_prefix="/_twin")
 # over those workspaces, and what the documents page shows besides its list (bytes used, the intake address).
 _TENANT_HEAD = text("""
 select t.id, t.slug, t.name, t.timezone, t.storage_quota_bytes, u.name as user_name, u.email, m.role,
-  (select coalesce(json_agg(json_build_array(o.slug, o.name) order by o.name), '[]')
-     from tenants o join memberships om on om.tenant_id = o.id
-    where om.user_id = u.id and o.status in ('active', 'suspended')) as switcher,
+  (select coalesce(json_agg(json_build_array(s.slug, s.name) order by s.name), '[]') from (
+     select o.slug, o.name from tenants o join memberships om on om.tenant_id = o.id
+      where om.user_id = u.id and o.status in ('active', 'suspended')
+      order by o.name limit :switcher_rows) s) as switcher,
   (select count(*) from notifications n join memberships nm on nm.tenant_id = n.tenant_id and nm.user_id = u.id
      join tenants nt on nt.id = n.tenant_id
     where n.user_id = u.id and n.read_at is null and nt.status in ('active', 'suspended')) as unread,
@@ -233,7 +235,8 @@ def _render_as(endpoint: str, template: str, **context: Any) -> str:
 
 def _tenant_page(conn: Connection, slug: str, *, documents: bool = False) -> SimpleNamespace:
     """The header of a client's page; binds ``g.tenant`` and ``g.role`` (the layout and the helpers read them)."""
-    row = conn.execute(_TENANT_HEAD, {"slug": slug, "user": _reader(), "documents": documents}).mappings().first()
+    row = conn.execute(_TENANT_HEAD, {"slug": slug, "user": _reader(), "documents": documents,
+                                      "switcher_rows": SWITCHER_LIMIT + 1}).mappings().first()
     if row is None:
         abort(404)
     g.tenant = SimpleNamespace(id=row["id"], slug=row["slug"], name=row["name"], timezone=row["timezone"],
@@ -247,7 +250,8 @@ def _layout(head: SimpleNamespace, switcher: list, provider_role: str | None = N
     unread = int(head.unread)
     return {"current_user": Reader(name=head.user_name, email=head.email, provider_role=provider_role,
                                    is_provider=provider_role is not None),
-            "switcher_tenants": lambda: switcher, "unread_count": lambda: unread}
+            "switcher_tenants": lambda: (switcher[:SWITCHER_LIMIT], len(switcher) > SWITCHER_LIMIT),
+            "unread_count": lambda: unread}
 
 
 def _switcher(pairs: list) -> list[SimpleNamespace]:

@@ -74,6 +74,7 @@ SIGNIN_FAILURES = Counter("portal_signin_failures",
 INTAKE_STATES = ("waiting", "running", "done", "failed")
 PAYMENT_STATES = ("unpaid", "partly_paid", "paid", "failed", "refunded", "disputed")
 SCRAPE_STATEMENT_TIMEOUT_MS = 3000
+ORPHANS_KEY = "portal:storage:orphans"  # the last sweep's figures (a Redis hash): shared by every process
 
 
 def multiprocess_dir() -> str | None:
@@ -82,6 +83,30 @@ def multiprocess_dir() -> str | None:
 
 
 # --- counting as things happen ---------------------------------------------------------------------------
+
+def _redis_of(app: Flask) -> Any:
+    """The metrics' own Redis client: fails fast, never retries (a scrape or a count must not hang on it)."""
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    if "portal_metrics_redis" not in app.extensions:
+        app.extensions["portal_metrics_redis"] = Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=1, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+    return app.extensions["portal_metrics_redis"]
+
+
+def storage_swept(orphans: int, size: int) -> None:
+    """Keep what a sweep of the store left (``portal.documents.orphans``) for the scrapes, with the time; a Redis
+    outage loses only that (the time then shows how old the last figures are)."""
+    from redis.exceptions import RedisError
+
+    try:
+        _redis_of(current_app).hset(ORPHANS_KEY, mapping={"orphans": orphans, "bytes": size,
+                                                          "checked_at": time.time()})
+    except RedisError as exc:
+        log.warning("metrics: the store's orphans could not be kept (%s)", type(exc).__name__)
+
 
 def signin_failed(step: str) -> None:
     """Count a refused sign-in step: "password" or "second_factor"."""
@@ -131,22 +156,12 @@ class StateCollector:
         yield ok
 
     def _redis(self) -> Iterator[Metric]:
-        from redis import Redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        from portal.documents.orphans import CHECK_KEY
-
-        ext = self.app.extensions
-        if "portal_metrics_redis" not in ext:
-            ext["portal_metrics_redis"] = Redis.from_url(self.app.config["REDIS_URL"], socket_connect_timeout=1,
-                                                         socket_timeout=2, retry=Retry(NoBackoff(), 0))
-        redis = ext["portal_metrics_redis"]
+        redis = _redis_of(self.app)
         names = list(self.app.config["RQ_QUEUES"])
         pipe = redis.pipeline(transaction=False)
         for name in names:
             pipe.llen(f"rq:queue:{name}")  # what rq's Queue.count reads
-        pipe.hgetall(CHECK_KEY)
+        pipe.hgetall(ORPHANS_KEY)
         *counts, orphans = pipe.execute()
         depth = GaugeMetricFamily("portal_queue_depth", "Jobs waiting in each rq queue.", labels=["queue"])
         for name, count in zip(names, counts, strict=True):

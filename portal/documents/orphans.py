@@ -14,18 +14,17 @@ than ``MAX_SHARE`` of the store refuses unless forced.
 
 Removing stays an operator's act; the scheduler sweeps without removing every day (the job
 ``documents.check_orphans``). Every sweep keeps what it leaves in Redis for ``/metrics``
-(``portal_storage_orphans``), so an operator learns when to run the sweep, and sees it done.
+(``portal.metrics.storage_swept``), so an operator learns when to run the sweep, and sees it done.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from portal import metrics
 from portal.documents.models import StoredObject
 from portal.documents.services import vault_storage
 from portal.documents.storage import Listed
@@ -34,10 +33,8 @@ from tenants import audit
 from tenants.context import bound
 from tenants.models import utcnow
 
-log = logging.getLogger(__name__)
 GRACE = timedelta(days=1)  # far longer than any upload takes from its first byte to its row's commit
 MAX_SHARE = 0.05  # of the store's objects: more than this looks like the wrong database, not a few crashes
-CHECK_KEY = "portal:storage:orphans"  # the last daily check's figures (a Redis hash), read by /metrics
 
 
 class SweepRefused(RuntimeError):
@@ -103,16 +100,8 @@ def sweep(*, remove: bool = False, force: bool = False, grace: timedelta = GRACE
     return found
 
 
+
 def _keep(found: Sweep) -> None:
-    """What the sweep left, and when, for the metrics; a Redis outage loses only that (the time shows it)."""
-    from redis.exceptions import RedisError
-
-    from workers import redis_connection
-
+    """What the sweep left, for the metrics."""
     left = found.orphans[found.removed:]
-    try:
-        redis_connection().hset(CHECK_KEY, mapping={
-            "orphans": len(left), "bytes": sum(item.size for item in left), "checked_at": time.time()})
-    except RedisError as exc:
-        log.warning("orphans: the figures could not be kept for the metrics (%s)", type(exc).__name__)
-
+    metrics.storage_swept(len(left), sum(item.size for item in left))

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from portal import metrics
 from portal.documents import orphans, services
 from portal.documents.storage import LocalStorage
 from portal.extensions import db
@@ -148,7 +149,7 @@ def test_the_daily_check_shows_what_a_crash_left_at_metrics_removes_nothing_and_
     local = _app_with_store(app, tmp_path, METRICS_TOKEN=secrets.token_urlsafe(32))
     tenant_id, documents, lost = _fill(local)
     with local.app_context():
-        redis_connection().delete(orphans.CHECK_KEY)
+        redis_connection().delete(metrics.ORPHANS_KEY)
     assert _orphan_gauges(local) == {}  # never checked: absent, not a reassuring zero
 
     with local.app_context():
