@@ -21,6 +21,9 @@ class Urls:
     app: str  # DATABASE_URL
 
 
+_BOOTSTRAP_LOCK = 0x706F7274616C  # "portal": any fixed key, the same in every process
+
+
 def _with(url: str, *, user: str, database: str) -> str:
     url = make_url(url).set(username=user, password=None, database=database, drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
@@ -32,6 +35,9 @@ def bootstrap(superuser_url: str, database: str, *, owner: str = "portal_owner",
     su = make_url(superuser_url).set(drivername="postgresql")
     conninfo = su.render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        # Roles are the cluster's, not the database's: two bootstraps at once (parallel test workers) would both
+        # find a role missing and one would fail creating it. A session lock serialises them; closing frees it.
+        conn.execute("select pg_advisory_lock(%s)", (_BOOTSTRAP_LOCK,))
         for role in (owner, app_role):
             exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
             if not exists:

@@ -29,9 +29,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [item for item in items if item not in last] + last
 
 
+_WORKERS_FOUND = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - xdist's WorkerController, its error or None
+    """On the controller of a parallel run (xdist): what a worker's own log held, reported with the rest."""
+    output = getattr(node, "workeroutput", {})
+    node.config.stash.setdefault(_WORKERS_FOUND, []).extend(
+        (f"{name} ({output.get('log')})", line) for name, line in output.get("canaries", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A canary anywhere in the session's log (teardown included) fails the run."""
+    """A canary anywhere in the session's log (teardown included), or in any parallel worker's, fails the run."""
     found = log_capture.finish(keep=False)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # A worker's exit status is not the run's: the controller reports what it found (above).
+        workeroutput["canaries"], workeroutput["log"] = found, str(log_capture.path())
+        return
+    found += session.config.stash.get(_WORKERS_FOUND, [])
     if found:
         lines = "\n".join(f"  {name}: {line}" for name, line in found[:20])
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -127,11 +144,12 @@ def app(db_urls, smtp, tmp_path_factory) -> Iterator[Flask]:
     _compile_translations()
     # A Redis database of this run's own: parallel workers (pytest-xdist) each get a different one,
     # or one worker's rq jobs could be run by another's worker against the wrong database.
-    # PORTAL_TEST_REDIS_DB pins it, for several test runs side by side on one machine.
+    # PORTAL_TEST_REDIS_DB pins the first, for several test runs side by side on one machine (databases 1-15).
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") else 0
     pinned = os.environ.get("PORTAL_TEST_REDIS_DB")
-    url = redis_url(int(pinned) if pinned else 1 + int(worker[2:]) % 15 if worker.startswith("gw")
-                    else 1 + os.getpid() % 15)
+    first = int(pinned) - 1 if pinned else 0 if worker else os.getpid()
+    url = redis_url(1 + (first + index) % 15)
     Redis.from_url(url).flushdb()
     app = create_app({
         "TESTING": True,

@@ -115,8 +115,12 @@ def test_sets_of_up_to_four_are_found_by_their_sums():
     assert engine.sets_adding_up(pool, 63) == []  # five of them: more than four
 
 
-@pytest.mark.parametrize("key", ["", "items:", "items:not-a-uuid=5", f"items:{uuid.uuid4()}=0",
-                                 f"items:{uuid.uuid4()}=x", "entry:42", "other:1"])
+# Fixed ids, not uuid4(): parallel workers (pytest-xdist) must collect the same test names.
+_SOME_ITEM = "7f9c1e52-3b1a-4c55-9d0e-2a6b8f4c1d90"
+
+
+@pytest.mark.parametrize("key", ["", "items:", "items:not-a-uuid=5", f"items:{_SOME_ITEM}=0",
+                                 f"items:{_SOME_ITEM}=x", "entry:42", "other:1"])
 def test_a_key_that_is_not_a_candidates_is_refused(key):
     with pytest.raises(ValueError):
         engine.parse_key(key)
