@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import lazyload
@@ -21,7 +22,7 @@ from portal.work.models import ServiceLine, Task
 from portal.work.services import PAGE, add_event, claim_review, record, service_line, service_lines
 from portal.work.states import FINAL, State
 from tenants.models import Tenant, User, utcnow
-from tenants.reach import across_tenants, visible_tenants
+from tenants.reach import Reachable, across_tenants, visible_tenants
 from tenants.zones import reader_today
 
 FAR = date(9999, 12, 31)  # no due date sorts last, and a cursor needs a value
@@ -134,38 +135,56 @@ class WorkItem(_Due):
     role: str  # assignee | reviewer
 
 
+class MyWork(NamedTuple):
+    """A page of "my work", the key after its last row (None on the last page), and the clients where the
+    person has unfinished work, by name (the page's client filter: not every client a provider admin reaches)."""
+
+    items: list[WorkItem]
+    next_key: tuple[date, int, uuid.UUID] | None
+    clients: list[Reachable]
+
+
 def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None = None,
             state: str | None = None, overdue: bool = False,
             after: tuple[date, int, uuid.UUID] | None = None, limit: int = PAGE,
-            ip: str | None = None) -> tuple[list[WorkItem], tuple | None]:
+            ip: str | None = None) -> MyWork:
     """The actor's unfinished tasks (to do or to review) across their tenants: due date, then priority."""
     tenants = {t.id: t for t in visible_tenants(actor)}
-    only = [t.id for t in tenants.values() if tenant_slug in (None, "", t.slug)]
+    chosen = [t.id for t in tenants.values() if t.slug == tenant_slug] if tenant_slug else None
     due = Task.due_date
-    with across_tenants(actor, "my work", only=only, ip=ip) as reach:
-        # Columns, not rows: a list needs none of a task's relationships.
-        query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
-                        Task.due_date, Task.assignee_id)
-                 .join(ServiceLine, ServiceLine.id == Task.service_line_id)
-                 .where(Task.state.not_in([s.value for s in FINAL]),
-                        (Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id)
-                                                          & (Task.state == State.IN_REVIEW)))
-                 .order_by(func.coalesce(due, FAR), Task.priority, Task.id))
-        if line_key:
-            query = query.where(Task.service_line_id == service_line(line_key).id)
-        if state:
-            query = query.where(Task.state == State(state))
-        if overdue:
-            query = query.where(due < reader_today())
-        if after:
-            query = query.where(tuple_(func.coalesce(due, FAR), Task.priority, Task.id) > tuple_(*after))
-        rows = db.session.execute(query.limit(limit + 1)).all() if reach else []  # no client: nothing to read
+    mine = (Task.state.not_in([s.value for s in FINAL])
+            & ((Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id) & (Task.state == State.IN_REVIEW))))
+    rows, with_work = [], set()
+    # The whole reach, even for one client: the filter offers every client with work of this person's.
+    with across_tenants(actor, "my work", ip=ip) as reach:
+        if reach:  # no client: nothing to read
+            with_work = set(db.session.scalars(select(Task.tenant_id).where(mine).distinct()))
+        if reach and chosen != []:  # an unknown client (or one out of reach) has nothing to show
+            # Columns, not rows: a list needs none of a task's relationships.
+            query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
+                            Task.due_date, Task.assignee_id)
+                     .join(ServiceLine, ServiceLine.id == Task.service_line_id)
+                     .where(mine)
+                     .order_by(func.coalesce(due, FAR), Task.priority, Task.id))
+            if chosen:
+                query = query.where(Task.tenant_id == chosen[0])
+            if line_key:
+                query = query.where(Task.service_line_id == service_line(line_key).id)
+            if state:
+                query = query.where(Task.state == State(state))
+            if overdue:
+                query = query.where(due < reader_today())
+            if after:
+                query = query.where(tuple_(func.coalesce(due, FAR), Task.priority, Task.id) > tuple_(*after))
+            rows = db.session.execute(query.limit(limit + 1)).all()
         items = [WorkItem(id_, tenants[tenant_id].slug, tenants[tenant_id].name, title, line, state_, priority, due_,
                           "assignee" if assignee_id == actor.id else "reviewer")
                  for id_, tenant_id, title, line, state_, priority, due_, assignee_id in rows[:limit]]
     commit_keeping_loaded()  # the read's record; the signed-in person stays loaded for the page
     last = items[-1] if len(rows) > limit else None
-    return items, ((last.due_date or FAR), last.priority, last.id) if last else None
+    # The chosen client stays in the filter when its last task of mine is done, so the page says what it shows.
+    clients = [t for t in tenants.values() if t.id in with_work or t.slug == tenant_slug]
+    return MyWork(items, ((last.due_date or FAR), last.priority, last.id) if last else None, clients)
 
 
 # --- team queues -----------------------------------------------------------------------------

@@ -259,14 +259,15 @@ def my_work():
     args = request.args
     try:
         after = _work_cursor(args.get("after"))
-        items, next_key = queues.my_work(_actor(), tenant_slug=args.get("tenant") or None,
-                                         line_key=args.get("line") or None, state=args.get("state") or None,
-                                         overdue=args.get("overdue") == "1", after=after, ip=request.remote_addr)
+        work = queues.my_work(_actor(), tenant_slug=args.get("tenant") or None,
+                              line_key=args.get("line") or None, state=args.get("state") or None,
+                              overdue=args.get("overdue") == "1", after=after, ip=request.remote_addr)
     except (services.WorkError, ValueError, TypeError):  # TypeError: a cursor whose parts have the wrong types
         abort(400, description=_("A filter is not valid; start again from the full list."))
-    next_cursor = encode_cursor([next_key[0].isoformat(), next_key[1], str(next_key[2])]) if next_key else None
-    return render_template("work/my_work.html", items=items, next_cursor=next_cursor,
-                           lines=services.service_lines(), tenants=visible_tenants(_actor()),
+    key = work.next_key
+    next_cursor = encode_cursor([key[0].isoformat(), key[1], str(key[2])]) if key else None
+    return render_template("work/my_work.html", items=work.items, next_cursor=next_cursor,
+                           lines=services.service_lines(), tenants=work.clients,
                            states=[s.value for s in State if s not in FINAL])
 
 

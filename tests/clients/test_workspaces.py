@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.provider.views import ASSIGNMENT_ROWS, DASHBOARD_CARDS
+from portal.work.models import ServiceLine, Task
+from tenants.context import Scope, bound
 from tenants.models import Tenant
 from tenants.reach import LISTED, SWITCHER_LIMIT
 from tests.factories import csrf_token, login, make_tenant, unique
@@ -57,6 +59,30 @@ def test_the_switcher_stays_the_same_size_however_many_clients_and_leads_to_all_
     member = _signed_in(app, world["a_client_member"]).get("/account/").get_data(as_text=True)
     assert SWITCHER_ENTRY.findall(_switcher(member)) == [world.a.slug]
     assert "All workspaces" not in member
+
+
+def test_my_works_client_filter_offers_the_clients_with_my_work_not_every_client(app, world):
+    """A provider admin reaches every client; "my work" filters by the ones where they have unfinished work."""
+    admin = world["provider_admin"]
+    with app.app_context():
+        line = db.session.scalar(select(ServiceLine.id).where(ServiceLine.key == "payroll"))
+        with bound(Scope(tenant_ids=frozenset({world.a.id}))):
+            db.session.add(Task(tenant_id=world.a.id, service_line_id=line, title="Task of the admin",
+                                assignee_id=admin.id, priority=2))
+            db.session.commit()
+    page = _signed_in(app, admin)
+    before = page.get("/provider/work").get_data(as_text=True)
+    offered = re.findall(r'<option value="([^"]+)"', re.search(r'<select name="tenant">.*?</select>', before).group(0))
+    assert world.a.slug in offered and world.b.slug not in offered  # B: reachable, but no work of the admin's
+    assert "Task of the admin" in before
+
+    _tenants(app, 40, unique("No Work Co"))
+    after = page.get("/provider/work").get_data(as_text=True)
+    assert abs(len(after) - len(before)) < 400  # forty more clients, the same page
+    # Picking a client keeps it picked and still offers the others.
+    picked = page.get("/provider/work", query_string={"tenant": world.b.slug}).get_data(as_text=True)
+    assert f'<option value="{world.b.slug}" selected>' in picked and f'<option value="{world.a.slug}">' in picked
+    assert "Task of the admin" not in picked and "Nothing on your plate" in picked
 
 
 def test_the_workspaces_page_finds_a_client_by_part_of_its_name_in_any_case(app, world):

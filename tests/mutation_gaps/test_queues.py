@@ -5,7 +5,8 @@ The expected lists are written out here from the product's rules, not read from 
 * My work: the tasks assigned to me that are not finished (done, cancelled), and the tasks I am the
   reviewer of while they are in review; over the clients I can reach, or the one I pick. Soonest due
   date first (no due date last), then priority (1 urgent … 4 low), then the task's id. A line, a state
-  or "overdue" narrows it; overdue means due before today (due today is not late yet).
+  or "overdue" narrows it; overdue means due before today (due today is not late yet). The client filter
+  offers the clients where I have such work, by name (and the one I picked), not every client I reach.
 * A line's queue: the open tasks nobody has taken, of that line only, over my clients. "Urgent" is
   priority 1; the next due date is the soonest one.
 * Pages: a cursor only while there is more to read; the pages together list everything once, in order.
@@ -121,16 +122,22 @@ def test_my_work_lists_exactly_my_unfinished_tasks_and_reviews_soonest_first(sta
     mine |= _add(c.id, [{"title": "C, due tomorrow, low", "assignee_id": me.id, "priority": 4,
                          "due_date": today() + timedelta(1)}])
     _add(world.b.id, [{"title": "B, not my client", "assignee_id": me.id, "priority": 1, "due_date": today()}])
+    # A client of mine where all my work is finished: nothing to list, and not offered in the filter.
+    d = make_tenant()
+    assign(db.session.get(User, world["provider_admin"].id), d, me)
+    db.session.commit()
+    _add(d.id, [{"title": "D, done", "assignee_id": me.id, "state": "done", "priority": 1}])
     expected = ["Late since yesterday", "Due today", "C, due tomorrow, low", "Review due +2",
                 "Asked the client, due +5, urgent", "Due +5, priority 3", "Tie, lower id", "Tie, higher id",
                 "No due date, urgent"]
 
-    items, cursor = queues.my_work(me, ip=IP)
+    items, cursor, clients = queues.my_work(me, ip=IP)
     assert [i.title for i in items] == expected and cursor is None
+    assert [t.id for t in clients] == [t.id for t in sorted([a, c], key=lambda t: t.name)]
     # The read is in the platform log: why, over which clients, from where.
     read = _last_read(me.id)
     assert read.action == "cross_tenant.read" and read.ip == IP
-    assert read.data["reason"] == "my work" and read.data["tenants"] == sorted([str(a.id), str(c.id)])
+    assert read.data["reason"] == "my work" and read.data["tenants"] == sorted([str(a.id), str(c.id), str(d.id)])
     # Each row says what it is and why it is mine.
     by_title = {i.title: i for i in items}
     assert by_title["Asked the client, due +5, urgent"] == WorkItem(
@@ -147,7 +154,12 @@ def test_my_work_lists_exactly_my_unfinished_tasks_and_reviews_soonest_first(sta
     assert [i.title for i in queues.my_work(me, tenant_slug=c.slug)[0]] == ["C, due tomorrow, low"]
     assert [i.title for i in queues.my_work(me, tenant_slug=a.slug)[0]] == [t for t in expected if t[0] != "C"]
     assert [i.title for i in queues.my_work(me, tenant_slug="")[0]] == expected
-    assert queues.my_work(me, tenant_slug=world.b.slug) == ([], None)
+    assert queues.my_work(me, tenant_slug=world.b.slug)[:2] == ([], None)
+    # Picking one client still offers the others, and the read covers every client it looked at.
+    assert {t.id for t in queues.my_work(me, tenant_slug=c.slug, ip=IP).clients} == {a.id, c.id}
+    assert _last_read(me.id).data["tenants"] == sorted([str(a.id), str(c.id), str(d.id)])
+    picked = queues.my_work(me, tenant_slug=d.slug).clients  # my work there is done: still shown as picked
+    assert [t.id for t in picked] == [t.id for t in sorted([a, c, d], key=lambda t: t.name)]
     assert [i.title for i in queues.my_work(me, line_key="bookkeeping")[0]] == ["Asked the client, due +5, urgent"]
     assert [i.title for i in queues.my_work(me, state="in_review")[0]] == ["Review due +2"]
     assert [i.title for i in queues.my_work(me, overdue=True)[0]] == ["Late since yesterday"]
@@ -172,11 +184,11 @@ def test_my_work_pages_walk_the_same_order_once_and_stop_with_the_last_row(staff
     expected = sorted(ids)
 
     def read(after, limit):
-        items, cursor = queues.my_work(me, after=after, limit=limit)
+        items, cursor, _ = queues.my_work(me, after=after, limit=limit)
         return [i.title for i in items], cursor
 
     # The cursor is the last row's place in the order: its due date (or "never"), priority and id.
-    first, cursor = queues.my_work(me, limit=3)
+    first, cursor, _ = queues.my_work(me, limit=3)
     assert [i.title for i in first] == expected[:3]
     assert cursor == (today() + timedelta(1), 4, ids["3 tomorrow"])
     assert read(cursor, 5) == (expected[3:], None)  # exactly the rest: no further page
