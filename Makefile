@@ -15,9 +15,13 @@ TEST_PACKAGES := chromium wrk 7zip
 run: install run-deps translations ## set up and start the portal on http://127.0.0.1:5000 (embedded services)
 	$(BIN)/portal dev
 
+# Parallel test workers (pytest-xdist): each has its own database and Redis database (tests/conftest.py).
+# worksteal: an idle worker takes tests queued for a busy one, so a few long tests do not leave one core idle.
+TEST_WORKERS ?= 2
+
 test: install system-deps browser-deps translations ## set up and run the whole test suite against real services
 	$(BIN)/ruff check --quiet .
-	$(BIN)/pytest -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 lint: install
 	$(BIN)/ruff check .
