@@ -34,7 +34,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,30 +42,17 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.processes, run from anywhere
+
+from tests.processes import children, cpu_times  # noqa: E402
+from tests.services import free_port  # noqa: E402
+
 HOST = "127.0.0.1"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONFIGS = {"before": {"GUNICORN_REUSE_PORT": "0"}, "after": {}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def cpu_of(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime, seconds
-
-
 def workers_of(master: int) -> list[int]:
-    path = Path(f"/proc/{master}/task/{master}/children")
-    with contextlib.suppress(OSError):
-        return sorted(int(pid) for pid in path.read_text().split())
-    return []
+    return sorted(children(master))
 
 
 @contextlib.contextmanager
@@ -130,10 +116,10 @@ def measure(wrk: str, tmp: Path, name: str, args: argparse.Namespace) -> dict:
                     raise SystemExit(f"the workers did not all load in 60 s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.1)
             pids = workers_of(master)
-            before = {pid: cpu_of(pid) or 0.0 for pid in pids}
+            before = {pid: cpu_times(pid)[0] for pid in pids}
             started = time.monotonic()
             time.sleep(args.duration)
-            used = {pid: max(0.0, (cpu_of(pid) or 0.0) - before[pid]) for pid in pids}
+            used = {pid: max(0.0, cpu_times(pid)[0] - before[pid]) for pid in pids}
             seconds = time.monotonic() - started
         finally:
             load.send_signal(signal.SIGINT)  # wrk stops and prints its summary
