@@ -58,7 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         for engine in extensions.db.engines.values():
             extensions.replace_dropped_connections(engine)
-    extensions.migrate.init_app(app, extensions.db, directory=str(settings.ROOT / "migrations"))
+    extensions.migrate.init_app(app, extensions.db, directory=cfg["MIGRATIONS_DIR"])
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
     i18n.init_app(app)

@@ -45,6 +45,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     cfg: dict[str, Any] = {
         "PRODUCTION": production,
         "INSTANCE_PATH": str(instance),
+        # The Alembic folder: beside the package in a checkout; an installed wheel has none (the image copies it
+        # to /app/migrations and sets this). The app's `db` commands and /readyz's head come from it.
+        "MIGRATIONS_DIR": env.get("MIGRATIONS_DIR") or str(ROOT / "migrations"),
         "SECRET_KEY": env.get("SECRET_KEY"),
         "FIELD_KEY": env.get("FIELD_KEY"),
         # The application connects as a role that owns nothing (RLS applies to it);
@@ -201,6 +204,10 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     if int(cfg["TRASH_RETENTION_DAYS"]) < 1:
         raise ConfigError("TRASH_RETENTION_DAYS must be at least 1: a removed document is never deleted at once")
     if production:
+        if not (Path(cfg["MIGRATIONS_DIR"]) / "env.py").is_file():
+            # Else /readyz could never say ready (it compares the database with these revisions): say why at start.
+            raise ConfigError(f"MIGRATIONS_DIR ({cfg['MIGRATIONS_DIR']}) holds no migrations; set it to the folder"
+                              " that does (the image: /app/migrations)")
         for name in ("SECRET_KEY", "FIELD_KEY"):
             if cfg[name] and cfg[name].startswith("dev-"):
                 raise ConfigError(f"{name} is a development default; set a real secret")

@@ -107,24 +107,21 @@ class Readiness:
                 self._storage = storage_from_config(self.config, probe=True)
         return bool(self._storage.ready())
 
+    def _scripts(self):  # noqa: ANN202 - alembic.script.ScriptDirectory
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory(self.config["MIGRATIONS_DIR"])
+
     def heads(self) -> frozenset[str]:
-        """The code's Alembic heads (read from migrations/ once per process)."""
+        """The code's Alembic heads (read from MIGRATIONS_DIR once per process)."""
         if self._heads is None:
-            from alembic.script import ScriptDirectory
-
-            from portal.config import ROOT
-
-            self._heads = frozenset(ScriptDirectory(str(ROOT / "migrations")).get_heads())
+            self._heads = frozenset(self._scripts().get_heads())
         return self._heads
 
     def known(self) -> frozenset[str]:
         """Every revision of the code's migrations (read once per process)."""
         if self._known is None:
-            from alembic.script import ScriptDirectory
-
-            from portal.config import ROOT
-
-            self._known = frozenset(r.revision for r in ScriptDirectory(str(ROOT / "migrations")).walk_revisions())
+            self._known = frozenset(r.revision for r in self._scripts().walk_revisions())
         return self._known
 
     def migrations(self) -> bool:

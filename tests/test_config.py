@@ -91,6 +91,14 @@ def test_sign_in_counters_go_to_the_rate_limiters_own_redis_when_one_is_set(app,
     limits.delete(*counted)
 
 
+def test_production_refuses_to_start_without_its_migrations(tmp_path):
+    """An installed package has no migrations beside it; /readyz compares the database with them."""
+    assert config.load(env=PROD)["MIGRATIONS_DIR"] == str(config.ROOT / "migrations")  # a checkout's own
+    with pytest.raises(config.ConfigError, match=r"^MIGRATIONS_DIR \(.*\) holds no migrations"):
+        config.load(env=dict(PROD, MIGRATIONS_DIR=str(tmp_path)))
+    assert config.load(env={"MIGRATIONS_DIR": str(tmp_path)})["MIGRATIONS_DIR"] == str(tmp_path)  # development
+
+
 def test_production_refuses_a_development_secret():
     with pytest.raises(config.ConfigError, match="SECRET_KEY is a development default"):
         config.load(env=dict(PROD, SECRET_KEY="dev-not-secret"))

@@ -152,6 +152,20 @@ def test_migrations_must_be_at_the_head_of_the_code(app, tmp_path, fresh_databas
     assert Readiness(config_without_owner).failing() == []
 
 
+def test_the_heads_are_read_from_the_migrations_folder_the_configuration_names(app, tmp_path):
+    """The image installs the package as a wheel and copies the migrations elsewhere (MIGRATIONS_DIR): the probe
+    reads that folder. A copy with one revision more than the database's is a release ahead: not ready."""
+    import shutil
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    assert Readiness(dict(app.config) | {"MIGRATIONS_DIR": str(folder)}).failing() == []
+    (folder / "versions" / "9999_next.py").write_text(
+        f'revision = "9999"\ndown_revision = "{_head()}"\n\ndef upgrade():\n    pass\n')
+    assert Readiness(dict(app.config) | {"MIGRATIONS_DIR": str(folder)}).failing() == ["migrations"]
+    assert Readiness(dict(app.config)).failing() == []  # the checkout's own folder: at its head
+
+
 def test_the_migration_check_is_kept_for_a_few_seconds(app, monkeypatch):
     """A probe every second reads the revision once per ten seconds, not every time."""
     import portal.health as health

@@ -141,6 +141,10 @@ def dockerfile_problems(docker: Dockerfile) -> list[str]:
     health = docker.last("HEALTHCHECK") or ""
     if "/healthz" not in health:
         problems.append("Dockerfile: no HEALTHCHECK on /healthz")
+    migrations = docker.env().get("MIGRATIONS_DIR")
+    if docker.copied().get(migrations or "") != "migrations":
+        # An installed wheel has no migrations beside it: without this, /readyz can never say ready.
+        problems.append(f"Dockerfile: MIGRATIONS_DIR ({migrations}) must name where the migrations are copied")
     packages = docker.apt_packages()
     for needed in ("tesseract-ocr", "tesseract-ocr-eng", "tesseract-ocr-vie", "libpango-1.0-0", "poppler-utils",
                    "libmagic1"):

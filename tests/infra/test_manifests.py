@@ -27,7 +27,9 @@ from tests.infra import manifests as m
 
 
 def _load(env: dict[str, str]) -> Any:
-    return load(env=env)
+    """The app's configuration as it starts in a container: a folder the image copies is read from the checkout."""
+    copied = m.read_dockerfile().copied()
+    return load(env={k: str(m.ROOT / copied[v]) if v in copied else v for k, v in env.items()})
 
 
 QUEUES: list[str] = load(env={})["RQ_QUEUES"]
@@ -368,6 +370,8 @@ def test_a_broken_compose_file_is_refused(breakage, docker, entry):
     ("tesseract-ocr-vie", "", "lacks tesseract-ocr-vie"),
     ("fonts-dejavu-core", "", "no fonts"),
     ("HEALTHCHECK", "# HEALTHCHECK", "no HEALTHCHECK"),
+    ("MIGRATIONS_DIR=/app/migrations", "MIGRATIONS_DIR=/migrations", "MIGRATIONS_DIR (/migrations)"),
+    ("COPY migrations ./migrations", "COPY migrations ./db", "MIGRATIONS_DIR (/app/migrations)"),
     ("      libmagic1 \\", "      libmagic1 build-essential \\", "build tools"),
 ])
 def test_a_broken_dockerfile_is_refused(old, new, expected, tmp_path):
