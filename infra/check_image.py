@@ -174,8 +174,9 @@ def health_check(engine: str, image: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def services(state: Path) -> Iterator[dict[str, str]]:
-    """A new database (owner and application roles), an empty Redis database, moto (S3 and KMS); their settings."""
+def services() -> Iterator[tuple[dict[str, str], str, MotoServer]]:
+    """A new database (owner and application roles), an empty Redis database, moto (S3 and KMS): the portal's
+    settings for them, the PostgreSQL superuser's URL and the moto server."""
     import psycopg
     from redis import Redis
 
@@ -191,9 +192,8 @@ def services(state: Path) -> Iterator[dict[str, str]]:
         bucket = "portal-image-check"
         moto.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": moto.region})
         kms_key = moto.client("kms").create_key(Description="portal master")["KeyMetadata"]["KeyId"]
-        yield {"DATABASE_URL": urls.app, "MIGRATION_DATABASE_URL": urls.owner, "REDIS_URL": redis,
-               **moto.env(), "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "KMS_KEY_ID": kms_key,
-               "_superuser": superuser, "_moto": moto}  # type: ignore[dict-item]
+        yield ({"DATABASE_URL": urls.app, "MIGRATION_DATABASE_URL": urls.owner, "REDIS_URL": redis,
+                **moto.env(), "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "KMS_KEY_ID": kms_key}, superuser, moto)
     finally:
         moto.stop()
         Redis.from_url(redis).flushdb()
@@ -208,8 +208,7 @@ def run_checks(engine: str, image: str, work: Path) -> None:
     volume = work / "state"
     volume.mkdir(mode=0o700)
     shutil.chown(volume, UID, UID)
-    with services(work) as env:
-        superuser, moto = env.pop("_superuser"), env.pop("_moto")
+    with services() as (env, superuser, moto):
         port, token = free_port(), secrets.token_urlsafe(24)
         settings = {**env, "SECRET_KEY": secrets.token_urlsafe(48), "FIELD_KEY": _fernet_key(),
                     "BASE_URL": f"http://127.0.0.1:{port}", "PORT": f"127.0.0.1:{port}", "METRICS_TOKEN": token,
