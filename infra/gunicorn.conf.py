@@ -196,7 +196,17 @@ else:
 # by an earlier server would be summed in too: the folder is emptied when the master starts.
 
 
+# A listener closed in a SO_REUSEPORT group resets the connections queued on it, and the SYNs the kernel was
+# handing it at that instant; with this setting (Linux 5.14, per network namespace) it hands them to another
+# listener of the group instead. A recycled worker drains its socket before closing it (above), so without the
+# setting only a connection arriving in that last instant is reset: rare, but seen under load in CI.
+MIGRATE_REQUESTS = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
 def on_starting(server) -> None:  # noqa: ANN001
+    if SPREAD and MIGRATE_REQUESTS.exists() and MIGRATE_REQUESTS.read_text().strip() == "0":
+        server.log.warning("net.ipv4.tcp_migrate_req is 0: a worker replaced may reset a connection arriving as it"
+                           " closes its socket; set it to 1 (infra/README.md)")
     folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     for path in folder.iterdir():

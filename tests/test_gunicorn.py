@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests import log_capture
 from tests.log_capture import CANARY_TOKEN
 from tests.services import free_port
@@ -109,7 +111,24 @@ def test_gunicorn_logs_json_sums_metrics_over_its_workers_and_stops_on_sigterm(a
     assert "someone@example.test" not in stdout + stderr  # no query strings
 
 
-def test_workers_recycled_under_load_lose_no_request(app, db_urls, tmp_path):
+@pytest.fixture
+def migrate_requests() -> Iterator[None]:
+    """``net.ipv4.tcp_migrate_req=1`` for the test, as infra/README.md asks of the hosts: a listener that closes
+    hands what was queued on it to another of its SO_REUSEPORT group. Without it a whole run of the suite once
+    saw a connection reset, arriving in the instant between a recycled worker's last accept and its close."""
+    setting = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+    before = setting.read_text().strip()
+    if before != "1":
+        try:
+            setting.write_text("1")
+        except OSError as exc:
+            pytest.fail(f"this test needs `sysctl -w net.ipv4.tcp_migrate_req=1` (as root): {exc}")
+    yield
+    if before != "1":
+        setting.write_text(before)
+
+
+def test_workers_recycled_under_load_lose_no_request(app, db_urls, tmp_path, migrate_requests):
     """Each worker is replaced after a few requests (GUNICORN_MAX_REQUESTS): the one leaving closes its
     socket as it stops accepting, the new one's socket is there from its start; no request fails."""
     with _gunicorn(app, db_urls, tmp_path, GUNICORN_MAX_REQUESTS="6", GUNICORN_MAX_REQUESTS_JITTER="2") as (port, _):
