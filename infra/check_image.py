@@ -56,12 +56,14 @@ results: list[tuple[str, bool, str]] = []
 
 
 def check(name: str, ok: bool, detail: str = "") -> bool:
+    """Record and print one check's outcome."""
     results.append((name, ok, detail))
     print(f"{'PASS' if ok else 'FAIL'}  {name}{': ' + detail if detail else ''}", flush=True)
     return ok
 
 
 def sh(*args: str, check_rc: bool = True, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+    """Run a command, its output captured; with ``check_rc`` a failure ends the run with the output's tail."""
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)  # noqa: S603
     if check_rc and done.returncode != 0:
         raise SystemExit(f"{' '.join(args[:4])}… failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
@@ -74,7 +76,7 @@ def runtime() -> str:
         return "docker"
     if shutil.which("podman"):
         return "podman"
-    raise SystemExit("neither a docker daemon nor podman: install podman (make image-check does)")
+    raise SystemExit("neither a docker daemon nor podman: install podman (Debian: apt-get install podman)")
 
 
 def stand_in_base(engine: str, work: Path) -> str:
@@ -104,6 +106,7 @@ def stand_in_base(engine: str, work: Path) -> str:
 
 
 def build(engine: str, image: str, base: str | None) -> None:
+    """Build infra/Dockerfile as ``image`` (on ``base`` as its PYTHON_IMAGE, when given)."""
     args = [engine, "build", "--network", "host", "-f", "infra/Dockerfile", "-t", image]
     args += ["--format", "docker"] if engine == "podman" else []  # OCI images drop HEALTHCHECK
     args += ["--build-arg", f"PYTHON_IMAGE={base}"] if base else []
@@ -125,12 +128,18 @@ class Containers:
                 "-v", f"{self.volume}:/var/lib/portal", "--env-file", str(self.env_file), *extra, self.image]
 
     def once(self, name: str, *command: str, extra: list[str] | None = None) -> subprocess.CompletedProcess:
-        self.names.append(name)
+        """Run ``command`` to its end; its result."""
+        self._claim(name)
         return sh(*self._args(name, extra or []), *command, check_rc=False, timeout=600)
 
     def start(self, name: str, *command: str, extra: list[str] | None = None) -> None:
-        self.names.append(name)
+        """Start ``command`` (the image's own when none) in the background."""
+        self._claim(name)
         sh(*self._args(name, ["-d", *(extra or [])]), *command)
+
+    def _claim(self, name: str) -> None:
+        sh(self.engine, "rm", "-f", name, check_rc=False)  # one left by an interrupted run
+        self.names.append(name)
 
     def logs(self, name: str) -> str:
         done = sh(self.engine, "logs", name, check_rc=False)
@@ -150,6 +159,7 @@ class Containers:
 
 
 def inspect_image(engine: str, image: str) -> None:
+    """What the image holds: its user, no compiler, the OCR languages and tools, the catalogue, a health check."""
     probe = (
         "id -u; for c in gcc cc g++ make; do command -v $c; done; echo ---; tesseract --list-langs 2>&1 | tail -n +2;"
         " echo ---; command -v pdftoppm; command -v tini; python -c \"import portal, pathlib;"
@@ -202,6 +212,7 @@ def services() -> Iterator[tuple[dict[str, str], str, MotoServer]]:
 
 
 def run_checks(engine: str, image: str, work: Path) -> None:
+    """The image's contents, then its commands against real services (the module's docstring)."""
     from tests.data.invoices import samples
 
     inspect_image(engine, image)
@@ -266,9 +277,11 @@ def run_checks(engine: str, image: str, work: Path) -> None:
                 check(f"{name[6:]} stops on SIGTERM by itself", status == 0 and took < grace,
                       f"exit {status} in {took:.1f} s (grace {grace} s)")
         finally:
-            for name in box.names:
-                if any(not ok for _, ok, _ in results):
-                    (work.parent / f"image-check-{name}.log").write_text(box.logs(name))
+            if any(not ok for _, ok, _ in results):
+                for name in box.names:
+                    kept = work.parent / f"image-check-{name}.log"
+                    kept.write_text(box.logs(name))
+                    print(f"kept {kept}", flush=True)
             box.remove()
 
 
