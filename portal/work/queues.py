@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import lazyload
 
 from portal.extensions import commit_keeping_loaded, db
@@ -144,14 +144,36 @@ class MyWork(NamedTuple):
     clients: list[Reachable]
 
 
+def _listed(mine: ColumnElement[bool], chosen: uuid.UUID | None, line_key: str | None, state: str | None,
+            overdue: bool, after: tuple[date, int, uuid.UUID] | None, limit: int) -> list:
+    """My tasks in the page's order, narrowed by the filters: one more than ``limit``, to tell whether more follow."""
+    due = Task.due_date
+    # Columns, not rows: a list needs none of a task's relationships.
+    query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
+                    Task.due_date, Task.assignee_id)
+             .join(ServiceLine, ServiceLine.id == Task.service_line_id)
+             .where(mine)
+             .order_by(func.coalesce(due, FAR), Task.priority, Task.id))
+    if chosen is not None:
+        query = query.where(Task.tenant_id == chosen)
+    if line_key:
+        query = query.where(Task.service_line_id == service_line(line_key).id)
+    if state:
+        query = query.where(Task.state == State(state))
+    if overdue:
+        query = query.where(due < reader_today())
+    if after:
+        query = query.where(tuple_(func.coalesce(due, FAR), Task.priority, Task.id) > tuple_(*after))
+    return db.session.execute(query.limit(limit + 1)).all()
+
+
 def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None = None,
             state: str | None = None, overdue: bool = False,
             after: tuple[date, int, uuid.UUID] | None = None, limit: int = PAGE,
             ip: str | None = None) -> MyWork:
     """The actor's unfinished tasks (to do or to review) across their tenants: due date, then priority."""
     tenants = {t.id: t for t in visible_tenants(actor)}
-    chosen = [t.id for t in tenants.values() if t.slug == tenant_slug] if tenant_slug else None
-    due = Task.due_date
+    chosen = next((t.id for t in tenants.values() if t.slug == tenant_slug), None) if tenant_slug else None
     mine = (Task.state.not_in([s.value for s in FINAL])
             & ((Task.assignee_id == actor.id) | ((Task.reviewer_id == actor.id) & (Task.state == State.IN_REVIEW))))
     rows, with_work = [], set()
@@ -159,24 +181,8 @@ def my_work(actor: User, *, tenant_slug: str | None = None, line_key: str | None
     with across_tenants(actor, "my work", ip=ip) as reach:
         if reach:  # no client: nothing to read
             with_work = set(db.session.scalars(select(Task.tenant_id).where(mine).distinct()))
-        if reach and chosen != []:  # an unknown client (or one out of reach) has nothing to show
-            # Columns, not rows: a list needs none of a task's relationships.
-            query = (select(Task.id, Task.tenant_id, Task.title, ServiceLine.name, Task.state, Task.priority,
-                            Task.due_date, Task.assignee_id)
-                     .join(ServiceLine, ServiceLine.id == Task.service_line_id)
-                     .where(mine)
-                     .order_by(func.coalesce(due, FAR), Task.priority, Task.id))
-            if chosen:
-                query = query.where(Task.tenant_id == chosen[0])
-            if line_key:
-                query = query.where(Task.service_line_id == service_line(line_key).id)
-            if state:
-                query = query.where(Task.state == State(state))
-            if overdue:
-                query = query.where(due < reader_today())
-            if after:
-                query = query.where(tuple_(func.coalesce(due, FAR), Task.priority, Task.id) > tuple_(*after))
-            rows = db.session.execute(query.limit(limit + 1)).all()
+            if chosen is not None or not tenant_slug:  # a client unknown or out of reach has nothing to show
+                rows = _listed(mine, chosen, line_key, state, overdue, after, limit)
         items = [WorkItem(id_, tenants[tenant_id].slug, tenants[tenant_id].name, title, line, state_, priority, due_,
                           "assignee" if assignee_id == actor.id else "reviewer")
                  for id_, tenant_id, title, line, state_, priority, due_, assignee_id in rows[:limit]]
