@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from tenants.keyring import publish
+
 
 def secret_file(path: Path, make: Callable[[], str]) -> str:
-    """Read the secret at ``path``, creating it (0600, exclusively) on first use."""
+    """Read the secret at ``path``, creating it (0600) on first use.
+
+    Processes starting side by side (gunicorn's workers, the rq worker) each load the app: the file appears
+    whole or not at all (``keyring.publish``), and every one of them reads the one that won. Created empty
+    and then written, a worker starting in between read an empty secret and failed every page it rendered.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        value = make()
-        fh.write(value)
-    return value
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process published it first: its value stands
+            publish(path, make().encode())
+    return path.read_text().strip()
 
 
 def fill_dev_secrets(cfg: dict) -> None:

@@ -130,8 +130,10 @@ def _temp_file(directory: Path, data: bytes) -> Path:
     return tmp
 
 
-def _publish(path: Path, data: bytes) -> None:
-    """Create ``path`` complete or not at all; ``FileExistsError`` if it exists (never overwritten)."""
+def publish(path: Path, data: bytes) -> None:
+    """Create ``path`` (0600) complete or not at all; ``FileExistsError`` if it exists (never overwritten).
+
+    A reader never sees it half-written: it appears by ``os.link`` of a finished temporary file."""
     tmp = _temp_file(path.parent, data)
     try:
         os.link(tmp, path)
@@ -249,7 +251,7 @@ class _FileKeyring:
         version = max([int(v) for v in meta["versions"]] + list(self._key_files(tenant_id)) + [0]) + 1
         record = {"format": 1, "tenant_id": str(tenant_id), "version": version,
                   **self._wrap_tenant_key(tenant_id, version, AESGCM.generate_key(bit_length=256))}
-        _publish(self._dir(tenant_id) / f"v{version}.key", _json(record))
+        publish(self._dir(tenant_id) / f"v{version}.key", _json(record))
         meta["versions"][str(version)] = {"created_at": _now(), "retired_at": None}
         meta["current"] = version
         self._save_meta(tenant_id, meta)  # the version exists for callers only from here on
@@ -395,7 +397,7 @@ class _FileKeyring:
             self._refuse_destroyed(tenant_id, self._meta(tenant_id))
             if _read_json(path) is None:
                 with contextlib.suppress(FileExistsError):  # a racing process created it first
-                    _publish(path, self._wrap_field_key(tenant_id, AESGCM.generate_key(bit_length=256),
+                    publish(path, self._wrap_field_key(tenant_id, AESGCM.generate_key(bit_length=256),
                                                         ref.version))
         return self.field_key(tenant_id)
 
@@ -442,7 +444,7 @@ class _FileKeyring:
                     or destroyed_at or _now())
             numbers = sorted({int(v) for v in meta["versions"]} | set(self._key_files(tenant_id)))
             with contextlib.suppress(FileExistsError):  # never rewritten: the first entry stands
-                _publish(self._shredded / f"{tenant_id}.json", _json({
+                publish(self._shredded / f"{tenant_id}.json", _json({
                     "format": 1, "tenant_id": str(tenant_id), "key_id": self.key_id(tenant_id),
                     "versions": numbers, "destroyed_at": when}))
             for version, path in sorted(self._key_files(tenant_id).items()):
@@ -520,7 +522,7 @@ class LocalKeyring(_FileKeyring):
             versions = self._master_versions()
             if not versions:
                 with contextlib.suppress(FileExistsError):  # a racing process created it first
-                    _publish(self.key_dir / "master-v1.key", AESGCM.generate_key(bit_length=256))
+                    publish(self.key_dir / "master-v1.key", AESGCM.generate_key(bit_length=256))
                 versions = self._master_versions()
             version = versions[-1]
         try:
@@ -566,7 +568,7 @@ class LocalKeyring(_FileKeyring):
         with _locked(self.key_dir):
             old = self._master_versions()
             new_version = (old[-1] if old else 0) + 1
-            _publish(self.key_dir / f"master-v{new_version}.key", AESGCM.generate_key(bit_length=256))
+            publish(self.key_dir / f"master-v{new_version}.key", AESGCM.generate_key(bit_length=256))
             for tenant_id, version, path in self._each_key_file():
                 record = _read_json(path)
                 if record is None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from portal import config
+from portal.instance import secret_file
 
 PROD = {"PORTAL_ENV": "production", "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgresql://a@h/d",
         "MIGRATION_DATABASE_URL": "postgresql://o@h/d", "REDIS_URL": "redis://h", "FIELD_KEY": "k",
@@ -118,3 +122,26 @@ def test_the_command_line_says_one_line_and_exits():
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "portal: SECRET_KEY must be set when PORTAL_ENV=production"
     assert "Traceback" not in result.stderr
+
+
+def test_processes_starting_together_agree_on_one_whole_local_secret(tmp_path):
+    """gunicorn's workers each load the app at once: every one must read the secret the first one made, never a
+    file still being written (an empty SECRET_KEY failed every page that worker rendered)."""
+    path = tmp_path / "instance" / "secret_key"
+    start = threading.Barrier(4)
+    made = iter(f"secret-of-starter-{i}" for i in range(4))
+
+    def slow_make() -> str:
+        time.sleep(0.3)  # generating the value while the others start
+        return next(made)
+
+    def starter() -> str:
+        start.wait()
+        return secret_file(path, slow_make)
+
+    with ThreadPoolExecutor(4) as pool:
+        read = list(pool.map(lambda _: starter(), range(4)))
+    assert len(set(read)) == 1 and read[0].startswith("secret-of-starter-"), read
+    assert path.read_text() == read[0]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left behind

@@ -79,7 +79,8 @@ def _output(tmp_path: Path) -> tuple[str, str]:
 def test_gunicorn_logs_json_sums_metrics_over_its_workers_and_stops_on_sigterm(app, db_urls, tmp_path):
     with _gunicorn(app, db_urls, tmp_path) as (port, proc):
         for i in range(MISSES):
-            assert _get(port, f"/no-such-page-{i}?email=someone@example.test").status == 404
+            miss = _get(port, f"/no-such-page-{i}?email=someone@example.test")
+            assert miss.status == 404, _output(tmp_path)[1][-3000:]  # the workers' log says why
         invite = _get(port, f"/auth/invite/{CANARY_TOKEN}")
         assert invite.status in (200, 404, 410)
         assert _get(port, f"/payslip/{CANARY_TOKEN}").status < 500  # a payslip link's token, in its path too
