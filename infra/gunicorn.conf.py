@@ -216,6 +216,13 @@ def on_starting(server) -> None:  # noqa: ANN001
             path.unlink(missing_ok=True)
 
 
+def post_worker_init(worker) -> None:  # noqa: ANN001
+    # The app is loaded (preload_app is off): out of the full collections' sight from now on (portal/heap.py).
+    from portal.heap import freeze_loaded_app
+
+    freeze_loaded_app()
+
+
 def on_exit(server) -> None:  # noqa: ANN001
     made = os.environ.get("PORTAL_METRICS_DIR_MADE")
     if made and made == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -517,6 +517,7 @@ def worker(queues: str, burst: bool, scheduler: bool) -> None:
     from rq.serializers import JSONSerializer
 
     from portal import logs, metrics
+    from portal.heap import freeze_loaded_app
     from workers import reap, recover_abandoned, redis_connection, relay
     from workers.runner import PortalWorker
     from workers.schedule import tick
@@ -562,6 +563,7 @@ def worker(queues: str, burst: bool, scheduler: bool) -> None:
                      serializer=JSONSerializer)
     relay_thread = threading.Thread(target=relay_loop, name="relay", daemon=True)
     relay_thread.start()
+    freeze_loaded_app()  # jobs run in this process (SimpleWorker): the app out of full collections' sight
     try:
         w.work(burst=burst, with_scheduler=True)
     finally:

@@ -31,3 +31,10 @@ def sleep_then_mark(folder: str, seconds: str) -> None:
     Path(folder, "started").write_text(str(time.time()))
     time.sleep(float(seconds))
     Path(folder, "finished").write_text(str(time.time()))
+
+
+def note_frozen(folder: str) -> None:
+    """Write how many objects the worker's process keeps out of the collector's full passes (portal/heap.py)."""
+    import gc
+
+    Path(folder, "frozen").write_text(str(gc.get_freeze_count()))
