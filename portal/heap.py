@@ -2,9 +2,9 @@
 
 A loaded portal is about 300,000 objects the cycle collector tracks (modules, SQLAlchemy's mappers and
 compiled statements, Jinja's templates, Babel's catalogues), alive as long as the process. Each full
-collection walks all of them: measured in a gunicorn worker under load (bench/README.md, "Garbage
-collection"), 230-250 ms with every thread of the worker stopped, about once per 1,000 requests. Frozen
-once loaded (``gc.freeze``, as CPython's documentation suggests for a server that loads its app after the
+collection walks all of them: measured in a gunicorn worker under load (bench/README.md, ``gc_pauses.py``),
+230-250 ms with every thread of the worker stopped, about once per 1,000 requests. Frozen once loaded
+(``gc.freeze``: our workers load the app after the fork, so the freeze comes after the load, not before the
 fork), a full collection walks only what requests made since: 30-40 ms.
 """
 

@@ -398,7 +398,7 @@ class _FileKeyring:
             if _read_json(path) is None:
                 with contextlib.suppress(FileExistsError):  # a racing process created it first
                     publish(path, self._wrap_field_key(tenant_id, AESGCM.generate_key(bit_length=256),
-                                                        ref.version))
+                                                       ref.version))
         return self.field_key(tenant_id)
 
     def rewrap(self, tenant_id: UUID, object_id: UUID, key_ref: KeyRef,
