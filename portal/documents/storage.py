@@ -22,7 +22,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any, Protocol
 
-from tenants.keyring import aws_client_options
+from tenants.keyring import aws_client_options, publish
 from tenants.sealed import SupportsRead
 
 # "3f/a9/3fa9…" : 128 random bits in hex, sharded by the first two bytes so no folder gets huge.
@@ -190,16 +190,7 @@ class LocalStorage:
         """Write ``records/<prefix>/<name>`` (0600), complete or not at all, never over an existing one."""
         path = self.root.joinpath(RECORDS_ROOT, *check_record(prefix, name).split("/"))
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.link(tmp, path)  # FileExistsError rather than a silent overwrite
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        publish(path, data)  # FileExistsError rather than a silent overwrite
 
     def records(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         """Every record under ``records/<prefix>``, in name order."""

@@ -196,6 +196,17 @@ def test_local_files_and_folders_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(local.root.stat().st_mode) == 0o700
 
 
+def test_a_local_record_is_written_private_and_never_over_an_earlier_one(local: LocalStorage) -> None:
+    """Signed records (audit checkpoints, shredding statements) are evidence: a second write of a name fails."""
+    local.put_record("checkpoints", "2026/12/07/first.json", b'{"signed": 1}')
+    with pytest.raises(FileExistsError):
+        local.put_record("checkpoints", "2026/12/07/first.json", b'{"forged": 1}')
+    assert list(local.records("checkpoints")) == [("2026/12/07/first.json", b'{"signed": 1}')]
+    folder = local.root / "records" / "checkpoints" / "2026" / "12" / "07"
+    assert [p.name for p in folder.iterdir()] == ["first.json"]  # no temporary file left by the refused write
+    assert stat.S_IMODE((folder / "first.json").stat().st_mode) == 0o600
+
+
 def test_local_open_does_not_follow_symlinks(local: LocalStorage, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(b"not ciphertext")
