@@ -71,7 +71,6 @@ def main() -> int:
         frozen = freeze_loaded_app()
         _serve(client, args.requests)
         after = _timed(args.rounds)
-        gc.unfreeze()
 
     print(f"a full garbage collection in a loaded portal after {args.requests} pages (python"
           f" {sys.version.split()[0]}, {args.rounds} collections; {frozen:,} objects frozen); wall time")

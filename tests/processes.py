@@ -19,13 +19,28 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.services import free_port
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from portal.dbsetup import Urls
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Set per server by infra/gunicorn.conf.py (its metrics folder is emptied when its master starts): never inherited.
 _OWN_PER_SERVER = ("PROMETHEUS_MULTIPROC_DIR", "PORTAL_METRICS_DIR_MADE")
+
+
+def portal_env(app: Flask, db_urls: Urls, **settings: str) -> dict[str, str]:
+    """The environment of a portal process a test starts (``portal worker``, gunicorn, a script calling the CLI):
+    the test's database, Redis and instance folder, development settings (never ``PORTAL_ENV``, never another
+    server's metrics folder), then ``settings``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PORTAL_ENV", *_OWN_PER_SERVER)}
+    return env | {"DATABASE_URL": db_urls.app, "MIGRATION_DATABASE_URL": db_urls.owner,
+                  "REDIS_URL": app.config["REDIS_URL"], "PORTAL_INSTANCE": app.config["INSTANCE_PATH"]} | settings
 
 
 def http_status(url: str, timeout: float = 5) -> int:

@@ -29,6 +29,7 @@ from tenants.outages import RETRY_AFTER, dependency_down
 from tests.api.util import bearer, issue_token
 from tests.documents import samples
 from tests.factories import csrf_token, login
+from tests.processes import portal_env
 from tests.proxy import TcpProxy
 from tests.services import MotoServer, RedisServer, postgres_superuser_url
 
@@ -398,7 +399,6 @@ def test_a_worker_queues_retries_again_soon_after_redis_restarted(app, db_urls, 
     """rq's scheduler (it queues a failed job's retry when its back-off ends) runs in a process of its own that
     a Redis restart ends; rq would start it again only at its next maintenance, ten minutes on, and every
     retry waited as long. ``portal worker`` starts it again within seconds."""
-    import os
     import signal
     import subprocess
     import sys
@@ -409,8 +409,8 @@ def test_a_worker_queues_retries_again_soon_after_redis_restarted(app, db_urls, 
     from rq.serializers import JSONSerializer
 
     redis = RedisServer(tmp_path / "redis", persist=True)
-    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner, REDIS_URL=redis.url,
-               PORTAL_INSTANCE=str(tmp_path / "instance"), SECRET_KEY=app.config["SECRET_KEY"])
+    env = portal_env(app, db_urls, REDIS_URL=redis.url, PORTAL_INSTANCE=str(tmp_path / "instance"),
+                     SECRET_KEY=app.config["SECRET_KEY"])
     worker = subprocess.Popen([sys.executable, "-c", "from portal.cli import main; import sys; "
                                "sys.argv = ['portal', 'worker', '--no-scheduler', '--queues', 'faults']; main()"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import re
 import signal
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from tests import log_capture
 from tests.log_capture import CANARY_TOKEN
+from tests.processes import portal_env
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +44,10 @@ def _gunicorn(app, db_urls, tmp_path: Path, **settings: str) -> Iterator[tuple[i
     """gunicorn with infra/gunicorn.conf.py and two workers on a free loopback port, once both have booted;
     its output goes to the session's log (tests/log_capture.py) at the end."""
     port = free_port()
-    env = dict(os.environ, PORT=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", GUNICORN_THREADS="2",
-               DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner, REDIS_URL=app.config["REDIS_URL"],
-               PORTAL_INSTANCE=str(tmp_path / "instance"), METRICS_TOKEN=TOKEN, LOG_FORMAT="json",
-               GUNICORN_ACCESS_LOG="-", GUNICORN_MAX_REQUESTS="0") | settings
-    for name in ("PORTAL_ENV", "PROMETHEUS_MULTIPROC_DIR", "GUNICORN_REUSE_PORT"):
-        env.pop(name, None)
+    env = portal_env(app, db_urls, PORT=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", GUNICORN_THREADS="2",
+                     PORTAL_INSTANCE=str(tmp_path / "instance"), METRICS_TOKEN=TOKEN, LOG_FORMAT="json",
+                     GUNICORN_ACCESS_LOG="-", GUNICORN_MAX_REQUESTS="0") | settings
+    env.pop("GUNICORN_REUSE_PORT", None)  # the default (on) whatever the shell says
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "infra" / "gunicorn.conf.py"),

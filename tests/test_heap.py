@@ -4,7 +4,6 @@ collection over the ~300,000 objects of a loaded portal stopped a gunicorn worke
 from __future__ import annotations
 
 import gc
-import os
 import runpy
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from tests.processes import portal_env
 from workers import redis_connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,10 +38,7 @@ def test_the_rq_worker_runs_its_jobs_with_its_loaded_app_frozen(app, ctx, db_url
     name = f"heap-{uuid.uuid4().hex[:8]}"
     Queue(name, connection=redis_connection(), serializer=JSONSerializer).enqueue(
         "tests.workers.jobs_for_tests.note_frozen", str(tmp_path))
-    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
-               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"], LOG_FORMAT="json")
-    for variable in ("PORTAL_ENV", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(variable, None)
+    env = portal_env(app, db_urls, LOG_FORMAT="json")
     done = subprocess.run([sys.executable, "-m", "portal.cli", "worker", "--queues", name, "--no-scheduler",
                            "--burst"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

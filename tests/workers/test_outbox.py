@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.mail import send
 from tenants.context import current_scope
 from tenants.models import utcnow
+from tests.processes import portal_env
 from tests.services import free_port
 from workers import enqueue, make_redis, queue, reap, relay
 from workers.jobs import REGISTRY
@@ -188,7 +189,6 @@ def test_the_scheduler_enqueues_each_period_once_and_a_failed_tick_leaves_it_to_
 
 def test_a_tick_killed_between_claiming_and_committing_leaves_its_periods_to_the_next(app, db_urls):
     """A hard kill (no exception handler runs) after the claims, before the commit: nothing is skipped."""
-    import os
     import secrets
     import subprocess
     import sys
@@ -207,8 +207,7 @@ def test_a_tick_killed_between_claiming_and_committing_leaves_its_periods_to_the
         "    db.session.commit = lambda: os._exit(9)  # the machine dies right before the commit\n"
         f"    schedule.tick(__import__('datetime').datetime.fromisoformat({moment.isoformat()!r}))\n"
     )
-    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
-               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"])
+    env = portal_env(app, db_urls)
     killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert killed.returncode == 9, killed.stderr.decode()[-2000:]
     with app.app_context():

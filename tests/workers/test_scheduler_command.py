@@ -3,7 +3,6 @@ enqueues the periodic jobs (infra/compose.yaml, infra/k8s), and workers that onl
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from tests.factories import make_tenant
+from tests.processes import portal_env
 from workers.models import ScheduleRun
 
 # The per-tenant periodic jobs of workers/schedule.py, written out: each active tenant gets one of each.
@@ -60,8 +60,7 @@ def _start(app, db_urls, moment: datetime, *argv: str) -> subprocess.Popen:  # n
         f"sys.argv = ['portal', *{list(argv)!r}]\n"
         "main()\n"
     )
-    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
-               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"])
+    env = portal_env(app, db_urls)
     return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
 

@@ -19,6 +19,7 @@ from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
 from tests import log_capture
+from tests.processes import portal_env
 from tests.services import free_port
 from workers import redis_connection
 
@@ -49,11 +50,7 @@ def test_sigterm_lets_the_job_in_progress_finish_and_the_worker_exit_0(app, ctx,
     job = Queue(name, connection=redis_connection(), serializer=JSONSerializer).enqueue(
         "tests.workers.jobs_for_tests.sleep_then_mark", str(tmp_path), "4", job_timeout=60)
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
-               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"],
-               WORKER_METRICS_PORT=str(port), METRICS_TOKEN=TOKEN, LOG_FORMAT="json")
-    env.pop("PORTAL_ENV", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = portal_env(app, db_urls, WORKER_METRICS_PORT=str(port), METRICS_TOKEN=TOKEN, LOG_FORMAT="json")
     # A session of its own: whatever it leaves behind (a child holding its output) is killed with it at the end.
     proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker", "--queues", name, "--no-scheduler"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -101,10 +98,7 @@ def test_a_job_whose_worker_was_killed_is_run_again_once_its_heartbeat_runs_out(
     waiting = Queue(name, connection=redis_connection(), serializer=JSONSerializer)
     job = waiting.enqueue("tests.workers.jobs_for_tests.sleep_then_mark", str(tmp_path), "30", job_timeout=60,
                           retry=Retry(max=1))
-    env = dict(os.environ, DATABASE_URL=db_urls.app, MIGRATION_DATABASE_URL=db_urls.owner,
-               REDIS_URL=app.config["REDIS_URL"], PORTAL_INSTANCE=app.config["INSTANCE_PATH"])
-    env.pop("PORTAL_ENV", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = portal_env(app, db_urls)
     proc = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker", "--queues", name, "--no-scheduler"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
